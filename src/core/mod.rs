@@ -1,0 +1,34 @@
+//! The pure core: every rule of the service, free of the platform.
+//!
+//! Nothing here touches JavaScript, the network, storage or a clock; time comes in as an
+//! argument. That keeps the rules unit-tested natively in milliseconds (`cargo test --lib`),
+//! and keeps the platform modules ([`crate::edge`], [`crate::counter`]) thin: they move bytes
+//! between the runtime and these functions.
+//!
+//! - [`routes`]: which paths and methods exist.
+//! - [`command`]: mutations, amounts, body and `If-Match` parsing.
+//! - [`idempotency`]: key syntax and the rule for a key seen before.
+//! - [`state`]: the counter's state and the one transition rule.
+//! - [`audit`]: the audit entry, its three JSON renderings, audit pages.
+//! - [`realtime`]: how sockets start and what clients may send.
+//! - [`wire`]: the edge → object call, encoded in one URL.
+//! - [`cors`]: cross-origin rules; [`auth`]: the admin token check.
+//! - [`problem`]: the one error type and its problem+json form.
+//! - [`schema`]: the SQL schema as ordered migrations.
+//! - [`query`], [`json`], [`time`], [`log`]: small helpers.
+
+pub mod audit;
+pub mod auth;
+pub mod command;
+pub mod cors;
+pub mod idempotency;
+pub mod json;
+pub mod log;
+pub mod problem;
+pub mod query;
+pub mod realtime;
+pub mod routes;
+pub mod schema;
+pub mod state;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,150 @@
+//! The public API surface: which paths exist and which methods each accepts.
+
+use super::command::Operation;
+use super::problem::Problem;
+
+/// Everything the API serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /api/value`
+    Value,
+    /// `POST /api/increment`, `POST /api/decrement`
+    Step(Operation),
+    /// `GET /api/audit`
+    Audit,
+    /// `GET /api/health`
+    Health,
+    /// `GET /api/ws` (WebSocket)
+    Socket,
+    /// `GET /api/openapi.json`
+    OpenApi,
+    /// `POST /api/admin/set`
+    AdminSet,
+    /// `POST /api/admin/reset`
+    AdminReset,
+    /// `OPTIONS` on any of the above (CORS preflight).
+    Preflight,
+}
+
+impl Route {
+    /// Whether the route changes the counter.
+    pub fn is_mutation(self) -> bool {
+        matches!(self, Route::Step(_) | Route::AdminSet | Route::AdminReset)
+    }
+}
+
+/// One path: its `Allow` value and the route each method reaches.
+type PathSpec = (&'static str, &'static str, &'static [(&'static str, Route)]);
+
+/// Every path of the API.
+const TABLE: &[PathSpec] = &[
+    (
+        "/api/value",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Value), ("HEAD", Route::Value)],
+    ),
+    (
+        "/api/increment",
+        "POST, OPTIONS",
+        &[("POST", Route::Step(Operation::Increment))],
+    ),
+    (
+        "/api/decrement",
+        "POST, OPTIONS",
+        &[("POST", Route::Step(Operation::Decrement))],
+    ),
+    (
+        "/api/audit",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Audit), ("HEAD", Route::Audit)],
+    ),
+    (
+        "/api/health",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Health), ("HEAD", Route::Health)],
+    ),
+    ("/api/ws", "GET, OPTIONS", &[("GET", Route::Socket)]),
+    (
+        "/api/openapi.json",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::OpenApi), ("HEAD", Route::OpenApi)],
+    ),
+    (
+        "/api/admin/set",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminSet)],
+    ),
+    (
+        "/api/admin/reset",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminReset)],
+    ),
+];
+
+/// Finds the route for `method` and `path`: 404 for an unknown path, 405 (with `Allow`) for a
+/// known path and another method.
+pub fn route(method: &str, path: &str) -> Result<Route, Problem> {
+    let (_, allow, methods) = TABLE
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .ok_or(Problem::NotFound)?;
+    if method == "OPTIONS" {
+        return Ok(Route::Preflight);
+    }
+    methods
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, r)| *r)
+        .ok_or(Problem::MethodNotAllowed { allow })
+}
+
+/// The methods a path allows (for preflight answers), if the path exists.
+pub fn allowed(path: &str) -> Option<&'static str> {
+    TABLE
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|(_, a, _)| *a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_routes() {
+        assert_eq!(route("GET", "/api/value"), Ok(Route::Value));
+        assert_eq!(route("HEAD", "/api/value"), Ok(Route::Value));
+        assert_eq!(
+            route("POST", "/api/increment"),
+            Ok(Route::Step(Operation::Increment))
+        );
+        assert_eq!(
+            route("POST", "/api/decrement"),
+            Ok(Route::Step(Operation::Decrement))
+        );
+        assert_eq!(route("GET", "/api/ws"), Ok(Route::Socket));
+        assert_eq!(route("OPTIONS", "/api/increment"), Ok(Route::Preflight));
+        assert!(route("POST", "/api/admin/set").unwrap().is_mutation());
+        assert!(!route("GET", "/api/audit").unwrap().is_mutation());
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        for p in [
+            "/api",
+            "/api/",
+            "/api/value/",
+            "/api/VALUE",
+            "/api/nope",
+            "/api/admin",
+        ] {
+            assert_eq!(route("GET", p), Err(Problem::NotFound), "{p}");
+        }
+        assert_eq!(route("OPTIONS", "/api/nope"), Err(Problem::NotFound));
+        let e = route("DELETE", "/api/value").unwrap_err();
+        assert_eq!(e.status(), 405);
+        assert_eq!(e.headers()[0].1, "GET, HEAD, OPTIONS");
+        assert_eq!(route("GET", "/api/increment").unwrap_err().status(), 405);
+        assert_eq!(route("post", "/api/increment").unwrap_err().status(), 405);
+    }
+}

@@ -1,0 +1,101 @@
+//! The counter's SQL schema, as an ordered list of migrations.
+//!
+//! The object records the schema version it has reached in its own `schema_meta` table and, on
+//! every start, applies the migrations after it, each in its own transaction together with the
+//! new version number. A release that needs another table or column appends a migration here;
+//! existing data is never recreated. Migrations must only ever be appended, never edited.
+
+/// One step of the schema.
+#[derive(Debug)]
+pub struct Migration {
+    /// The schema version this step produces (1, 2, 3, … without gaps).
+    pub version: u32,
+    /// What it does, for the log.
+    pub name: &'static str,
+    /// The statements, run in order.
+    pub statements: &'static [&'static str],
+}
+
+/// Where the schema version itself lives. Created before anything else, outside the list.
+pub const META_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS schema_meta (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)";
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "counter, audit trail, idempotency keys",
+        statements: &[
+            // The single counter row. `version` counts applied mutations.
+            "CREATE TABLE counter (
+               id INTEGER PRIMARY KEY CHECK (id = 1),
+               value INTEGER NOT NULL CHECK (value BETWEEN -9007199254740991 AND 9007199254740991),
+               version INTEGER NOT NULL CHECK (version >= 0),
+               updated_at TEXT
+             )",
+            "INSERT INTO counter (id, value, version, updated_at) VALUES (1, 0, 0, NULL)",
+            // One row per applied mutation; version is the counter's version after it.
+            "CREATE TABLE audit (
+               version INTEGER PRIMARY KEY,
+               operation TEXT NOT NULL,
+               amount INTEGER NOT NULL,
+               previous_value INTEGER NOT NULL,
+               value INTEGER NOT NULL,
+               request_id TEXT NOT NULL,
+               at TEXT NOT NULL
+             )",
+            // key -> what the request was and the exact response it got.
+            "CREATE TABLE idempotency (
+               key TEXT PRIMARY KEY,
+               fingerprint TEXT NOT NULL,
+               version INTEGER NOT NULL,
+               response TEXT NOT NULL,
+               created_at INTEGER NOT NULL
+             ) WITHOUT ROWID",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "index idempotency keys by age for expiry",
+        statements: &["CREATE INDEX idempotency_created_at ON idempotency (created_at)"],
+    },
+];
+
+/// The newest schema version.
+pub fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The migrations a database at `current` still needs, in order. `None` when the database is
+/// newer than this code (a rollback to an older release): the object must not touch it.
+pub fn pending(current: u32) -> Option<&'static [Migration]> {
+    if current > latest() {
+        return None;
+    }
+    let start = MIGRATIONS
+        .iter()
+        .position(|m| m.version > current)
+        .unwrap_or(MIGRATIONS.len());
+    Some(&MIGRATIONS[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_contiguous_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+            assert!(!m.statements.is_empty());
+        }
+    }
+
+    #[test]
+    fn pending_steps() {
+        assert_eq!(pending(0).unwrap().len(), MIGRATIONS.len());
+        assert_eq!(pending(1).unwrap()[0].version, 2);
+        assert!(pending(latest()).unwrap().is_empty());
+        assert!(pending(latest() + 1).is_none());
+    }
+}

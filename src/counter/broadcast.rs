@@ -1,0 +1,104 @@
+//! The counter's WebSockets: accepting them for hibernation, catching a client up, fanning out.
+//!
+//! Sockets are accepted with the hibernation API (`ctx.acceptWebSocket`), never `accept()`:
+//! the runtime then owns them, keeps them open while the object is evicted from memory, and
+//! wakes the object only when a client sends something other than `ping` (which the runtime
+//! answers itself). So the object keeps nothing about sockets in memory: the list comes from
+//! `getWebSockets()` on every broadcast and each socket's client id is its tag.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::WebSocket;
+use worker::durable::State;
+
+use crate::core::realtime::{self, Start};
+use crate::core::state::Snapshot;
+
+use super::store::Store;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A WebSocket seen through our own binding, so a message made once as a JavaScript string
+    /// can be sent to every socket without converting it again for each.
+    type FanoutSocket;
+
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_js(this: &FanoutSocket, message: &js_sys::JsString) -> Result<(), JsValue>;
+}
+
+/// Sends `message` to every connected socket; returns how many took it. A socket that is
+/// closing or broken throws on `send`; that is its problem, never the broadcast's.
+pub fn broadcast(state: &State, message: &str) -> usize {
+    let sockets = state.as_raw().get_websockets().unwrap_or_default();
+    if sockets.is_empty() {
+        return 0;
+    }
+    let message = js_sys::JsString::from(message);
+    sockets
+        .iter()
+        .filter(|ws| ws.unchecked_ref::<FanoutSocket>().send_js(&message).is_ok())
+        .count()
+}
+
+/// Accepts the server end of a new socket for `client` and sends it its start: the snapshot,
+/// or the missed changes after `since` from the audit trail. Runs synchronously, between two
+/// mutations, so the live updates that follow continue exactly where this left off.
+pub fn accept(
+    state: &State,
+    store: &Store,
+    server: &WebSocket,
+    client: &str,
+    since: Option<u64>,
+    current: &Snapshot,
+) -> Result<(), String> {
+    state
+        .as_raw()
+        .accept_websocket_with_tags(server, vec![JsValue::from_str(client)])
+        .map_err(|e| crate::ffi::error_text(&e))?;
+    match realtime::start(since, current.version) {
+        Start::Snapshot => send(server, &current.snapshot_message()),
+        Start::Replay { after } => {
+            let missed = store.audit(after, realtime::MAX_REPLAY)?;
+            for entry in &missed {
+                send(server, &entry.update_message());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Number of open sockets.
+pub fn count(state: &State) -> usize {
+    state
+        .as_raw()
+        .get_websockets()
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
+/// Handles a message from a client: over the size limit closes the socket with 1009, anything
+/// else gets an `error` message back. Nothing a client sends can touch the counter or another
+/// socket.
+pub fn on_message(ws: &WebSocket, len: usize, binary: bool) {
+    match realtime::incoming(len, binary) {
+        realtime::Incoming::TooBig => {
+            let _ = ws.close_with_code_and_reason(realtime::CLOSE_TOO_BIG, "message too big");
+        }
+        realtime::Incoming::Unsupported(reply) => send(ws, &reply),
+    }
+}
+
+/// Completes a close the client started. 1005 and 1006 are reserved codes that cannot be sent,
+/// so they are answered with 1000.
+pub fn on_close(ws: &WebSocket, code: u16, reason: &str) {
+    let code = match code {
+        1005 | 1006 => 1000,
+        c => c,
+    };
+    let reason: String = reason.chars().take(60).collect();
+    let _ = ws.close_with_code_and_reason(code, &reason);
+}
+
+fn send(ws: &WebSocket, message: &str) {
+    let _ = ws.send_with_str(message);
+}

@@ -1,0 +1,284 @@
+//! The counter: one SQLite-backed Durable Object that owns the value.
+//!
+//! All counter requests in the world reach this single object (named `global`). The runtime
+//! runs one event at a time in it, and every handler here is *synchronous*: `fetch` reads its
+//! call from the URL, runs its SQL and returns the response without ever yielding. So no two
+//! requests can interleave, not even between the idempotency check and the commit, and the
+//! order in which the object handles mutations is the order of their versions.
+//!
+//! Per mutation: apply the pure rule ([`Snapshot::apply`]) to the cached state, write counter +
+//! audit + idempotency record in one `transactionSync`, adopt the new state, broadcast the
+//! update, answer. Reads answer from the cached state, which only ever changes after a commit.
+//!
+//! This is a plain `#[wasm_bindgen]` class rather than `#[durable_object]`: the macro makes
+//! every handler `async` and converts each request and response through `worker`'s wrapper
+//! types, which costs a promise and a dozen JS↔Wasm crossings per call and would give up the
+//! run-to-completion guarantee above.
+
+mod broadcast;
+mod store;
+
+use std::cell::RefCell;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Request, Response};
+use worker::durable::State;
+use worker::worker_sys::{DurableObjectState, WebSocketRequestResponsePair};
+use worker::Env;
+
+use crate::core::audit::AuditQuery;
+use crate::core::command::Mutation;
+use crate::core::idempotency::{self, Seen};
+use crate::core::json::JsonWriter;
+use crate::core::problem::Problem;
+use crate::core::schema;
+use crate::core::state::Snapshot;
+use crate::core::time::rfc3339_millis;
+use crate::core::wire::ObjectCall;
+use crate::http::{self, log_event, now_ms};
+use store::{CommitError, Store};
+
+/// The name of the one counter object.
+pub const OBJECT_NAME: &str = "global";
+
+/// How often the alarm removes expired idempotency keys.
+const EXPIRY_INTERVAL_MS: f64 = 60.0 * 60.0 * 1000.0;
+/// At most this many keys are removed per alarm, so one alarm never blocks the object long.
+const EXPIRY_BATCH: u32 = 50_000;
+
+/// The Durable Object class bound as `COUNTER`.
+#[wasm_bindgen]
+pub struct Counter {
+    state: State,
+    store: Store,
+    /// The committed state, or why the object cannot serve (a failed migration).
+    current: RefCell<Result<Snapshot, String>>,
+    schema_version: u32,
+}
+
+#[wasm_bindgen]
+impl Counter {
+    /// Runs on every (re)construction, including after hibernation: brings the schema up to
+    /// date, loads the counter row and arms the expiry alarm. SQL is synchronous, so the object
+    /// is fully initialised before its first event.
+    #[wasm_bindgen(constructor)]
+    pub fn new(raw: DurableObjectState, _env: Env) -> Counter {
+        let state = State::from(raw);
+        let store = Store::new(
+            state
+                .as_raw()
+                .storage()
+                .map_or_else(|e| e.unchecked_into(), |s| s.unchecked_into()),
+        );
+        let (current, schema_version) = match store.migrate() {
+            Ok(v) => (store.load(), v),
+            Err(e) => (Err(e), 0),
+        };
+        if let Err(e) = &current {
+            log_event("error", "counter unavailable", |w| {
+                w.string("error", e);
+            });
+        }
+        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+            let _ = state.as_raw().set_websocket_auto_response(&pair);
+        }
+        arm_expiry_alarm(&store);
+        Counter {
+            state,
+            store,
+            current: RefCell::new(current),
+            schema_version,
+        }
+    }
+
+    /// One call from the edge. Never yields: see the module doc.
+    pub fn fetch(&self, req: Request) -> Result<Response, JsValue> {
+        let call = match ObjectCall::decode(&req.url()) {
+            Ok(call) => call,
+            Err(p) => return http::problem(&p),
+        };
+        let current = match &*self.current.borrow() {
+            Ok(s) => s.clone(),
+            Err(_) => {
+                return http::problem(&Problem::Unavailable {
+                    retry_after_secs: 5,
+                })
+            }
+        };
+        match call {
+            ObjectCall::Value => http::json(&current.value_json(), &[("etag", &current.etag())]),
+            ObjectCall::Mutate { mutation, .. } => self.mutate(&current, &mutation),
+            ObjectCall::Audit(q) => self.audit(&q),
+            ObjectCall::Connect { since, client } => self.connect(&current, since, &client),
+            ObjectCall::Health => self.health(&current),
+        }
+    }
+
+    /// A message from a client socket (never `ping`: the runtime answers that).
+    #[wasm_bindgen(js_name = webSocketMessage)]
+    pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
+        match message.as_string() {
+            Some(text) => broadcast::on_message(&ws, text.len(), false),
+            None => {
+                let len = message
+                    .dyn_ref::<js_sys::ArrayBuffer>()
+                    .map_or(0, |b| b.byte_length() as usize);
+                broadcast::on_message(&ws, len, true)
+            }
+        }
+    }
+
+    /// A client closed its socket.
+    #[wasm_bindgen(js_name = webSocketClose)]
+    pub fn websocket_close(&self, ws: web_sys::WebSocket, code: u16, reason: String, _clean: bool) {
+        broadcast::on_close(&ws, code, &reason);
+    }
+
+    /// A socket failed; the runtime has already closed it.
+    #[wasm_bindgen(js_name = webSocketError)]
+    pub fn websocket_error(&self, _ws: web_sys::WebSocket, _error: JsValue) {}
+
+    /// Removes expired idempotency keys and re-arms itself.
+    pub fn alarm(&self) {
+        match self.store.expire_keys(now_ms(), EXPIRY_BATCH) {
+            Ok(0) => {}
+            Ok(n) => log_event("info", "idempotency keys expired", |w| {
+                w.uint("count", n);
+            }),
+            Err(e) => log_event("error", "key expiry failed", |w| {
+                w.string("error", &e);
+            }),
+        }
+        let _ = self
+            .store
+            .storage()
+            .set_alarm(now_ms() as f64 + EXPIRY_INTERVAL_MS);
+    }
+}
+
+impl Counter {
+    /// Applies `m` exactly once, or answers what it got the first time.
+    fn mutate(&self, current: &Snapshot, m: &Mutation) -> Result<Response, JsValue> {
+        let now = now_ms();
+        let entry = match current.apply(m, rfc3339_millis(now)) {
+            Ok(entry) => entry,
+            // A retry of a change that was applied when it was still valid must get its
+            // original answer, not this refusal: the key decides before the rule does.
+            Err(problem) => {
+                return self
+                    .seen_before(m)
+                    .unwrap_or_else(|| http::problem(&problem))
+            }
+        };
+        let response = entry.response_json();
+        match self.store.commit(&entry, &m.fingerprint(), &response, now) {
+            Ok(()) => {
+                let next = Snapshot::after(&entry);
+                let etag = next.etag();
+                *self.current.borrow_mut() = Ok(next);
+                broadcast::broadcast(&self.state, &entry.update_message());
+                http::json(&response, &[("etag", &etag)])
+            }
+            // Rolled back. The usual cause is that the key is already stored (a replay);
+            // anything else is a storage fault, and the client may retry the same key.
+            Err(CommitError::Storage(why)) => self.seen_before(m).unwrap_or_else(|| {
+                log_event("error", "commit failed", |w| {
+                    w.string("request_id", m.key.as_str()).string("error", &why);
+                });
+                http::problem(&Problem::Internal)
+            }),
+        }
+    }
+
+    /// The answer for a key that is already stored: its original response (replay), or 422
+    /// when it was used for something else. `None` if the key is new.
+    fn seen_before(&self, m: &Mutation) -> Option<Result<Response, JsValue>> {
+        let stored = match self.store.lookup(m.key.as_str()) {
+            Ok(stored) => stored?,
+            Err(e) => {
+                log_event("error", "key lookup failed", |w| {
+                    w.string("error", &e);
+                });
+                return Some(http::problem(&Problem::Internal));
+            }
+        };
+        Some(
+            match idempotency::judge(&m.fingerprint(), &stored.fingerprint, &stored.response) {
+                Seen::Replay(body) => http::json(
+                    body,
+                    &[
+                        ("idempotent-replayed", "true"),
+                        ("etag", &format!("\"{}\"", stored.version)),
+                    ],
+                ),
+                Seen::Conflict => http::problem(&Problem::KeyReused {
+                    key: m.key.as_str().to_owned(),
+                }),
+            },
+        )
+    }
+
+    fn audit(&self, q: &AuditQuery) -> Result<Response, JsValue> {
+        match self.store.audit_page(q) {
+            Ok(body) => http::json(&body, &[]),
+            Err(e) => {
+                log_event("error", "audit read failed", |w| {
+                    w.string("error", &e);
+                });
+                http::problem(&Problem::Internal)
+            }
+        }
+    }
+
+    fn connect(
+        &self,
+        current: &Snapshot,
+        since: Option<u64>,
+        client: &str,
+    ) -> Result<Response, JsValue> {
+        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
+        let server: &web_sys::WebSocket = pair.server.as_ref();
+        if let Err(e) = broadcast::accept(&self.state, &self.store, server, client, since, current)
+        {
+            log_event("error", "socket accept failed", |w| {
+                w.string("error", &e);
+            });
+            return http::problem(&Problem::Internal);
+        }
+        let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
+        Ok(response.into())
+    }
+
+    fn health(&self, current: &Snapshot) -> Result<Response, JsValue> {
+        let (audit_rows, keys) = self.store.counts().map_err(|e| JsValue::from_str(&e))?;
+        let body = JsonWriter::object()
+            .string("status", "ok")
+            .uint("schema_version", u64::from(self.schema_version))
+            .uint("latest_schema_version", u64::from(schema::latest()))
+            .int("value", current.value)
+            .uint("version", current.version)
+            .uint("audit_entries", audit_rows)
+            .uint("idempotency_keys", keys)
+            .uint("sockets", broadcast::count(&self.state) as u64)
+            .uint("database_bytes", self.store.size_bytes())
+            .finish();
+        http::json(&body, &[])
+    }
+}
+
+/// Makes sure an alarm is set for key expiry, without moving one that is already pending
+/// (the constructor runs on every wake-up; re-arming each time could postpone it forever).
+fn arm_expiry_alarm(store: &Store) {
+    let Ok(pending) = store.storage().get_alarm() else {
+        return;
+    };
+    let storage = store.storage().clone();
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        if let Ok(v) = worker::wasm_bindgen_futures::JsFuture::from(pending).await {
+            if v.is_null() || v.is_undefined() {
+                let _ = storage.set_alarm(now_ms() as f64 + EXPIRY_INTERVAL_MS);
+            }
+        }
+    });
+}

@@ -1,0 +1,73 @@
+//! The Worker's settings (wrangler vars and secrets), read once per isolate.
+
+use std::rc::Rc;
+
+use wasm_bindgen::{JsCast, JsValue};
+use worker::worker_sys::{DurableObjectNamespace, Fetcher};
+use worker::Env;
+
+use crate::core::auth;
+use crate::core::cors::Policy;
+use crate::core::problem::Problem;
+
+/// Everything the edge reads from its environment.
+pub struct Config {
+    /// `ALLOWED_ORIGINS`: origins whose pages may change the counter.
+    pub cors: Policy,
+    /// `ADMIN_TOKEN` (a secret): enables `/api/admin/*` when set and non-empty.
+    admin_token: Option<String>,
+}
+
+thread_local! {
+    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
+impl Config {
+    /// The settings of this isolate. Vars and secrets cannot change while an isolate lives (a
+    /// new deployment starts new isolates), so they are parsed on the first request only.
+    pub fn get(env: &Env) -> Rc<Config> {
+        CONFIG.with(|c| {
+            c.get_or_init(|| {
+                Rc::new(Config {
+                    cors: Policy::parse(&string_var(env, "ALLOWED_ORIGINS").unwrap_or_default()),
+                    admin_token: string_var(env, "ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
+                })
+            })
+            .clone()
+        })
+    }
+
+    /// Admin requests need the bearer token; without a configured token the admin API does not
+    /// exist (404), so a deployment that never set one exposes nothing.
+    pub fn authorize_admin(&self, authorization: Option<&str>) -> Result<(), Problem> {
+        match &self.admin_token {
+            None => Err(Problem::NotFound),
+            Some(token) => auth::check_bearer(authorization, token),
+        }
+    }
+}
+
+/// A string var or secret, if set.
+pub fn string_var(env: &Env, name: &str) -> Option<String> {
+    js_sys::Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .and_then(|v| v.as_string())
+}
+
+/// The counter namespace binding (`COUNTER`).
+pub fn counter_namespace(env: &Env) -> Result<DurableObjectNamespace, JsValue> {
+    binding(env, "COUNTER")
+}
+
+/// The static assets binding (`ASSETS`).
+pub fn assets(env: &Env) -> Result<Fetcher, JsValue> {
+    binding(env, "ASSETS")
+}
+
+fn binding<T: JsCast>(env: &Env, name: &str) -> Result<T, JsValue> {
+    let v = js_sys::Reflect::get(env, &JsValue::from_str(name))?;
+    if v.is_undefined() {
+        return Err(JsValue::from_str(&format!("the binding {name} is missing")));
+    }
+    Ok(v.unchecked_into())
+}

@@ -1,0 +1,117 @@
+//! The few JavaScript APIs this service binds itself.
+//!
+//! workers-rs 0.8.7 does not bind `DurableObjectStorage.transactionSync`, and its generic
+//! `SqlStorage::exec` builds a JavaScript array value by value (one JS↔Wasm crossing per
+//! binding). Here the storage and its SQL interface get our own extern types with:
+//!
+//! - [`Storage::transaction_sync`]: runs a Rust closure inside one SQLite transaction. If the
+//!   closure returns `Err` (which wasm-bindgen throws as a JavaScript exception), the runtime
+//!   rolls back every write made inside it, so a failing statement leaves nothing behind.
+//! - fixed-arity `exec` variants named after their argument types (`n` = number,
+//!   `s` = string): one crossing per statement, arguments passed directly.
+//!
+//! Every SQL integer crosses as a JavaScript number; the counter keeps values within
+//! ±(2^53 − 1), where that is exact.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `ctx.storage` of a Durable Object.
+    #[derive(Clone)]
+    pub type Storage;
+
+    /// `storage.transactionSync(fn)`: runs `f` in a transaction; commits if it returns,
+    /// rolls back (and rethrows) if it throws.
+    #[wasm_bindgen(method, catch, js_name = transactionSync)]
+    pub fn transaction_sync(
+        this: &Storage,
+        f: &mut dyn FnMut() -> Result<JsValue, JsValue>,
+    ) -> Result<JsValue, JsValue>;
+
+    /// `storage.sql`.
+    #[wasm_bindgen(method, getter)]
+    pub fn sql(this: &Storage) -> Sql;
+
+    /// `storage.setAlarm(ms)`; the returned promise only reports errors.
+    #[wasm_bindgen(method, catch, js_name = setAlarm)]
+    pub fn set_alarm(this: &Storage, scheduled_ms: f64) -> Result<js_sys::Promise, JsValue>;
+
+    /// `storage.getAlarm()`.
+    #[wasm_bindgen(method, catch, js_name = getAlarm)]
+    pub fn get_alarm(this: &Storage) -> Result<js_sys::Promise, JsValue>;
+
+    /// `ctx.storage.sql`.
+    pub type Sql;
+
+    /// `sql.databaseSize`.
+    #[wasm_bindgen(method, getter, js_name = databaseSize)]
+    pub fn database_size(this: &Sql) -> f64;
+
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec(this: &Sql, query: &str) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_n(this: &Sql, query: &str, a: f64) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_s(this: &Sql, query: &str, a: &str) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_nn(this: &Sql, query: &str, a: f64, b: f64) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_nns(this: &Sql, query: &str, a: f64, b: f64, c: &str) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_ssnsn(
+        this: &Sql,
+        query: &str,
+        a: &str,
+        b: &str,
+        c: f64,
+        d: &str,
+        e: f64,
+    ) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn exec_nsnnnss(
+        this: &Sql,
+        query: &str,
+        a: f64,
+        b: &str,
+        c: f64,
+        d: f64,
+        e: f64,
+        f: &str,
+        g: &str,
+    ) -> Result<Cursor, JsValue>;
+
+    /// The cursor `exec` returns.
+    pub type Cursor;
+
+    /// All remaining rows as arrays of column values (`cursor.raw().toArray()`).
+    #[wasm_bindgen(method, js_name = raw)]
+    fn raw_iter(this: &Cursor) -> RawIter;
+
+    /// `cursor.rowsWritten`.
+    #[wasm_bindgen(method, getter, js_name = rowsWritten)]
+    pub fn rows_written(this: &Cursor) -> f64;
+
+    type RawIter;
+    #[wasm_bindgen(method, js_name = toArray)]
+    fn to_array(this: &RawIter) -> js_sys::Array;
+}
+
+impl Cursor {
+    /// Every row as an array of column values.
+    pub fn rows(&self) -> js_sys::Array {
+        self.raw_iter().to_array()
+    }
+}
+
+/// The message of a JavaScript exception, for logs.
+pub fn error_text(e: &JsValue) -> String {
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    js_sys::Reflect::get(e, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}

@@ -1,0 +1,65 @@
+//! Building HTTP responses, and the one place a [`Problem`] becomes one.
+//!
+//! Both halves of the service (the edge and the counter object) answer through these helpers,
+//! so every response carries the same baseline headers: a JSON media type, `Cache-Control:
+//! no-store` (the counter changes every moment; no cache may answer for it) and
+//! `X-Content-Type-Options: nosniff`. The helpers talk to `web_sys` directly rather than through
+//! `worker::Response`, which would copy the body and rebuild the headers once more on the way
+//! out.
+
+use wasm_bindgen::JsValue;
+use web_sys::{Headers, Response, ResponseInit};
+
+use crate::core::problem::{Problem, PROBLEM_CONTENT_TYPE};
+
+/// `application/json` for successful bodies.
+pub const JSON: &str = "application/json";
+
+/// A response with `body`, `status`, the baseline headers and `extra` headers.
+pub fn respond(
+    status: u16,
+    content_type: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Result<Response, JsValue> {
+    let headers = Headers::new()?;
+    headers.set("content-type", content_type)?;
+    headers.set("cache-control", "no-store")?;
+    headers.set("x-content-type-options", "nosniff")?;
+    for (name, value) in extra {
+        headers.set(name, value)?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    Response::new_with_opt_str_and_init(Some(body), &init)
+}
+
+/// A `200 application/json` response.
+pub fn json(body: &str, extra: &[(&str, &str)]) -> Result<Response, JsValue> {
+    respond(200, JSON, body, extra)
+}
+
+/// The `application/problem+json` response for `p`, with the headers its status needs
+/// (`Allow`, `Retry-After`, `WWW-Authenticate`, ...).
+pub fn problem(p: &Problem) -> Result<Response, JsValue> {
+    let extra = p.headers();
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    respond(p.status(), PROBLEM_CONTENT_TYPE, &p.to_json(), &extra)
+}
+
+/// Milliseconds since the epoch from the platform clock (which, by design, only advances
+/// across I/O).
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// Writes one log line (already JSON) to the platform log.
+pub fn log_line(line: &str) {
+    web_sys::console::log_1(&JsValue::from_str(line));
+}
+
+/// Writes a `{"level","msg",...}` event line; see [`crate::core::log::event`].
+pub fn log_event(level: &str, msg: &str, fields: impl FnOnce(&mut crate::core::json::JsonWriter)) {
+    log_line(&crate::core::log::event(level, msg, fields));
+}

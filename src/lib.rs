@@ -1,0 +1,67 @@
+//! # Number Acidizer
+//!
+//! One global counter that anyone can increment, decrement and watch change live. Every change
+//! is applied exactly once, in one order, written together with its audit entry in one
+//! transaction, kept durably, and pushed to every open browser.
+//!
+//! ## Layout
+//!
+//! Follow one mutation through these files:
+//!
+//! | step | file | platform? |
+//! |---|---|---|
+//! | the Worker entry point | `lib.rs` (this file) | thin |
+//! | route, validate, key, forward, log | [`edge`] (`edge/mod.rs`, `forward.rs`, `body.rs`, `config.rs`) | yes |
+//! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
+//! | the one counter object | [`counter`] (`counter/mod.rs`) | yes |
+//! | the rule: precondition, range, new version | [`core::state`] | **no** |
+//! | counter + audit + key in one transaction | `counter/store.rs`, [`ffi`] (`transactionSync`) | yes |
+//! | push to every socket | `counter/broadcast.rs`, [`core::realtime`] | yes / **no** |
+//! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
+//!
+//! [`core`] holds every rule and compiles natively, so `cargo test --lib` checks it in
+//! milliseconds; the platform modules only exist in the `wasm32` build and stay thin.
+//!
+//! ## The major components
+//!
+//! - **The edge** ([`edge`]) is the stateless Worker that runs wherever a request lands. It
+//!   refuses bad input before it costs the counter anything, and gives every mutation an
+//!   idempotency key before its first attempt.
+//! - **The counter** ([`counter`]) is one SQLite-backed Durable Object. The platform runs one
+//!   event at a time in it; its handlers never yield, so mutations are serialized without
+//!   locks, and its output gate holds every response and broadcast until the write behind it
+//!   is durable.
+//! - **The web app** (`web/`) is static files served by the assets binding; the Worker only
+//!   sees `/api/*`.
+
+pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+pub mod counter;
+#[cfg(target_arch = "wasm32")]
+pub mod edge;
+#[cfg(target_arch = "wasm32")]
+pub mod ffi;
+#[cfg(target_arch = "wasm32")]
+pub mod http;
+
+#[cfg(target_arch = "wasm32")]
+pub use counter::Counter;
+
+/// Runs once per isolate: panics (which would be bugs) are logged with their message.
+#[cfg(target_arch = "wasm32")]
+#[worker::event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The Worker's `fetch` handler: every request that is not a static file.
+#[cfg(target_arch = "wasm32")]
+#[worker::event(fetch)]
+async fn fetch(
+    req: web_sys::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<web_sys::Response> {
+    edge::handle(req, env).await.map_err(worker::Error::from)
+}
