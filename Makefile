@@ -1,0 +1,52 @@
+# Number Acidizer: the two commands are `make dev` and `make test`.
+# Both install what they need first (scripts/setup.sh) and skip what is already installed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+export WRANGLER_HIDE_BANNER := true
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+PORT ?= 8787
+STATE ?= .wrangler/state
+
+.PHONY: dev test build setup lint unit e2e bench clean
+
+## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE)
+dev: build
+	node_modules/.bin/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(STATE)
+
+## test: every test: formatting, lints, unit tests, end-to-end tests against the real runtime
+test:
+	sh scripts/setup.sh test
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory e2e
+	@echo "make test: all passed"
+
+build:
+	sh scripts/build.sh
+
+setup:
+	sh scripts/setup.sh test
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --release -- -D warnings
+
+unit:
+	cargo test --lib
+
+# End-to-end suites start their own servers; `timeout` makes a hang a loud failure.
+e2e:
+	timeout 1200 cargo test --tests -- --test-threads 4
+
+bench: build
+	sh bench/run.sh
+
+clean:
+	rm -rf build target/e2e
