@@ -196,7 +196,6 @@ impl Problem {
                 "www-authenticate",
                 "Bearer realm=\"number-acidizer admin\"".to_string(),
             )],
-            Problem::UpgradeRequired => vec![("upgrade", "websocket".to_string())],
             Problem::PreconditionFailed { current_version } => {
                 vec![("etag", format!("\"{current_version}\""))]
             }

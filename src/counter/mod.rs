@@ -75,10 +75,17 @@ impl Counter {
             Ok(v) => (store.load(), v),
             Err(e) => (Err(e), 0),
         };
-        if let Err(e) = &current {
-            log_event("error", "counter unavailable", |w| {
+        match &current {
+            // One line per (re)start: after hibernation the object is rebuilt from storage
+            // while its sockets stayed open; this line is how operators see that happen.
+            Ok(s) => log_event("info", "counter started", |w| {
+                w.uint("version", s.version)
+                    .uint("schema_version", u64::from(schema_version))
+                    .uint("sockets", broadcast::count(&state) as u64);
+            }),
+            Err(e) => log_event("error", "counter unavailable", |w| {
                 w.string("error", e);
-            });
+            }),
         }
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             let _ = state.as_raw().set_websocket_auto_response(&pair);

@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// Starts one Worker under plain Miniflare 4 (workerd, no wrangler) on 127.0.0.1:<port>, prints
+// "ready <url>", and serves until SIGTERM/SIGINT (then Miniflare stops workerd). The benchmarks run
+// every target (the no-op, the JavaScript counter and our Worker) through this same launcher so
+// they share one runtime path and one configuration. The ready line is
+//   ready http://127.0.0.1:<port>/ pid=<node pid> (<startup ms> ms) script=... [do=Class:BINDING] [wasm]
+// bench/run.sh starts it in its own process group (node + its workerd child), so the group can be
+// measured (CPU, memory) and stopped as one with `kill -TERM -- -<pgid>`.
+//
+//   node bench/miniflare.mjs --script <path/to/worker.js> --port <n>
+//        [--do <ClassName> [--binding <NAME>]]   SQLite-backed Durable Object (binding defaults to COUNTER)
+//        [--wasm]                                 add the CompiledWasm module rule (workers-rs / wasm-bindgen output)
+//        [--compat <YYYY-MM-DD>]                  compatibility date (default 2026-04-01, as in wrangler.toml)
+//        [--persist <dir>]                        persist DO storage (default: in memory, fresh every start)
+//        [--verbose]                              show Miniflare's own log at INFO level (logs every request: slow)
+//        [--workerd-verbose]                      pass --verbose to workerd (diagnostics)
+//
+// Examples:
+//   node bench/miniflare.mjs --script bench/peers/noop/worker.js --port 8801
+//   node bench/miniflare.mjs --script bench/peers/js-counter/worker.js --port 8802 --do Counter --binding COUNTER
+//   node bench/miniflare.mjs --script build/index.js --port 8803 --do Counter --binding COUNTER --wasm
+import { Miniflare, Log, LogLevel } from 'miniflare';
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const { values: a } = parseArgs({
+  options: {
+    script: { type: 'string' },
+    port: { type: 'string' },
+    do: { type: 'string' },
+    binding: { type: 'string', default: 'COUNTER' },
+    wasm: { type: 'boolean', default: false },
+    compat: { type: 'string', default: '2026-04-01' },
+    persist: { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+    'workerd-verbose': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (a.help || !a.script || !a.port) {
+  console.error('usage: node bench/miniflare.mjs --script <worker.js> --port <n> [--do <Class> [--binding <NAME>]] [--wasm] [--compat <date>] [--persist <dir>] [--verbose] [--workerd-verbose]');
+  process.exit(a.help ? 0 : 2);
+}
+const scriptPath = path.resolve(a.script);
+if (!fs.existsSync(scriptPath)) {
+  console.error(`no such script: ${scriptPath}`);
+  process.exit(2);
+}
+
+const opts = {
+  modules: true,
+  scriptPath,
+  // Module names are paths relative to modulesRoot (default: cwd); workerd rejects names with "..",
+  // so root them at the script's own directory and the harness works from any cwd.
+  modulesRoot: path.dirname(scriptPath),
+  // Miniflare follows static imports from scriptPath; .wasm imports need an explicit rule.
+  modulesRules: a.wasm ? [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }] : [],
+  compatibilityDate: a.compat,
+  cf: false, // never fetch https://workers.cloudflare.com/cf.json
+  host: '127.0.0.1',
+  port: Number(a.port),
+  log: new Log(a.verbose ? LogLevel.INFO : LogLevel.WARN),
+  verbose: a['workerd-verbose'], // workerd's own --verbose (internal errors, dropped connections)
+};
+if (a.do) {
+  opts.durableObjects = { [a.binding]: { className: a.do, useSQLite: true } };
+  opts.durableObjectsPersist = a.persist ?? false; // false = in-memory
+}
+
+// Register our signal handler before `new Miniflare`: Miniflare 4 installs its own SIGINT/SIGTERM
+// exit hook in its constructor (it disposes workerd, removes its temporary miniflare-* dir and exits
+// with 128+signal), and that hook runs right after this listener. The dispose below is a fallback
+// in case a future Miniflare stops doing that.
+let mf;
+let stopping = false;
+const stop = (sig) => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`stopping (${sig})`);
+  setTimeout(() => process.exit(1), 5000).unref(); // never hang on shutdown
+  Promise.resolve(mf?.dispose())
+    .catch(() => {})
+    .finally(() => process.exit(0));
+};
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
+
+const t0 = performance.now();
+mf = new Miniflare(opts);
+let url;
+try {
+  url = await mf.ready;
+} catch (e) {
+  console.error('miniflare failed to start:', e);
+  process.exit(1);
+}
+console.log(`ready ${url.href} pid=${process.pid} (${(performance.now() - t0).toFixed(0)} ms) script=${a.script}${a.do ? ` do=${a.do}:${a.binding}` : ''}${a.wasm ? ' wasm' : ''}`);
