@@ -33,7 +33,10 @@ fn every_socket_gets_a_snapshot_then_every_update_in_order() {
     let v0 = start["version"].as_u64().unwrap();
     for sock in &mut socks {
         let snap = sock.next_json();
-        assert_eq!(snap, serde_json::json!({"type": "snapshot", "value": start["value"], "version": v0}));
+        assert_eq!(
+            snap,
+            serde_json::json!({"type": "snapshot", "value": start["value"], "version": v0})
+        );
     }
     let mut answers = Vec::new();
     for i in 0..12u32 {
@@ -76,7 +79,9 @@ fn since_resumes_without_gap_or_duplicate() {
     let last = a.next_json()["version"].as_u64().unwrap();
     a.close();
     // Changes while the client is away.
-    let missed: Vec<Value> = (0..5).map(|i| s.increment(&key("away"), i + 1).json()).collect();
+    let missed: Vec<Value> = (0..5)
+        .map(|i| s.increment(&key("away"), i + 1).json())
+        .collect();
     let mut b = s.socket(&format!("?since={last}"));
     let replayed = updates(&mut b, last + 1, 5);
     for (u, m) in replayed.iter().zip(&missed) {
@@ -113,7 +118,14 @@ fn more_than_a_thousand_missed_gets_a_snapshot() {
             std::thread::spawn(move || {
                 for i in 0..(if t == 0 { 126 } else { 125 }) {
                     let k = format!("bulk-{t}-{i}-{}", std::process::id());
-                    let r = common::try_request(&base, "POST", "/api/increment", &[("idempotency-key", &k)], None).unwrap();
+                    let r = common::try_request(
+                        &base,
+                        "POST",
+                        "/api/increment",
+                        &[("idempotency-key", &k)],
+                        None,
+                    )
+                    .unwrap();
                     assert_eq!(r.status, 200);
                 }
             })
@@ -126,7 +138,10 @@ fn more_than_a_thousand_missed_gets_a_snapshot() {
     assert_eq!(now["version"], since + 1001);
     let mut far = s.socket(&format!("?since={since}"));
     let m = far.next_json();
-    assert_eq!(m, serde_json::json!({"type": "snapshot", "value": now["value"], "version": since + 1001}));
+    assert_eq!(
+        m,
+        serde_json::json!({"type": "snapshot", "value": now["value"], "version": since + 1001})
+    );
     // Exactly 1000 behind is still replayed one by one.
     let mut near = s.socket(&format!("?since={}", since + 1));
     let got = updates(&mut near, since + 2, 1000);
@@ -136,9 +151,20 @@ fn more_than_a_thousand_missed_gets_a_snapshot() {
 #[test]
 fn bad_since_and_missing_upgrade_are_refused() {
     let s = server();
-    for q in ["?since=abc", "?since=-1", "?since=1.5", "?since=", "?other=1", "?since=1&since=2"] {
+    for q in [
+        "?since=abc",
+        "?since=-1",
+        "?since=1.5",
+        "?since=",
+        "?other=1",
+        "?since=1&since=2",
+    ] {
         let url = format!("ws://127.0.0.1:{}/api/ws{q}", s.port);
-        assert_eq!(Socket::try_connect(&url, &[]).err().as_deref(), Some("status 400"), "{q}");
+        assert_eq!(
+            Socket::try_connect(&url, &[]).err().as_deref(),
+            Some("status 400"),
+            "{q}"
+        );
         s.get(&format!("/api/ws{q}")).problem(400);
     }
     let p = s.get("/api/ws").problem(426);
@@ -165,7 +191,14 @@ fn hostile_clients_affect_nobody() {
     bad.next_json();
     let before = s.value();
 
-    for junk in ["hello", "{\"type\":\"update\",\"value\":999}", "{}", "null", "\u{0}\u{1}", "increment"] {
+    for junk in [
+        "hello",
+        "{\"type\":\"update\",\"value\":999}",
+        "{}",
+        "null",
+        "\u{0}\u{1}",
+        "increment",
+    ] {
         bad.send_text(junk);
         let reply = bad.next_json();
         assert_eq!(reply["type"], "error", "{reply}");
@@ -234,14 +267,27 @@ fn an_update_after_hibernation_reaches_a_socket_opened_before() {
     while started_lines(&s) <= starts_before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let lines: Vec<Value> = s.log_lines().into_iter().filter(|l| l["msg"] == "counter started").collect();
-    assert!(lines.len() > starts_before, "the object was never evicted: {lines:?}");
-    assert!(lines.last().unwrap()["sockets"].as_u64().unwrap() >= 1, "{lines:?}");
+    let lines: Vec<Value> = s
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["msg"] == "counter started")
+        .collect();
+    assert!(
+        lines.len() > starts_before,
+        "the object was never evicted: {lines:?}"
+    );
+    assert!(
+        lines.last().unwrap()["sockets"].as_u64().unwrap() >= 1,
+        "{lines:?}"
+    );
     // ping still works after waking.
     sock.send_text("ping");
     assert_eq!(sock.next_text().as_deref(), Some("pong"));
 }
 
 fn started_lines(s: &Server) -> usize {
-    s.log_lines().iter().filter(|l| l["msg"] == "counter started").count()
+    s.log_lines()
+        .iter()
+        .filter(|l| l["msg"] == "counter started")
+        .count()
 }

@@ -15,6 +15,7 @@
 //! - [`cors`]: cross-origin rules; [`auth`]: the admin token check.
 //! - [`problem`]: the one error type and its problem+json form.
 //! - [`schema`]: the SQL schema as ordered migrations.
+//! - [`limits`]: per-client rate limits and socket message budgets.
 //! - [`query`], [`json`], [`time`], [`log`]: small helpers.
 
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod command;
 pub mod cors;
 pub mod idempotency;
 pub mod json;
+pub mod limits;
 pub mod log;
 pub mod problem;
 pub mod query;

@@ -40,8 +40,8 @@ pub enum Problem {
     PreconditionFailed { current_version: u64 },
     /// 413: the body is larger than the limit.
     PayloadTooLarge { limit: usize },
-    /// 414/431 are folded into this: a URL or header larger than the limits.
-    RequestTooLarge(String),
+    /// 414: a URL longer than the limit.
+    UriTooLong { limit: usize },
     /// 415: a body whose media type is not JSON.
     UnsupportedMediaType(String),
     /// 422: an idempotency key reused for a different operation or amount.
@@ -76,7 +76,7 @@ impl Problem {
             Problem::OutOfRange { .. } => 409,
             Problem::PreconditionFailed { .. } => 412,
             Problem::PayloadTooLarge { .. } => 413,
-            Problem::RequestTooLarge(_) => 431,
+            Problem::UriTooLong { .. } => 414,
             Problem::UnsupportedMediaType(_) => 415,
             Problem::KeyReused { .. } => 422,
             Problem::UpgradeRequired => 426,
@@ -102,7 +102,7 @@ impl Problem {
             Problem::OutOfRange { .. } => "out-of-range",
             Problem::PreconditionFailed { .. } => "precondition-failed",
             Problem::PayloadTooLarge { .. } => "payload-too-large",
-            Problem::RequestTooLarge(_) => "request-too-large",
+            Problem::UriTooLong { .. } => "uri-too-long",
             Problem::UnsupportedMediaType(_) => "unsupported-media-type",
             Problem::KeyReused { .. } => "idempotency-key-reused",
             Problem::UpgradeRequired => "upgrade-required",
@@ -127,7 +127,7 @@ impl Problem {
             Problem::OutOfRange { .. } => "Counter out of range",
             Problem::PreconditionFailed { .. } => "Version mismatch",
             Problem::PayloadTooLarge { .. } => "Payload too large",
-            Problem::RequestTooLarge(_) => "Request too large",
+            Problem::UriTooLong { .. } => "URI too long",
             Problem::UnsupportedMediaType(_) => "Unsupported media type",
             Problem::KeyReused { .. } => "Idempotency key reused",
             Problem::UpgradeRequired => "Upgrade required",
@@ -165,7 +165,8 @@ impl Problem {
             Problem::PayloadTooLarge { limit } => {
                 format!("The body is larger than {limit} bytes.")
             }
-            Problem::RequestTooLarge(why) | Problem::UnsupportedMediaType(why) => why.clone(),
+            Problem::UriTooLong { limit } => format!("The URL is longer than {limit} bytes."),
+            Problem::UnsupportedMediaType(why) => why.clone(),
             Problem::KeyReused { key } => format!(
                 "The idempotency key {key:?} was already used for a different operation or amount; use a new key for a new change."
             ),
@@ -258,7 +259,7 @@ mod tests {
             Problem::OutOfRange { value: 1, delta: 2 },
             Problem::PreconditionFailed { current_version: 7 },
             Problem::PayloadTooLarge { limit: 1024 },
-            Problem::RequestTooLarge("x".into()),
+            Problem::UriTooLong { limit: 2048 },
             Problem::UnsupportedMediaType("x".into()),
             Problem::KeyReused { key: "k".into() },
             Problem::UpgradeRequired,

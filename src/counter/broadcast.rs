@@ -11,6 +11,7 @@ use wasm_bindgen::JsCast;
 use web_sys::WebSocket;
 use worker::durable::State;
 
+use crate::core::limits::MessageBudget;
 use crate::core::realtime::{self, Start};
 use crate::core::state::Snapshot;
 
@@ -67,6 +68,15 @@ pub fn accept(
     Ok(())
 }
 
+/// Number of sockets `client` has open (each socket is tagged with its client).
+pub fn count_for(state: &State, client: &str) -> usize {
+    state
+        .as_raw()
+        .get_websockets_with_tag(client)
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
 /// Number of open sockets.
 pub fn count(state: &State) -> usize {
     state
@@ -76,10 +86,23 @@ pub fn count(state: &State) -> usize {
         .unwrap_or(0)
 }
 
-/// Handles a message from a client: over the size limit closes the socket with 1009, anything
-/// else gets an `error` message back. Nothing a client sends can touch the counter or another
-/// socket.
-pub fn on_message(ws: &WebSocket, len: usize, binary: bool) {
+/// Handles a message from a client: over the size limit closes the socket with 1009, over the
+/// message budget with 1008, anything else gets an `error` message back. Nothing a client
+/// sends can touch the counter or another socket.
+pub fn on_message(ws: &WebSocket, len: usize, binary: bool, now_ms: i64) {
+    // The budget lives in the socket's attachment, so it survives hibernation with it.
+    let socket = worker::WebSocket::from(ws.clone());
+    let mut budget: MessageBudget = socket
+        .deserialize_attachment()
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let within = budget.spend(now_ms);
+    let _ = socket.serialize_attachment(budget);
+    if !within {
+        let _ = ws.close_with_code_and_reason(realtime::CLOSE_POLICY, "too many messages");
+        return;
+    }
     match realtime::incoming(len, binary) {
         realtime::Incoming::TooBig => {
             let _ = ws.close_with_code_and_reason(realtime::CLOSE_TOO_BIG, "message too big");

@@ -28,9 +28,10 @@ use worker::worker_sys::{DurableObjectState, WebSocketRequestResponsePair};
 use worker::Env;
 
 use crate::core::audit::AuditQuery;
-use crate::core::command::Mutation;
+use crate::core::command::{Mutation, Operation};
 use crate::core::idempotency::{self, Seen};
 use crate::core::json::JsonWriter;
+use crate::core::limits::{self, RateLimiter};
 use crate::core::problem::Problem;
 use crate::core::schema;
 use crate::core::state::Snapshot;
@@ -55,6 +56,10 @@ pub struct Counter {
     /// The committed state, or why the object cannot serve (a failed migration).
     current: RefCell<Result<Snapshot, String>>,
     schema_version: u32,
+    /// Applied increments/decrements per client (`RATE_LIMIT_PER_10S`).
+    limiter: RefCell<RateLimiter>,
+    /// Open sockets allowed per client (`WS_CONNECTIONS_PER_CLIENT`); 0 = no cap.
+    socket_cap: u32,
 }
 
 #[wasm_bindgen]
@@ -63,7 +68,7 @@ impl Counter {
     /// date, loads the counter row and arms the expiry alarm. SQL is synchronous, so the object
     /// is fully initialised before its first event.
     #[wasm_bindgen(constructor)]
-    pub fn new(raw: DurableObjectState, _env: Env) -> Counter {
+    pub fn new(raw: DurableObjectState, env: Env) -> Counter {
         let state = State::from(raw);
         let store = Store::new(
             state
@@ -96,6 +101,8 @@ impl Counter {
             store,
             current: RefCell::new(current),
             schema_version,
+            limiter: RefCell::new(RateLimiter::new(limit_var(&env, "RATE_LIMIT_PER_10S"))),
+            socket_cap: limit_var(&env, "WS_CONNECTIONS_PER_CLIENT"),
         }
     }
 
@@ -115,7 +122,7 @@ impl Counter {
         };
         match call {
             ObjectCall::Value => http::json(&current.value_json(), &[("etag", &current.etag())]),
-            ObjectCall::Mutate { mutation, .. } => self.mutate(&current, &mutation),
+            ObjectCall::Mutate { mutation, client } => self.mutate(&current, &mutation, &client),
             ObjectCall::Audit(q) => self.audit(&q),
             ObjectCall::Connect { since, client } => self.connect(&current, since, &client),
             ObjectCall::Health => self.health(&current),
@@ -125,15 +132,16 @@ impl Counter {
     /// A message from a client socket (never `ping`: the runtime answers that).
     #[wasm_bindgen(js_name = webSocketMessage)]
     pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
-        match message.as_string() {
-            Some(text) => broadcast::on_message(&ws, text.len(), false),
-            None => {
-                let len = message
+        let (len, binary) = match message.as_string() {
+            Some(text) => (text.len(), false),
+            None => (
+                message
                     .dyn_ref::<js_sys::ArrayBuffer>()
-                    .map_or(0, |b| b.byte_length() as usize);
-                broadcast::on_message(&ws, len, true)
-            }
-        }
+                    .map_or(0, |b| b.byte_length() as usize),
+                true,
+            ),
+        };
+        broadcast::on_message(&ws, len, binary, now_ms());
     }
 
     /// A client closed its socket.
@@ -166,8 +174,23 @@ impl Counter {
 
 impl Counter {
     /// Applies `m` exactly once, or answers what it got the first time.
-    fn mutate(&self, current: &Snapshot, m: &Mutation) -> Result<Response, JsValue> {
+    fn mutate(&self, current: &Snapshot, m: &Mutation, client: &str) -> Result<Response, JsValue> {
         let now = now_ms();
+        // Admin changes are authenticated operator actions and not limited.
+        let limited = matches!(m.op, Operation::Increment | Operation::Decrement);
+        if limited {
+            if let Err(retry_after_secs) = self.limiter.borrow_mut().check(client, now) {
+                // A retry of a change applied earlier is still answered: replays are free.
+                return self.seen_before(m).unwrap_or_else(|| {
+                    http::problem(&Problem::TooManyRequests {
+                        retry_after_secs,
+                        detail: format!(
+                            "This client made more changes than allowed in 10 seconds; nothing was changed. Retry after {retry_after_secs} s."
+                        ),
+                    })
+                });
+            }
+        }
         let entry = match current.apply(m, rfc3339_millis(now)) {
             Ok(entry) => entry,
             // A retry of a change that was applied when it was still valid must get its
@@ -184,6 +207,9 @@ impl Counter {
                 let next = Snapshot::after(&entry);
                 let etag = next.etag();
                 *self.current.borrow_mut() = Ok(next);
+                if limited {
+                    self.limiter.borrow_mut().record(client, now);
+                }
                 broadcast::broadcast(&self.state, &entry.update_message());
                 http::json(&response, &[("etag", &etag)])
             }
@@ -244,6 +270,17 @@ impl Counter {
         since: Option<u64>,
         client: &str,
     ) -> Result<Response, JsValue> {
+        if self.socket_cap > 0
+            && broadcast::count_for(&self.state, client) >= self.socket_cap as usize
+        {
+            return http::problem(&Problem::TooManyRequests {
+                retry_after_secs: 10,
+                detail: format!(
+                    "This client already has {} open connections, the most allowed; close one first.",
+                    self.socket_cap
+                ),
+            });
+        }
         let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
         let server: &web_sys::WebSocket = pair.server.as_ref();
         if let Err(e) = broadcast::accept(&self.state, &self.store, server, client, since, current)
@@ -272,6 +309,19 @@ impl Counter {
             .finish();
         http::json(&body, &[])
     }
+}
+
+/// A numeric limit var (absent or `0` = off). A malformed value is logged and treated as off.
+fn limit_var(env: &Env, name: &str) -> u32 {
+    let raw = js_sys::Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .and_then(|v| v.as_string());
+    limits::parse_limit(raw.as_deref()).unwrap_or_else(|e| {
+        log_event("error", "invalid limit setting; limit is off", |w| {
+            w.string("var", name).string("error", &e);
+        });
+        0
+    })
 }
 
 /// Makes sure an alarm is set for key expiry, without moving one that is already pending

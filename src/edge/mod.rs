@@ -109,9 +109,9 @@ async fn serve(
     facts: &mut Facts,
 ) -> Result<Response, Problem> {
     if url.len() > MAX_URL_BYTES {
-        return Err(Problem::RequestTooLarge(format!(
-            "The URL is longer than {MAX_URL_BYTES} bytes."
-        )));
+        return Err(Problem::UriTooLong {
+            limit: MAX_URL_BYTES,
+        });
     }
     let route = routes::route(method, path)?;
     if route == Route::Preflight {
