@@ -32,7 +32,9 @@ pub fn respond(
     let init = ResponseInit::new();
     init.set_status(status);
     init.set_headers(&headers);
-    Response::new_with_opt_str_and_init(Some(body), &init)
+    // 204 and 304 must not have a body at all, not even an empty one.
+    let body = (!matches!(status, 204 | 304)).then_some(body);
+    Response::new_with_opt_str_and_init(body, &init)
 }
 
 /// A `200 application/json` response.

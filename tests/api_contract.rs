@@ -165,13 +165,19 @@ fn amount_limits() {
             .json()["amount"],
         1_000_000
     );
+    // Integral numbers are integers however they are written, as in JSON Schema.
+    assert_eq!(
+        s.post_json("/api/increment", &[], "{\"amount\":2.0}")
+            .json()["amount"],
+        2
+    );
     for body in [
         "{\"amount\":0}",
         "{\"amount\":1000001}",
         "{\"amount\":-1}",
         "{\"amount\":1.5}",
-        "{\"amount\":2.0}",
-        "{\"amount\":1e2}",
+        "{\"amount\":2.5}",
+        "{\"amount\":1e-2}",
         "{\"amount\":\"5\"}",
         "{\"amount\":null}",
         "{\"amount\":true}",

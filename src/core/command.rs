@@ -154,7 +154,7 @@ pub fn parse_set_body(body: &[u8]) -> Result<i64, Problem> {
     let value = obj
         .get("value")
         .ok_or_else(|| Problem::InvalidBody("The member \"value\" is required.".into()))?;
-    match value.as_i64() {
+    match json_integer(value) {
         Some(n) if (-super::state::MAX_VALUE..=super::state::MAX_VALUE).contains(&n) => Ok(n),
         _ => Err(Problem::InvalidBody(format!(
             "value must be an integer within ±{}.",
@@ -197,7 +197,7 @@ impl<'de> Visitor<'de> for AmountBodyVisitor {
                 });
                 continue;
             }
-            amount = Some(match n.as_i64() {
+            amount = Some(match json_integer(&n) {
                 Some(n) => Amount::new(n),
                 None => Err(Problem::InvalidBody(format!(
                     "amount must be an integer from {} to {}; got {}.",
@@ -235,6 +235,17 @@ impl<'de> Visitor<'de> for AmountBodyVisitor {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Err(not_an_object("an array")))
     }
+}
+
+/// The integer a JSON number denotes, if it denotes one. As in JSON Schema, `2.0` and `2e0`
+/// are the integer 2 (JSON does not tell them apart from `2`); `2.5` is not an integer.
+fn json_integer(v: &serde_json::Value) -> Option<i64> {
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    // Beyond 2^53 a float is not exact; such numbers are out of every range here anyway.
+    (f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0).then_some(f as i64)
 }
 
 fn not_an_object(what: &str) -> Problem {
@@ -304,43 +315,58 @@ impl IfMatch {
     }
 
     /// Parses the header value: `*` or a comma-separated list of entity tags (`"3"`,
-    /// `W/"3"`). Anything that is not that syntax is a 400.
+    /// `W/"3"`; RFC 9110 §8.8.3, where a tag may itself contain commas). Anything that is not
+    /// that syntax is a 400.
     pub fn parse(value: &str) -> Result<Self, Problem> {
         let bad = |why: &str| Problem::InvalidHeader {
             name: "If-Match",
             detail: format!("{why}; expected \"*\" or entity tags like \"\\\"12\\\"\"."),
         };
-        let value = value.trim();
+        let value = value.trim_matches([' ', '\t']);
         if value == "*" {
             return Ok(IfMatch::Any);
         }
-        if value.is_empty() {
-            return Err(bad("empty value"));
-        }
+        let bytes = value.as_bytes();
         let mut versions = Vec::new();
-        for tag in value.split(',') {
-            let tag = tag.trim();
-            let (weak, quoted) = match tag.strip_prefix("W/") {
-                Some(rest) => (true, rest),
-                None => (false, tag),
-            };
-            let inner = quoted
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .filter(|t| !t.contains('"'))
-                .ok_or_else(|| bad("not a quoted entity tag"))?;
-            if !inner
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
-            {
+        let mut i = 0;
+        let mut tags = 0;
+        loop {
+            // Elements are separated by commas with optional whitespace; empty ones are allowed.
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b',') {
+                i += 1;
+            }
+            if i == bytes.len() {
+                break;
+            }
+            let weak = bytes[i..].starts_with(b"W/");
+            if weak {
+                i += 2;
+            }
+            if bytes.get(i) != Some(&b'"') {
+                return Err(bad("not a quoted entity tag"));
+            }
+            let start = i + 1;
+            let len = bytes[start..]
+                .iter()
+                .position(|b| *b == b'"')
+                .ok_or_else(|| bad("an entity tag is not closed"))?;
+            let inner = &value[start..start + len];
+            if !inner.bytes().all(|b| b == 0x21 || (b >= 0x23 && b != 0x7f)) {
                 return Err(bad("invalid character in entity tag"));
             }
-            if weak {
-                continue;
+            i = start + len + 1;
+            if i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b',') {
+                return Err(bad("entity tags must be separated by commas"));
             }
-            if let Some(v) = parse_version(inner) {
-                versions.push(v);
+            tags += 1;
+            if !weak {
+                if let Some(v) = parse_version(inner) {
+                    versions.push(v);
+                }
             }
+        }
+        if tags == 0 {
+            return Err(bad("empty value"));
         }
         Ok(IfMatch::Versions(versions))
     }
@@ -406,6 +432,9 @@ mod tests {
         assert_eq!(amount("{\"amount\":1}"), Ok(1));
         assert_eq!(amount("{\"amount\": 1000000}"), Ok(1_000_000));
         assert_eq!(amount("\n{\"amount\":42}\n"), Ok(42));
+        // Integral numbers are integers however they are written (as in JSON Schema).
+        assert_eq!(amount("{\"amount\":2.0}"), Ok(2));
+        assert_eq!(amount("{\"amount\":1e3}"), Ok(1000));
     }
 
     #[test]
@@ -425,8 +454,9 @@ mod tests {
     fn wrong_types_are_invalid_body() {
         for b in [
             "{\"amount\":1.5}",
-            "{\"amount\":1.0}",
-            "{\"amount\":1e3}",
+            "{\"amount\":1.000001}",
+            "{\"amount\":1e-3}",
+            "{\"amount\":1e300}",
             "{\"amount\":\"5\"}",
             "{\"amount\":null}",
             "{\"amount\":true}",
@@ -540,7 +570,28 @@ mod tests {
         assert_eq!(IfMatch::parse("W/\"3\""), Ok(IfMatch::Versions(vec![])));
         assert_eq!(IfMatch::parse("\"abc\""), Ok(IfMatch::Versions(vec![])));
         assert_eq!(IfMatch::parse("\"007\""), Ok(IfMatch::Versions(vec![])));
-        for bad in ["", "3", "\"3", "\"a\"b\"", "\"3\",", "'3'", "\"a b\""] {
+        assert_eq!(
+            IfMatch::parse("\"a,b\", \"4\""),
+            Ok(IfMatch::Versions(vec![4])),
+            "commas inside tags"
+        );
+        assert_eq!(
+            IfMatch::parse("\"1\" ,W/\"2\" , \"3\","),
+            Ok(IfMatch::Versions(vec![1, 3]))
+        );
+        assert_eq!(IfMatch::parse("W/\"\""), Ok(IfMatch::Versions(vec![])));
+        for bad in [
+            "",
+            ",",
+            "3",
+            "\"3",
+            "\"a\"b\"",
+            "'3'",
+            "\"a b\"",
+            "\"1\"\"2\"",
+            "W/3",
+            "*, \"1\"",
+        ] {
             assert!(IfMatch::parse(bad).is_err(), "{bad}");
         }
         assert!(IfMatch::Any.matches(9));

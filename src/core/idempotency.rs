@@ -66,10 +66,12 @@ pub fn client_key(
     idempotency_key: Option<&str>,
     x_request_id: Option<&str>,
 ) -> Result<Option<RequestKey>, Problem> {
-    match (idempotency_key, x_request_id) {
-        (Some(k), _) => RequestKey::parse(k, "Idempotency-Key").map(Some),
-        (None, Some(k)) => RequestKey::parse(k, "X-Request-ID").map(Some),
-        (None, None) => Ok(None),
+    let request_id = x_request_id
+        .map(|k| RequestKey::parse(k, "X-Request-ID"))
+        .transpose()?;
+    match idempotency_key {
+        Some(k) => RequestKey::parse(k, "Idempotency-Key").map(Some),
+        None => Ok(request_id),
     }
 }
 
@@ -140,6 +142,10 @@ mod tests {
         );
         assert_eq!(client_key(None, Some("b")).unwrap().unwrap().as_str(), "b");
         assert!(client_key(Some("bad key"), Some("b")).is_err());
+        assert!(
+            client_key(Some("a"), Some("")).is_err(),
+            "a bad X-Request-ID is an error too"
+        );
         let e = client_key(None, Some("bad key")).unwrap_err();
         assert!(e.detail().starts_with("X-Request-ID"));
     }

@@ -126,7 +126,11 @@ async fn serve(
         Route::Value => no_query(query).map(|()| ObjectCall::Value)?,
         Route::Health => no_query(query).map(|()| ObjectCall::Health)?,
         Route::Audit => ObjectCall::Audit(crate::core::audit::AuditQuery::parse(query)?),
-        Route::OpenApi => return Err(Problem::NotFound),
+        Route::OpenApi => {
+            no_query(query)?;
+            // The description is a static file of the app (web/openapi.json).
+            return static_file(env, &format!("{}/openapi.json", cors::origin_of(url))).await;
+        }
         Route::Socket => {
             let pairs = crate::core::query::parse(query, &["since"])?;
             let since = crate::core::query::uint(
@@ -136,8 +140,14 @@ async fn serve(
                 crate::core::state::MAX_VALUE as u64,
                 None,
             )?;
+            // A complete WebSocket handshake (RFC 6455 §4.1), or nothing reaches the object.
             let upgrade = header(req, "upgrade")?;
-            if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+            let key = header(req, "sec-websocket-key")?;
+            let version = header(req, "sec-websocket-version")?;
+            if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+                || key.is_none_or(|k| k.trim().is_empty())
+                || version.as_deref().map(str::trim) != Some("13")
+            {
                 return Err(Problem::UpgradeRequired);
             }
             let call = ObjectCall::Connect {
@@ -183,6 +193,22 @@ async fn serve(
         Route::Preflight => return Err(Problem::Internal),
     };
     forward::call(env, &call).await
+}
+
+/// A file from the static assets.
+async fn static_file(env: &Env, url: &str) -> Result<Response, Problem> {
+    let fetched = async {
+        let promise = config::assets(env)?.fetch_with_str(url)?;
+        wasm_bindgen_futures::JsFuture::from(promise)
+            .await?
+            .dyn_into::<Response>()
+    };
+    fetched.await.map_err(|e| {
+        http::log_event("error", "static file failed", |w| {
+            w.string("error", &crate::ffi::error_text(&e));
+        });
+        Problem::Internal
+    })
 }
 
 /// The key and precondition of a mutation; the key also becomes the request id.

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Writes web/openapi.json, the OpenAPI 3.1 description of the HTTP API.
+
+The description is generated so that the shared pieces (the problem responses, the key
+headers) are written once. Run `python3 scripts/openapi.py` after changing the API; a test
+checks (`--check`) that the file is current and that the service serves exactly this file.
+"""
+import json
+import pathlib
+import sys
+
+MAX = 9007199254740991
+KEY_PATTERN = "^[A-Za-z0-9._:-]{1,255}$"
+# `*`, or entity tags (RFC 9110: optional W/, then a quoted run of visible ASCII except `"`).
+# An empty value is allowed: the runtime drops an empty If-Match before the Worker sees it.
+IF_MATCH_PATTERN = '^(|\\*|(W/)?"[!#-~]*"( ?, ?(W/)?"[!#-~]*")*)$'
+
+def problem(description, headers=None):
+    r = {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if headers:
+        r["headers"] = headers
+    return r
+
+RETRY = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+P = {
+    "400": problem("Invalid input: malformed JSON, wrong types, unknown members, an amount out of range, a bad header or query parameter. Nothing was changed."),
+    "401": problem("Missing or wrong admin token.", {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer realm=\"number-acidizer admin\"`"}}),
+    "403": problem("The request's Origin is not allowed to change the counter or to connect. Nothing was changed."),
+    "404": problem("No such resource (also: the admin API when no admin token is configured)."),
+    "409": problem("The result would leave ±(2^53 − 1). Nothing was changed."),
+    "412": problem("If-Match did not name the current version. Nothing was changed.", {"ETag": {"$ref": "#/components/headers/ETag"}}),
+    "413": problem("The body is larger than 1 KiB. Nothing was changed."),
+    "414": problem("The URL is longer than 2 KiB."),
+    "415": problem("A body whose media type is not JSON. Nothing was changed."),
+    "422": problem("The idempotency key was already used for a different operation or amount. Nothing was changed."),
+    "426": problem("WebSocket endpoint called without `Upgrade: websocket`."),
+    "429": problem("Too many changes (or open sockets) from this client. Nothing was changed.", RETRY),
+    "500": problem("A fault of ours; nothing was changed. Retry with the same idempotency key."),
+    "503": problem("The counter is busy or restarting; nothing was changed. Retry with the same idempotency key after Retry-After.", RETRY),
+}
+
+def pick(*codes):
+    return {c: {"$ref": f"#/components/responses/Problem{c}"} for c in codes}
+
+def json_ok(description, schema_ref, headers=None):
+    r = {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
+    if headers:
+        r["headers"] = headers
+    return r
+
+preflight = {
+    "summary": "CORS preflight",
+    "description": "Allowed origins get `Access-Control-Allow-*`; requests without Origin or from the same origin get `Allow`; other origins get 403 without CORS headers.",
+    "tags": ["cors"],
+    "responses": {"204": {"description": "Preflight accepted.", "headers": {"Allow": {"schema": {"type": "string"}}}}, **pick("403", "414")},
+}
+
+mutation_params = [
+    {"$ref": "#/components/parameters/IdempotencyKey"},
+    {"$ref": "#/components/parameters/XRequestId"},
+    {"$ref": "#/components/parameters/IfMatch"},
+]
+
+changed = json_ok(
+    "Applied now, or (with `Idempotent-Replayed: true`) the stored response of the first request with this key, byte for byte.",
+    "#/components/schemas/Change",
+    {"ETag": {"$ref": "#/components/headers/ETag"}, "Idempotent-Replayed": {"$ref": "#/components/headers/Replayed"}},
+)
+
+def step(op):
+    return {
+        "post": {
+            "operationId": op,
+            "summary": f"{op.capitalize()} the counter",
+            "description": f"{'Adds' if op == 'increment' else 'Subtracts'} `amount` (default 1) exactly once per idempotency key. Serialized with every other change, audited in the same transaction, broadcast to every socket after commit.",
+            "tags": ["counter"],
+            "parameters": mutation_params,
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AmountBody"}}}},
+            "responses": {"200": changed, **pick("400", "403", "409", "412", "413", "414", "415", "422", "429", "500", "503")},
+        },
+        "options": {**preflight, "operationId": f"{op}Preflight"},
+    }
+
+def admin(op, body):
+    o = {
+        "operationId": f"admin{op.capitalize()}",
+        "summary": "Set the counter to a value (admin)" if op == "set" else "Reset the counter to 0 (admin)",
+        "description": "Needs `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token the admin API does not exist (404). A normal serialized, audited, idempotent, broadcast change; not rate limited.",
+        "tags": ["admin"],
+        "security": [{"admin": []}],
+        "parameters": mutation_params,
+        "responses": {"200": changed, **pick("400", "401", "403", "404", "409", "412", "413", "414", "415", "422", "500", "503")},
+    }
+    if body:
+        o["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SetBody"}}}}
+    return {"post": o, "options": {**preflight, "operationId": f"admin{op.capitalize()}Preflight"}}
+
+def read(op_id, summary, description, ok, params=(), extra=("503",)):
+    get = {
+        "operationId": op_id,
+        "summary": summary,
+        "description": description,
+        "tags": ["counter"],
+        "responses": {"200": ok, **pick("400", "414", *extra)},
+    }
+    if params:
+        get["parameters"] = list(params)
+    head = {"operationId": f"{op_id}Head", "summary": f"{summary} (headers only)", "tags": ["counter"],
+            "responses": {"200": {"description": "As GET, without a body."}, **pick("400", "414", *extra)}}
+    if params:
+        head["parameters"] = list(params)
+    return {"get": get, "head": head, "options": {**preflight, "operationId": f"{op_id}Preflight"}}
+
+int53 = {"type": "integer", "minimum": -MAX, "maximum": MAX}
+version = {"type": "integer", "minimum": 0, "maximum": MAX}
+operation = {"type": "string", "enum": ["increment", "decrement", "set", "reset"]}
+timestamp = {"type": "string", "format": "date-time"}
+request_id = {"type": "string", "pattern": KEY_PATTERN}
+
+doc = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Number Acidizer",
+        "version": "1.0.0",
+        "summary": "One global counter: exactly-once, audited, live.",
+        "description": "Every change is applied exactly once per idempotency key, serialized with every other change, written with its audit entry in one transaction and broadcast to every WebSocket after it is durable. Every error is `application/problem+json` (RFC 9457).",
+        "license": {"name": "MIT", "identifier": "MIT"},
+    },
+    "servers": [{"url": "/", "description": "This service"}],
+    "tags": [
+        {"name": "counter", "description": "Read and change the counter."},
+        {"name": "realtime", "description": "The live stream of changes."},
+        {"name": "admin", "description": "Operator changes behind a bearer token."},
+        {"name": "cors", "description": "Cross-origin preflights."},
+        {"name": "meta", "description": "Service description."},
+    ],
+    "paths": {
+        "/api/value": read(
+            "getValue", "Read the counter",
+            "Reflects every acknowledged change. `ETag` is the version.",
+            json_ok("The current value.", "#/components/schemas/Value", {"ETag": {"$ref": "#/components/headers/ETag"}}),
+        ),
+        "/api/increment": step("increment"),
+        "/api/decrement": step("decrement"),
+        "/api/audit": read(
+            "getAudit", "Read the audit trail",
+            "Entries after `after`, ascending by version, contiguous, at most `limit`. `next_after` is set when another page follows.",
+            json_ok("A page of the audit trail.", "#/components/schemas/AuditPage"),
+            params=({"$ref": "#/components/parameters/After"}, {"$ref": "#/components/parameters/Limit"}),
+        ),
+        "/api/health": read(
+            "getHealth", "Health and storage facts", "200 when the counter can serve; 503 otherwise.",
+            json_ok("Healthy.", "#/components/schemas/Health"),
+        ),
+        "/api/ws": {
+            "get": {
+                "operationId": "connect",
+                "summary": "Live stream (WebSocket)",
+                "description": "Upgrade to a WebSocket. First message `{\"type\":\"snapshot\",\"value\",\"version\"}`; then `{\"type\":\"update\",\"value\",\"version\",\"previous_value\",\"operation\",\"amount\",\"at\"}` per applied change, in version order, after commit. With `since`, first every change after that version from the audit trail (a snapshot instead when more than 1,000 were missed or `since` is ahead), then live: no gap, no duplicate. Send `ping` for `pong`. Other client messages get `{\"type\":\"error\",\"problem\":{...}}`; a frame over 1 KiB closes the socket with 1009, more than 20 messages in 10 s with 1008.",
+                "tags": ["realtime"],
+                "parameters": [
+                    {"$ref": "#/components/parameters/Since"},
+                    {"name": "Upgrade", "in": "header", "required": False, "schema": {"type": "string"}, "description": "`websocket`"},
+                ],
+                "responses": {"101": {"description": "Switching to the WebSocket protocol."}, **pick("400", "403", "414", "426", "429", "503")},
+            },
+            "options": {**preflight, "operationId": "connectPreflight"},
+        },
+        "/api/admin/set": admin("set", True),
+        "/api/admin/reset": admin("reset", False),
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This description",
+                "tags": ["meta"],
+                "responses": {"200": {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}}, **pick("400", "414")},
+            },
+            "head": {"operationId": "getOpenApiHead", "summary": "This description (headers only)", "tags": ["meta"], "responses": {"200": {"description": "As GET, without a body."}, **pick("400", "414")}},
+            "options": {**preflight, "operationId": "openApiPreflight"},
+        },
+    },
+    "components": {
+        "responses": {f"Problem{c}": r for c, r in P.items()},
+        "securitySchemes": {"admin": {"type": "http", "scheme": "bearer", "description": "The `ADMIN_TOKEN` secret."}},
+        "headers": {
+            "ETag": {"description": "The counter's version as a strong entity tag: `\"<version>\"`.", "schema": {"type": "string", "pattern": "^\"[0-9]+\"$"}},
+            "Replayed": {"description": "`true` when this is the stored response of an earlier request with the same key.", "schema": {"type": "string", "enum": ["true"]}},
+            "RetryAfter": {"description": "Seconds to wait before retrying.", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+        },
+        "parameters": {
+            "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False, "description": "Makes the change exactly-once: a retry with the same key and the same operation and amount gets the stored response; the key is kept at least 24 hours. Without a key (and without X-Request-ID) the server makes one (a UUID).", "schema": {"type": "string", "pattern": KEY_PATTERN}},
+            "XRequestId": {"name": "X-Request-ID", "in": "header", "required": False, "description": "Used as the idempotency key when Idempotency-Key is absent.", "schema": {"type": "string", "pattern": KEY_PATTERN}},
+            "IfMatch": {"name": "If-Match", "in": "header", "required": False, "description": "Apply only if the current version is one of these strong entity tags (`\"12\"`) or `*`. Weak or non-numeric tags never match (412). An empty value counts as absent.", "schema": {"type": "string", "maxLength": 512, "pattern": IF_MATCH_PATTERN}, "examples": {"version": {"value": "\"1\""}, "any": {"value": "*"}}},
+            "After": {"name": "after", "in": "query", "required": False, "description": "Entries with a version greater than this.", "schema": {**version, "default": 0}},
+            "Limit": {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+            "Since": {"name": "since", "in": "query", "required": False, "description": "The last version this client saw.", "schema": version},
+        },
+        "schemas": {
+            "Value": {"type": "object", "additionalProperties": False, "required": ["value", "version", "updated_at"],
+                      "properties": {"value": int53, "version": version, "updated_at": {"oneOf": [timestamp, {"type": "null"}]}}},
+            "AmountBody": {"type": "object", "additionalProperties": False,
+                           "properties": {"amount": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 1}}},
+            "SetBody": {"type": "object", "additionalProperties": False, "required": ["value"], "properties": {"value": int53}},
+            "Change": {"type": "object", "additionalProperties": False,
+                       "required": ["value", "version", "previous_value", "operation", "amount", "request_id", "applied_at"],
+                       "properties": {"value": int53, "version": {**version, "minimum": 1}, "previous_value": int53, "operation": operation,
+                                      "amount": int53, "request_id": request_id, "applied_at": timestamp}},
+            "AuditEntry": {"type": "object", "additionalProperties": False,
+                           "required": ["version", "operation", "amount", "previous_value", "value", "request_id", "at"],
+                           "properties": {"version": {**version, "minimum": 1}, "operation": operation, "amount": int53,
+                                          "previous_value": int53, "value": int53, "request_id": request_id, "at": timestamp}},
+            "AuditPage": {"type": "object", "additionalProperties": False, "required": ["entries", "next_after"],
+                          "properties": {"entries": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/AuditEntry"}},
+                                         "next_after": {"oneOf": [version, {"type": "null"}]}}},
+            "Health": {"type": "object", "required": ["status", "schema_version", "version"],
+                       "properties": {"status": {"const": "ok"}, "schema_version": {"type": "integer"}, "latest_schema_version": {"type": "integer"},
+                                      "value": int53, "version": version, "audit_entries": {"type": "integer"}, "idempotency_keys": {"type": "integer"},
+                                      "sockets": {"type": "integer"}, "database_bytes": {"type": "integer"}}},
+            "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
+                        "description": "RFC 9457 problem details. `status` equals the HTTP status.",
+                        "properties": {"type": {"type": "string", "format": "uri-reference"}, "title": {"type": "string"},
+                                       "status": {"type": "integer", "minimum": 400, "maximum": 599}, "detail": {"type": "string"},
+                                       "current_version": version, "retry_after": {"type": "integer", "minimum": 0},
+                                       "header": {"type": "string"}}},
+        },
+    },
+}
+
+out = pathlib.Path(__file__).resolve().parent.parent / "web" / "openapi.json"
+text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+if "--check" in sys.argv:
+    if out.read_text() != text:
+        sys.exit(f"{out} is not current: run python3 scripts/openapi.py")
+    print(f"{out} is current")
+else:
+    out.write_text(text)
+    print(f"wrote {out}")
