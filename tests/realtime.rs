@@ -226,6 +226,31 @@ fn hostile_clients_affect_nobody() {
 }
 
 #[test]
+fn every_close_is_answered() {
+    let s = server();
+    // Close codes a server may echo, reserved ones, and numbers that are no close code at all.
+    for (code, answer) in [
+        (1000u16, 1000u16),
+        (1001, 1001),
+        (3000, 3000),
+        (4999, 4999),
+        (999, 1000),
+        (1004, 1000),
+        (1015, 1000),
+        (5000, 1000),
+        (65535, 1000),
+    ] {
+        let mut sock = s.socket("");
+        sock.set_timeout(Duration::from_secs(10));
+        sock.next_json();
+        let [hi, lo] = code.to_be_bytes();
+        // A masked close frame (mask 0) with a two-byte code.
+        sock.send_raw(&[0x88, 0x82, 0, 0, 0, 0, hi, lo]);
+        assert_eq!(sock.close_code(), Some(answer), "close {code}");
+    }
+}
+
+#[test]
 fn dead_sockets_never_fail_a_broadcast() {
     let s = server();
     let mut good = s.socket("");

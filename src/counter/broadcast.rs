@@ -111,15 +111,19 @@ pub fn on_message(ws: &WebSocket, len: usize, binary: bool, now_ms: i64) {
     }
 }
 
-/// Completes a close the client started. 1005 and 1006 are reserved codes that cannot be sent,
-/// so they are answered with 1000.
+/// Completes a close the client started, echoing its code where that is a code a server may
+/// send, and 1000 otherwise (1005/1006 are reserved, and codes outside 1000–1003, 1007–1014
+/// and 3000–4999 are not closing codes at all). If the runtime still refuses, a plain 1000
+/// close ends the connection: a close left unanswered would hold the socket open forever.
 pub fn on_close(ws: &WebSocket, code: u16, reason: &str) {
     let code = match code {
-        1005 | 1006 => 1000,
-        c => c,
+        1000..=1003 | 1007..=1014 | 3000..=4999 => code,
+        _ => 1000,
     };
     let reason: String = reason.chars().take(60).collect();
-    let _ = ws.close_with_code_and_reason(code, &reason);
+    if ws.close_with_code_and_reason(code, &reason).is_err() {
+        let _ = ws.close_with_code(1000);
+    }
 }
 
 fn send(ws: &WebSocket, message: &str) {

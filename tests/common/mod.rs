@@ -551,6 +551,12 @@ impl Socket {
         self.ws.send(tungstenite::Message::binary(b)).expect("send");
     }
 
+    /// Writes raw bytes to the connection (frames a well-behaved client library refuses to
+    /// produce).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.ws.get_mut().write_all(bytes).expect("write");
+    }
+
     pub fn close(mut self) {
         let _ = self.ws.close(None);
         let _ = self.ws.flush();
