@@ -12,6 +12,7 @@
 //        [--wasm]                                 add the CompiledWasm module rule (workers-rs / wasm-bindgen output)
 //        [--compat <YYYY-MM-DD>]                  compatibility date (default 2026-04-01, as in wrangler.toml)
 //        [--persist <dir>]                        persist DO storage (default: in memory, fresh every start)
+//        [--var NAME=VALUE]...                    a plain-text var (env.NAME), like wrangler.toml [vars]
 //        [--verbose]                              show Miniflare's own log at INFO level (logs every request: slow)
 //        [--workerd-verbose]                      pass --verbose to workerd (diagnostics)
 //
@@ -33,13 +34,14 @@ const { values: a } = parseArgs({
     wasm: { type: 'boolean', default: false },
     compat: { type: 'string', default: '2026-04-01' },
     persist: { type: 'string' },
+    var: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
     'workerd-verbose': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (a.help || !a.script || !a.port) {
-  console.error('usage: node bench/miniflare.mjs --script <worker.js> --port <n> [--do <Class> [--binding <NAME>]] [--wasm] [--compat <date>] [--persist <dir>] [--verbose] [--workerd-verbose]');
+  console.error('usage: node bench/miniflare.mjs --script <worker.js> --port <n> [--do <Class> [--binding <NAME>]] [--wasm] [--compat <date>] [--persist <dir>] [--var NAME=VALUE]... [--verbose] [--workerd-verbose]');
   process.exit(a.help ? 0 : 2);
 }
 const scriptPath = path.resolve(a.script);
@@ -63,6 +65,12 @@ const opts = {
   log: new Log(a.verbose ? LogLevel.INFO : LogLevel.WARN),
   verbose: a['workerd-verbose'], // workerd's own --verbose (internal errors, dropped connections)
 };
+const vars = a.var.map((v) => v.split(/=(.*)/s, 2));
+if (vars.some(([k, v]) => !k || v === undefined)) {
+  console.error('--var takes NAME=VALUE');
+  process.exit(2);
+}
+if (vars.length) opts.bindings = Object.fromEntries(vars);
 if (a.do) {
   opts.durableObjects = { [a.binding]: { className: a.do, useSQLite: true } };
   opts.durableObjectsPersist = a.persist ?? false; // false = in-memory

@@ -1,0 +1,307 @@
+#!/usr/bin/env node
+// The benchmark driver (run by bench/run.sh, i.e. `make bench`): measures the three targets
+// (the no-op Worker, the JavaScript counter, ours) under the same launcher and writes every raw
+// figure to bench/results/latest.json; bench/report.mjs turns that into BENCHMARKS.md.
+//
+// Settings (environment):
+//   BENCH_ROUNDS=3          interleaved HTTP rounds (each target gets a fresh server per round)
+//   BENCH_DURATION=10       seconds per wrk run
+//   BENCH_COLD_RUNS=5       fresh starts per target for the cold-start figures
+//   BENCH_FANOUT="js-counter:1000,ours:1000,ours:10000"   fan-out runs (empty: none)
+//   BENCH_FANOUT_CHANGES=20 changes per fan-out run
+//
+// It reports; it never judges speed. It fails (exit 3, after writing the results) only when
+// something is wrong rather than slow: a target that does not answer, a counter whose own count
+// disagrees with itself or with wrk, a change that did not reach every socket exactly once.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  ROOT, COMPAT_DATE, TARGETS, start, stop, cpuSeconds, workerdPeakRssMiB, fetchJson, tail, sleep,
+  snapshotBuild, reapedChildrenCpuSeconds,
+} from './server.mjs';
+
+const env = process.env;
+const cfg = {
+  rounds: Number(env.BENCH_ROUNDS ?? 3),
+  duration_s: Number(env.BENCH_DURATION ?? 10),
+  wrk: { threads: 2, connections: 16 },
+  cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
+  fanout: (env.BENCH_FANOUT ?? 'js-counter:1000,ours:1000,ours:10000').split(',').filter(Boolean)
+    .map((s) => { const [target, n] = s.split(':'); return { target, clients: Number(n) }; }),
+  fanout_changes: Number(env.BENCH_FANOUT_CHANGES ?? 20),
+  fanout_interval_ms: 150,
+};
+for (const [k, v] of Object.entries({ BENCH_ROUNDS: cfg.rounds, BENCH_DURATION: cfg.duration_s, BENCH_COLD_RUNS: cfg.cold_runs, BENCH_FANOUT_CHANGES: cfg.fanout_changes })) {
+  if (!Number.isInteger(v) || v < 0) throw new Error(`${k} must be a whole number, not ${JSON.stringify(env[k])}`);
+}
+for (const f of cfg.fanout) {
+  if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <js-counter|ours>:<clients>`);
+}
+const ORDER = ['noop', 'js-counter', 'ours']; // interleaved in this order every round
+const problems = []; // correctness failures: reported at the end, and the run fails
+const running = new Set(); // servers to stop if we die half-way
+const children = new Set(); // wrk / fan-out processes, likewise
+const startServer = async (t) => { const s = await start(t); running.add(s); return s; };
+const stopServer = async (s) => { running.delete(s); await stop(s); };
+let stopping = false;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    stopping = true;
+    children.forEach((c) => c.kill('SIGKILL'));
+    await Promise.all([...running].map(stop));
+    process.exit(130);
+  });
+}
+
+const build = snapshotBuild();
+const results = { meta: meta(), config: cfg, sizes: sizes(), http: [], cold_start: [], fanout: [] };
+const t0 = Date.now();
+try {
+  await httpRounds();
+  await coldStarts();
+  await fanouts();
+} catch (e) {
+  if (stopping) await new Promise(() => {}); // the signal handler is cleaning up and exits
+  console.error(`\nbench: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await Promise.all([...running].map(stop));
+}
+if (process.exitCode === 1) process.exit(1);
+results.meta.finished = new Date().toISOString();
+results.meta.load_average_after = os.loadavg().map((x) => +x.toFixed(2));
+results.meta.elapsed_s = Math.round((Date.now() - t0) / 1000);
+results.problems = problems;
+fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+fs.writeFileSync(path.join(ROOT, 'bench/results/latest.json'), JSON.stringify(results, null, 1) + '\n');
+console.log(`\nraw results: bench/results/latest.json (${results.meta.elapsed_s} s)`);
+if (problems.length) {
+  console.error(`\nBENCHMARK FOUND ${problems.length} CORRECTNESS PROBLEM(S):\n  - ${problems.join('\n  - ')}`);
+  process.exitCode = 3; // bench/run.sh still writes the report, then fails
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1-3. HTTP throughput and latency, integrity after the POST run, server CPU per request.
+async function httpRounds() {
+  for (let round = 1; round <= cfg.rounds; round++) {
+    for (const target of ORDER) {
+      const server = await startServer(target);
+      try {
+        const first = await fetchJson(`${server.url}/api/value`); // it answers, with a value
+        if (typeof first.value !== 'number') throw new Error(`${target}: GET /api/value gave ${JSON.stringify(first)}`);
+        const get = await wrk(server, 'get', '/api/value');
+        const post = await wrk(server, 'post', '/api/increment');
+        await sleep(500); // let requests wrk abandoned at its deadline finish on the server
+        const integrity = await checkIntegrity(server, post);
+        const rec = { round, target, get, post, integrity, workerd_peak_rss_mib: round1(workerdPeakRssMiB(server)) };
+        results.http.push(rec);
+        console.log(`round ${round} ${target.padEnd(10)} GET ${fmtRun(get)} | POST ${fmtRun(post)}` +
+          (integrity ? ` | server count ${integrity.server_count} (wrk 2xx ${integrity.wrk_2xx})` : '') +
+          ` | workerd peak ${rec.workerd_peak_rss_mib} MiB`);
+      } catch (e) {
+        throw new Error(`${target}, round ${round}: ${e.message}\nits log:\n${tail(server.log)}`);
+      } finally {
+        await stopServer(server);
+      }
+    }
+  }
+}
+
+/** One wrk run against `server`, with the server's CPU (from /proc) and the machine's around it. */
+async function wrk(server, mode, urlPath) {
+  const runId = `b${Math.random().toString(36).slice(2, 10)}`;
+  const args = [`-t${cfg.wrk.threads}`, `-c${cfg.wrk.connections}`, `-d${cfg.duration_s}s`, '--latency', '--timeout', '5s',
+    '-s', path.join(ROOT, 'bench/wrk.lua'), server.url + urlPath, '--', mode, runId];
+  const cpu0 = cpuSeconds(server);
+  const m0 = machineTicks();
+  const w0 = reapedChildrenCpuSeconds();
+  const out = await run('wrk', args, (cfg.duration_s + 30) * 1000);
+  const cpu1 = cpuSeconds(server);
+  const m1 = machineTicks();
+  const w1 = reapedChildrenCpuSeconds(); // wrk has been reaped by now: its CPU is in here
+  const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));
+  if (!line) throw new Error(`wrk printed no BENCH_JSON line:\n${out}`);
+  const r = JSON.parse(line.slice('BENCH_JSON '.length));
+  const secs = r.duration_us / 1e6;
+  const machineBusy = ((m1.busy - m0.busy) / (m1.all - m0.all)) * os.cpus().length;
+  const perReq = (s) => (r.requests ? round1((s * 1e6) / r.requests) : null);
+  return {
+    requests: r.requests,
+    rps: round1(r.requests / secs),
+    ok: r.ok,
+    non2xx: r.non2xx,
+    socket_errors: r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout,
+    socket_error_kinds: r.errors, // wrk's own split; "status" counts responses >= 400
+    latency_ms: Object.fromEntries(Object.entries(r.latency_us).map(([k, v]) => [k, round2(v / 1000)])),
+    cpu_us_per_req: perReq(cpu1.total - cpu0.total),
+    cpu_us_per_req_workerd: perReq(cpu1.workerd - cpu0.workerd),
+    server_cores: round2((cpu1.total - cpu0.total) / secs),
+    wrk_cores: round2((w1 - w0) / secs),
+    machine_busy_cores: round2(machineBusy),
+    // Whatever else ran meanwhile (other work on the machine): the noise behind odd rounds.
+    other_cores: round2(Math.max(0, machineBusy - (cpu1.total - cpu0.total + w1 - w0) / secs)),
+  };
+}
+
+/** The counter's own count must cover every 2xx wrk saw, and agree with itself. */
+async function checkIntegrity(server, post) {
+  let counts;
+  if (server.target === 'ours') {
+    const h = await fetchJson(`${server.url}/api/health`);
+    counts = { version: h.version, audit_entries: h.audit_entries, idempotency_keys: h.idempotency_keys };
+  } else if (server.target === 'js-counter') {
+    const [a, v] = await Promise.all([fetchJson(`${server.url}/api/audit`), fetchJson(`${server.url}/api/value`)]);
+    counts = { version: v.version, audit_entries: a.count, idempotency_keys: a.idempotency };
+  } else {
+    return null; // the no-op keeps no count
+  }
+  const values = Object.values(counts);
+  const consistent = values.every((x) => x === values[0]);
+  const covers = values[0] >= post.ok;
+  const rec = { ...counts, server_count: values[0], wrk_2xx: post.ok, in_flight_at_stop: values[0] - post.ok, consistent, covers };
+  if (!consistent || !covers) {
+    problems.push(`${server.target}: integrity after POST run: ${JSON.stringify(rec)}`);
+    console.error(`INTEGRITY MISMATCH (${server.target}): ${JSON.stringify(rec)}`);
+  }
+  return rec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Cold start: a fresh server each time; the first GET builds the object (and runs its schema
+// migrations); the second shows the warm path on the same connection-less client.
+async function coldStarts() {
+  for (let i = 1; i <= cfg.cold_runs; i++) {
+    for (const target of ORDER) {
+      const server = await startServer(target);
+      try {
+        const t1 = performance.now();
+        await fetchJson(`${server.url}/api/value`);
+        const t2 = performance.now();
+        await fetchJson(`${server.url}/api/value`);
+        const t3 = performance.now();
+        results.cold_start.push({ run: i, target, ready_ms: round1(server.readyMs), first_ms: round2(t2 - t1), second_ms: round2(t3 - t2) });
+      } finally {
+        await stopServer(server);
+      }
+    }
+  }
+  for (const target of ORDER) {
+    const rows = results.cold_start.filter((r) => r.target === target);
+    const med = (k) => round1(median(rows.map((r) => r[k])));
+    console.log(`cold start ${target.padEnd(10)} ready ${med('ready_ms')} ms, first GET ${med('first_ms')} ms, second ${med('second_ms')} ms (medians of ${rows.length})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. WebSocket fan-out, each run on a fresh server.
+async function fanouts() {
+  for (const { target, clients } of cfg.fanout) {
+    console.log(`fan-out: ${target}, ${clients} clients`);
+    const server = await startServer(target);
+    try {
+      await fetchJson(`${server.url}/api/value`); // build the object before timing connects
+      const cpu0 = cpuSeconds(server);
+      const args = [path.join(ROOT, 'bench/fanout.mjs'), '--url', server.url, '--clients', String(clients),
+        '--changes', String(cfg.fanout_changes), '--interval', String(cfg.fanout_interval_ms)];
+      if (target === 'ours') args.push('--health', '/api/health');
+      const out = await run(process.execPath, args, 120_000 + clients * 30, true);
+      const line = out.split('\n').find((l) => l.startsWith('FANOUT_JSON '));
+      if (!line) throw new Error(`fanout printed no result:\n${out}`);
+      const r = { target, ...JSON.parse(line.slice('FANOUT_JSON '.length)) };
+      r.server_cpu_s = round2(cpuSeconds(server).total - cpu0.total);
+      r.workerd_peak_rss_mib = round1(workerdPeakRssMiB(server));
+      results.fanout.push(r);
+      if (r.ready !== clients || r.missing || r.duplicated || r.out_of_order || r.unexpected || r.changes_applied !== r.changes) {
+        problems.push(`${target}: fan-out to ${clients}: ready ${r.ready}, changes ${r.changes_applied}/${r.changes}, missing ${r.missing}, ` +
+          `duplicated ${r.duplicated}, out of order ${r.out_of_order}, unexpected ${r.unexpected}; ${r.errors.join('; ')}`);
+      }
+    } catch (e) {
+      throw new Error(`fan-out ${target} ${clients}: ${e.message}\nits log:\n${tail(server.log)}`);
+    } finally {
+      await stopServer(server);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+/** Runs a command with a deadline; resolves with its stdout, rejects with a clear message. */
+function run(cmd, args, timeoutMs, echo = false) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; if (echo) process.stdout.write(String(d).split('\n').filter((l) => l && !l.startsWith('FANOUT_JSON')).map((l) => l + '\n').join('')); });
+    child.stderr.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} timed out after ${timeoutMs} ms\n${out}${err}`)); }, timeoutMs);
+    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`${cmd}: ${e.message}`)); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd} exited with ${code}\n${out}${err}`));
+    });
+  });
+}
+
+/** Machine-wide CPU ticks from /proc/stat: all, and busy (not idle or iowait). */
+function machineTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const all = f.reduce((a, b) => a + b, 0);
+  return { all, busy: all - f[3] - f[4] };
+}
+
+function meta() {
+  const sh = (c) => { try { return execFileSync('sh', ['-c', c], { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { return null; } };
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const pkg = (p) => JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', p, 'package.json'), 'utf8')).version;
+  return {
+    started: new Date().toISOString(),
+    command: 'make bench',
+    commit: sh('git rev-parse --short HEAD'),
+    uncommitted_changes: Boolean(sh('git status --porcelain -- src Cargo.toml Cargo.lock')),
+    machine: {
+      nproc: Number(sh('nproc')),
+      cpu_model: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? 'unknown',
+      memory_gib: round1(os.totalmem() / 2 ** 30),
+      kernel: os.release(),
+    },
+    versions: {
+      node: process.version,
+      miniflare: pkg('miniflare'),
+      workerd: sh(`${path.join(ROOT, 'node_modules/.bin/workerd')} --version`),
+      wrk: sh('wrk -v 2>&1 | head -n 1 || true'),
+      compatibility_date: COMPAT_DATE,
+    },
+    load_average_before: os.loadavg().map((x) => +x.toFixed(2)),
+  };
+}
+
+/** 5. What a deployment ships: the Wasm module and its JavaScript glue, raw and gzipped. */
+function sizes() {
+  const one = (name) => {
+    const file = path.join(build, name);
+    return {
+      file: `build/${name}`,
+      bytes: fs.statSync(file).size,
+      gzip9_bytes: Number(execFileSync('sh', ['-c', 'gzip -9 -c "$1" | wc -c', 'sh', file], { encoding: 'utf8' }).trim()),
+      sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 16),
+    };
+  };
+  return [one('index_bg.wasm'), one('index.js')];
+}
+
+function fmtRun(r) {
+  return `${Math.round(r.rps)} req/s p50 ${r.latency_ms.p50} p99 ${r.latency_ms.p99} ms, ${r.cpu_us_per_req} µs CPU/req, errors ${r.non2xx + r.socket_errors}`;
+}
+function median(xs) {
+  const s = xs.filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+function round1(x) { return x === null || x === undefined ? null : Math.round(x * 10) / 10; }
+function round2(x) { return x === null || x === undefined ? null : Math.round(x * 100) / 100; }

@@ -1,0 +1,69 @@
+#!/bin/sh
+# `make bench`: measures our Worker beside a no-op Worker (the runtime's ceiling) and the same
+# counter written in JavaScript, then writes BENCHMARKS.md and bench/results/latest.json.
+# A full run takes about 10 minutes. Settings: see bench/bench.mjs (BENCH_ROUNDS, BENCH_DURATION,
+# BENCH_COLD_RUNS, BENCH_FANOUT, BENCH_FANOUT_CHANGES) and BENCH_TIMEOUT (seconds, whole run).
+#
+# It reports figures and never judges speed; it fails loudly when something breaks (a tool
+# missing, a server that does not start, a counter that loses or duplicates a change), and it
+# never hangs: every wait below and in the scripts it runs has a deadline.
+set -eu
+cd "$(dirname "$0")/.."
+
+say() { echo "bench: $*"; }
+die() { echo "bench: ERROR: $*" >&2; exit 1; }
+
+# The load generator. Only installed when missing; waits for another apt run to finish first.
+if ! command -v wrk >/dev/null 2>&1; then
+  say "installing wrk"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get -o DPkg::Lock::Timeout=600 install -y wrk >/dev/null \
+    || { $sudo apt-get -o DPkg::Lock::Timeout=600 update >/dev/null \
+      && $sudo apt-get -o DPkg::Lock::Timeout=600 install -y wrk >/dev/null; } \
+    || die "could not install wrk (apt-get install -y wrk)"
+  command -v wrk >/dev/null 2>&1 || die "wrk is still not on PATH after installing it"
+fi
+command -v node >/dev/null 2>&1 || die "node is not installed"
+[ -f build/index.js ] && [ -f build/index_bg.wasm ] || die "build/ is missing: run 'make bench', which builds first"
+[ -d node_modules/miniflare ] && [ -d node_modules/ws ] || die "node_modules is missing miniflare or ws: run 'npm ci'"
+
+# 10,000 WebSockets need as many descriptors in workerd and in the client processes; raise the
+# soft limit to the hard one (all we are allowed without privileges).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+say "open-file limit $(ulimit -n)"
+
+# Every server the run starts is a process group listed in $BENCH_PGIDS. Whatever ends this
+# script (success, failure, Ctrl-C, the timeout), the trap kills what is left of those groups:
+# only processes that carry this run's unique BENCH_TMP in their environment, so a recycled
+# process id can never hit someone else's process.
+BENCH_TMP=$(mktemp -d /tmp/bench.XXXXXX)
+BENCH_PGIDS="$BENCH_TMP/pgids"
+: >"$BENCH_PGIDS"
+export BENCH_TMP BENCH_PGIDS
+cleanup() {
+  status=$?
+  trap - EXIT INT TERM
+  for pgid in $(cat "$BENCH_PGIDS" 2>/dev/null); do
+    for pid in $(pgrep -g "$pgid" 2>/dev/null || true); do
+      if grep -qa "BENCH_TMP=$BENCH_TMP" "/proc/$pid/environ" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done
+  done
+  rm -rf "$BENCH_TMP"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The driver exits 0 when all is well, 3 when it measured everything but found a correctness
+# problem (the report is still written, then this fails), anything else when it broke.
+status=0
+timeout --kill-after=30 "${BENCH_TIMEOUT:-2400}" node bench/bench.mjs || status=$?
+case "$status" in
+  0 | 3) node bench/report.mjs ;;
+  124) die "the benchmark did not finish within ${BENCH_TIMEOUT:-2400} s" ;;
+  *) die "the benchmark failed (exit $status); see the messages above" ;;
+esac
+[ "$status" -eq 0 ] || die "correctness problems found (listed above and in BENCHMARKS.md)"
+say "done: BENCHMARKS.md"
