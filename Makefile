@@ -12,7 +12,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PORT ?= 8787
 STATE ?= .wrangler/state
 
-.PHONY: dev test build setup lint unit e2e bench clean
+.PHONY: dev test build setup lint unit web-unit e2e web-e2e bench screenshots clean
 
 ## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE)
 dev: build
@@ -23,8 +23,10 @@ test:
 	sh scripts/setup.sh test
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory web-unit
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory web-e2e
 	@echo "make test: all passed"
 
 build:
@@ -41,12 +43,25 @@ lint:
 unit:
 	cargo test --lib
 
+# The web app's logic modules (sender, live connection, reconciliation), without a browser.
+web-unit:
+	node --test tests/web/
+
 # End-to-end suites start their own servers; `timeout` makes a hang a loud failure.
 e2e:
 	timeout 1200 cargo test --tests -- --test-threads 4
 
+# The web app in a real browser (Debian's chromium driven by playwright-core) against its own
+# local server.
+web-e2e: build
+	timeout 300 node --test tests/web/browser.e2e.mjs
+
 bench: build
 	sh bench/run.sh
+
+# docs/screenshots/*.png, from a local server with some history.
+screenshots: build
+	node tests/web/screenshots.mjs
 
 clean:
 	rm -rf build target/e2e
