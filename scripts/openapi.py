@@ -217,7 +217,7 @@ doc = {
                                          "next_after": {"oneOf": [version, {"type": "null"}]}}},
             "Health": {"type": "object", "required": ["status", "schema_version", "version"],
                        "properties": {"status": {"const": "ok"}, "schema_version": {"type": "integer"}, "latest_schema_version": {"type": "integer"},
-                                      "value": int53, "version": version, "audit_entries": {"type": "integer"}, "idempotency_keys": {"type": "integer"},
+                                      "value": int53, "version": version, "audit_entries": {"type": "integer"},
                                       "sockets": {"type": "integer"}, "database_bytes": {"type": "integer"}}},
             "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
                         "description": "RFC 9457 problem details. `status` equals the HTTP status.",

@@ -12,13 +12,17 @@
 //!
 //! Every SQL integer crosses as a JavaScript number; the counter keeps values within
 //! ±(2^53 − 1), where that is exact.
+//!
+//! The edge also chains work onto the counter's answer without awaiting it in Rust:
+//! [`Thenable`] and [`Callback`] let it attach one long-lived Rust function to a promise with
+//! its per-request arguments bound (`fn.bind(null, …)`), which costs two crossings instead of
+//! the closures and task wake-ups of an `async` handler.
 
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
 extern "C" {
     /// `ctx.storage` of a Durable Object.
-    #[derive(Clone)]
     pub type Storage;
 
     /// `storage.transactionSync(fn)`: runs `f` in a transaction; commits if it returns,
@@ -32,14 +36,6 @@ extern "C" {
     /// `storage.sql`.
     #[wasm_bindgen(method, getter)]
     pub fn sql(this: &Storage) -> Sql;
-
-    /// `storage.setAlarm(ms)`; the returned promise only reports errors.
-    #[wasm_bindgen(method, catch, js_name = setAlarm)]
-    pub fn set_alarm(this: &Storage, scheduled_ms: f64) -> Result<js_sys::Promise, JsValue>;
-
-    /// `storage.getAlarm()`.
-    #[wasm_bindgen(method, catch, js_name = getAlarm)]
-    pub fn get_alarm(this: &Storage) -> Result<js_sys::Promise, JsValue>;
 
     /// `ctx.storage.sql`.
     pub type Sql;
@@ -58,16 +54,6 @@ extern "C" {
     pub fn exec_nn(this: &Sql, query: &str, a: f64, b: f64) -> Result<Cursor, JsValue>;
     #[wasm_bindgen(method, catch, js_name = exec)]
     pub fn exec_nns(this: &Sql, query: &str, a: f64, b: f64, c: &str) -> Result<Cursor, JsValue>;
-    #[wasm_bindgen(method, catch, js_name = exec)]
-    pub fn exec_ssnsn(
-        this: &Sql,
-        query: &str,
-        a: &str,
-        b: &str,
-        c: f64,
-        d: &str,
-        e: f64,
-    ) -> Result<Cursor, JsValue>;
     #[wasm_bindgen(method, catch, js_name = exec)]
     #[allow(clippy::too_many_arguments)]
     pub fn exec_nsnnnss(
@@ -96,6 +82,35 @@ extern "C" {
     type RawIter;
     #[wasm_bindgen(method, js_name = toArray)]
     fn to_array(this: &RawIter) -> js_sys::Array;
+
+    /// A promise, seen through our own binding.
+    pub type Thenable;
+
+    /// `promise.then(f)`.
+    #[wasm_bindgen(method, js_name = then)]
+    pub fn then_call(this: &Thenable, f: &JsValue) -> js_sys::Promise;
+
+    /// `promise.then(on_fulfilled, on_rejected)` (either may be `undefined`).
+    #[wasm_bindgen(method, js_name = then)]
+    pub fn then2(this: &Thenable, on_fulfilled: &JsValue, on_rejected: &JsValue)
+        -> js_sys::Promise;
+
+    /// A function, seen through our own binding.
+    pub type Callback;
+
+    /// `f.bind(null, a, b, c)`.
+    #[wasm_bindgen(method, js_name = bind)]
+    pub fn bind_str_str_value(
+        this: &Callback,
+        this_arg: &JsValue,
+        a: &str,
+        b: &str,
+        c: &JsValue,
+    ) -> JsValue;
+
+    /// `f.bind(null, a, b)`.
+    #[wasm_bindgen(method, js_name = bind)]
+    pub fn bind_str_value(this: &Callback, this_arg: &JsValue, a: &str, b: &JsValue) -> JsValue;
 }
 
 impl Cursor {

@@ -119,5 +119,5 @@ fn concurrent_mutations_serialize_exactly() {
         n,
         "each key appears in exactly one audit entry"
     );
-    assert_eq!(s.health()["idempotency_keys"], n);
+    assert_eq!(s.health()["audit_entries"], n);
 }

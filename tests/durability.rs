@@ -48,7 +48,7 @@ fn a_new_counter_starts_at_zero() {
         serde_json::json!({"value": 0, "version": 0, "updated_at": null})
     );
     assert!(s.audit_all().is_empty());
-    assert_eq!(s.health()["idempotency_keys"], 0);
+    assert_eq!(s.health()["audit_entries"], 0);
 }
 
 #[test]
@@ -82,29 +82,18 @@ fn a_failing_statement_rolls_back_the_whole_transaction() {
     let mut s = fresh();
     let keys = apply(&s, 3);
 
-    // 1. The idempotency insert is the last statement of the transaction. For a replay it
-    //    fails on the key's primary key *after* the counter UPDATE and the audit INSERT ran.
-    //    Had they not been rolled back, the version would have moved.
-    let before = (
-        s.value(),
-        s.audit_all(),
-        s.health()["idempotency_keys"].clone(),
-    );
+    // 1. The audit insert, which also records the key, is the last statement of the
+    //    transaction. For a replay it fails on the key's unique index *after* the counter
+    //    UPDATE ran. Had that not been rolled back, the version would have moved.
+    let before = (s.value(), s.audit_all());
     for (k, amount, body) in &keys {
         assert_eq!(&s.increment(k, *amount).body, body);
     }
-    assert_eq!(
-        (
-            s.value(),
-            s.audit_all(),
-            s.health()["idempotency_keys"].clone()
-        ),
-        before
-    );
+    assert_eq!((s.value(), s.audit_all()), before);
 
-    // 2. A failure in the middle: plant an audit row where the next change's entry must go.
-    //    The counter UPDATE succeeds, the audit INSERT hits the primary key, the idempotency
-    //    INSERT never runs. All of it must roll back.
+    // 2. A failure of another kind: plant an audit row where the next change's entry must
+    //    go. The counter UPDATE succeeds, the audit INSERT hits the version's primary key. The
+    //    whole change must roll back, and the key must stay free.
     s.stop();
     s.sql("INSERT INTO audit (version, operation, amount, previous_value, value, request_id, at) VALUES (4, 'increment', 1, 0, 0, 'planted', 'x')");
     s.start_again();
@@ -117,13 +106,13 @@ fn a_failing_statement_rolls_back_the_whole_transaction() {
         "the counter moved although its audit entry failed"
     );
     assert_eq!(
-        s.health()["idempotency_keys"],
-        before.2,
-        "the key was remembered"
+        s.audit_all().len(),
+        before.1.len() + 1,
+        "only the planted row is new"
     );
     s.stop();
     let remembered = s.sql(&format!(
-        "SELECT count(*) FROM idempotency WHERE key = '{k}'"
+        "SELECT count(*) FROM audit WHERE request_id = '{k}'"
     ));
     assert_eq!(remembered, vec![vec![Value::from(0)]]);
     let counter = s.sql("SELECT value, version FROM counter");
@@ -149,26 +138,44 @@ fn an_older_schema_is_migrated_in_place() {
     let mut s = fresh();
     let keys = apply(&s, 4);
     let latest = s.health()["latest_schema_version"].as_u64().unwrap();
-    assert!(latest >= 2);
     let before = snapshot(&s, &keys);
-    // Take the database back to schema 1: no expiry index, version 1 recorded.
+    assert!(latest >= 3);
+    // Take the database back to schema 2, as an earlier release left it: a separate
+    // idempotency table with a stored response per key, no unique index on audit keys.
     s.stop();
-    s.sql("DROP INDEX idempotency_created_at; UPDATE schema_meta SET version = 1");
+    s.sql(
+        "DROP INDEX audit_request_id;
+         CREATE TABLE idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, version INTEGER NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE INDEX idempotency_created_at ON idempotency (created_at);
+         INSERT INTO idempotency SELECT request_id, operation || ':' || amount, version, '{}', 0 FROM audit;
+         UPDATE schema_meta SET version = 2",
+    );
     s.start_again();
     let h = s.health();
     assert_eq!(h["schema_version"], latest, "{h}");
+    // Every key still replays byte for byte, every entry is still there.
     assert_eq!(
         snapshot(&s, &keys),
         before,
         "data changed across the migration"
     );
     s.stop();
-    let idx = s.sql(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'idempotency_created_at'",
-    );
-    assert_eq!(idx.len(), 1, "migration 2 did not run");
+    let idx = s.sql("SELECT name FROM sqlite_master WHERE name = 'audit_request_id'");
+    assert_eq!(idx.len(), 1, "migration 3 did not run");
+    let gone = s.sql("SELECT name FROM sqlite_master WHERE name = 'idempotency'");
+    assert!(gone.is_empty(), "the old table is still there");
     let v = s.sql("SELECT version FROM schema_meta");
     assert_eq!(v, vec![vec![Value::from(latest)]]);
+    // And from the very first schema too: version 1 had no expiry index yet.
+    s.stop();
+    s.sql(
+        "DROP INDEX audit_request_id;
+         CREATE TABLE idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, version INTEGER NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+         UPDATE schema_meta SET version = 1",
+    );
+    s.start_again();
+    assert_eq!(s.health()["schema_version"], latest);
+    assert_eq!(snapshot(&s, &keys), before);
 }
 
 #[test]
@@ -188,7 +195,7 @@ fn a_newer_schema_is_left_alone() {
         s.sql("SELECT value, version FROM counter"),
         vec![vec![Value::from(3), Value::from(2)]]
     );
-    s.sql("UPDATE schema_meta SET version = 2");
+    s.sql("UPDATE schema_meta SET version = 3");
     s.start_again();
     assert_eq!(s.value()["version"], 2);
 }

@@ -39,7 +39,14 @@ impl AuditEntry {
         self.value - self.previous_value
     }
 
-    /// The 200 body of a mutation; stored as-is for replays.
+    /// What the request that made this entry was: `operation:amount`, as
+    /// [`crate::core::command::Mutation::fingerprint`] writes it.
+    pub fn fingerprint(&self) -> String {
+        format!("{}:{}", self.operation.as_str(), self.amount)
+    }
+
+    /// The 200 body of a mutation, and of every replay of its key: a pure function of the
+    /// entry, so the same bytes every time.
     pub fn response_json(&self) -> String {
         JsonWriter::object_with_capacity(192)
             .int("value", self.value)
@@ -163,6 +170,7 @@ mod tests {
             assert_eq!(v["amount"], 1);
         }
         assert_eq!(r["applied_at"], a["at"]);
+        assert_eq!(e.fingerprint(), "increment:1");
         assert_eq!(u["type"], "update");
         assert_eq!(r.as_object().unwrap().len(), 7);
         assert_eq!(a.as_object().unwrap().len(), 7);

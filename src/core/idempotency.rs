@@ -3,17 +3,18 @@
 //! Every mutation carries a key. A client that sends `Idempotency-Key` (or `X-Request-ID`) can
 //! retry the same change as often as it likes and it is applied once; a request without one gets
 //! a fresh UUID from the edge *before* the first attempt to reach the counter, so the edge's own
-//! retries are exactly-once too. The counter stores, for each key, what the request was (its
-//! fingerprint) and the exact response bytes, in the same transaction as the change itself.
+//! retries are exactly-once too.
+//!
+//! The record of a key is its audit entry: the key is the entry's `request_id` (unique in the
+//! table), the entry says what the request was (operation and amount: its fingerprint), and the
+//! response is a pure rendering of the entry ([`crate::core::audit::AuditEntry::response_json`]),
+//! so a replay returns the same bytes. Keys are therefore remembered as long as the audit
+//! trail, which is longer than the 24 hours the contract promises.
 
 use super::problem::Problem;
 
 /// Longest key accepted, in bytes (all allowed characters are ASCII).
 pub const MAX_KEY_LEN: usize = 255;
-
-/// How long a key is remembered. The contract promises at least 24 hours; keys are removed in
-/// the background some time after this.
-pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A validated idempotency key: 1–255 characters of `A-Z a-z 0-9 . _ : -`.
 ///
@@ -84,8 +85,8 @@ pub enum Seen<'a> {
     Conflict,
 }
 
-/// Judges a request whose key is already stored with `stored_fingerprint` and
-/// `stored_response`.
+/// Judges a request whose key is already stored with `stored_fingerprint`, whose first
+/// response was `stored_response`.
 pub fn judge<'a>(
     fingerprint: &str,
     stored_fingerprint: &str,

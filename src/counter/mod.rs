@@ -43,11 +43,6 @@ use store::{CommitError, Store};
 /// The name of the one counter object.
 pub const OBJECT_NAME: &str = "global";
 
-/// How often the alarm removes expired idempotency keys.
-const EXPIRY_INTERVAL_MS: f64 = 60.0 * 60.0 * 1000.0;
-/// At most this many keys are removed per alarm, so one alarm never blocks the object long.
-const EXPIRY_BATCH: u32 = 50_000;
-
 /// The Durable Object class bound as `COUNTER`.
 #[wasm_bindgen]
 pub struct Counter {
@@ -65,7 +60,7 @@ pub struct Counter {
 #[wasm_bindgen]
 impl Counter {
     /// Runs on every (re)construction, including after hibernation: brings the schema up to
-    /// date, loads the counter row and arms the expiry alarm. SQL is synchronous, so the object
+    /// date and loads the counter row. SQL is synchronous, so the object
     /// is fully initialised before its first event.
     #[wasm_bindgen(constructor)]
     pub fn new(raw: DurableObjectState, env: Env) -> Counter {
@@ -95,7 +90,6 @@ impl Counter {
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             let _ = state.as_raw().set_websocket_auto_response(&pair);
         }
-        arm_expiry_alarm(&store);
         Counter {
             state,
             store,
@@ -153,23 +147,6 @@ impl Counter {
     /// A socket failed; the runtime has already closed it.
     #[wasm_bindgen(js_name = webSocketError)]
     pub fn websocket_error(&self, _ws: web_sys::WebSocket, _error: JsValue) {}
-
-    /// Removes expired idempotency keys and re-arms itself.
-    pub fn alarm(&self) {
-        match self.store.expire_keys(now_ms(), EXPIRY_BATCH) {
-            Ok(0) => {}
-            Ok(n) => log_event("info", "idempotency keys expired", |w| {
-                w.uint("count", n);
-            }),
-            Err(e) => log_event("error", "key expiry failed", |w| {
-                w.string("error", &e);
-            }),
-        }
-        let _ = self
-            .store
-            .storage()
-            .set_alarm(now_ms() as f64 + EXPIRY_INTERVAL_MS);
-    }
 }
 
 impl Counter {
@@ -202,7 +179,7 @@ impl Counter {
             }
         };
         let response = entry.response_json();
-        match self.store.commit(&entry, &m.fingerprint(), &response, now) {
+        match self.store.commit(&entry) {
             Ok(()) => {
                 let next = Snapshot::after(&entry);
                 let etag = next.etag();
@@ -236,8 +213,10 @@ impl Counter {
                 return Some(http::problem(&Problem::Internal));
             }
         };
+        let fingerprint = stored.fingerprint();
+        let response = stored.response_json();
         Some(
-            match idempotency::judge(&m.fingerprint(), &stored.fingerprint, &stored.response) {
+            match idempotency::judge(&m.fingerprint(), &fingerprint, &response) {
                 Seen::Replay(body) => http::json(
                     body,
                     &[
@@ -295,7 +274,10 @@ impl Counter {
     }
 
     fn health(&self, current: &Snapshot) -> Result<Response, JsValue> {
-        let (audit_rows, keys) = self.store.counts().map_err(|e| JsValue::from_str(&e))?;
+        let audit_rows = self
+            .store
+            .audit_count()
+            .map_err(|e| JsValue::from_str(&e))?;
         let body = JsonWriter::object()
             .string("status", "ok")
             .uint("schema_version", u64::from(self.schema_version))
@@ -303,7 +285,6 @@ impl Counter {
             .int("value", current.value)
             .uint("version", current.version)
             .uint("audit_entries", audit_rows)
-            .uint("idempotency_keys", keys)
             .uint("sockets", broadcast::count(&self.state) as u64)
             .uint("database_bytes", self.store.size_bytes())
             .finish();
@@ -322,20 +303,4 @@ fn limit_var(env: &Env, name: &str) -> u32 {
         });
         0
     })
-}
-
-/// Makes sure an alarm is set for key expiry, without moving one that is already pending
-/// (the constructor runs on every wake-up; re-arming each time could postpone it forever).
-fn arm_expiry_alarm(store: &Store) {
-    let Ok(pending) = store.storage().get_alarm() else {
-        return;
-    };
-    let storage = store.storage().clone();
-    worker::wasm_bindgen_futures::spawn_local(async move {
-        if let Ok(v) = worker::wasm_bindgen_futures::JsFuture::from(pending).await {
-            if v.is_null() || v.is_undefined() {
-                let _ = storage.set_alarm(now_ms() as f64 + EXPIRY_INTERVAL_MS);
-            }
-        }
-    });
 }

@@ -13,7 +13,6 @@ use wasm_bindgen::JsValue;
 
 use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::command::Operation;
-use crate::core::idempotency::RETENTION_MS;
 use crate::core::schema::{self, META_TABLE};
 use crate::core::state::Snapshot;
 use crate::ffi::{error_text, Sql, Storage};
@@ -21,25 +20,14 @@ use crate::ffi::{error_text, Sql, Storage};
 const UPDATE_COUNTER: &str =
     "UPDATE counter SET value = ?, version = ?, updated_at = ? WHERE id = 1";
 const INSERT_AUDIT: &str = "INSERT INTO audit (version, operation, amount, previous_value, value, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)";
-const INSERT_KEY: &str = "INSERT INTO idempotency (key, fingerprint, version, response, created_at) VALUES (?, ?, ?, ?, ?)";
-const SELECT_KEY: &str = "SELECT fingerprint, response, version FROM idempotency WHERE key = ?";
 const SELECT_AUDIT: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE version > ? ORDER BY version LIMIT ?";
+const SELECT_KEY: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE request_id = ?";
 
 /// Why a commit did not happen. In both cases the transaction was rolled back entirely.
 #[derive(Debug)]
 pub enum CommitError {
     /// A statement failed; the text is for the log only.
     Storage(String),
-}
-
-/// A stored idempotency record.
-pub struct StoredKey {
-    /// What the original request was (`operation:operand`).
-    pub fingerprint: String,
-    /// The exact response body it got.
-    pub response: String,
-    /// The version the change produced.
-    pub version: u64,
 }
 
 /// The storage of the one counter object.
@@ -117,17 +105,12 @@ impl Store {
         })
     }
 
-    /// Writes one applied change: the counter row, its audit entry and its idempotency record,
-    /// in one transaction. The idempotency insert comes last: when the key is already stored
-    /// (a retry), its primary key makes that statement fail and the counter and audit writes
-    /// before it roll back with it. The common case, a new key, costs no lookup at all.
-    pub fn commit(
-        &self,
-        entry: &AuditEntry,
-        fingerprint: &str,
-        response: &str,
-        now_ms: i64,
-    ) -> Result<(), CommitError> {
+    /// Writes one applied change, the counter row and its audit entry, in one transaction.
+    /// The audit entry is also the record of the request's idempotency key (unique in the
+    /// table), and it is written last: when the key is already there (a retry), that insert
+    /// fails and the counter update before it rolls back with it. The common case, a new key,
+    /// costs no lookup at all.
+    pub fn commit(&self, entry: &AuditEntry) -> Result<(), CommitError> {
         let sql = &self.sql;
         let version = entry.version as f64;
         self.storage
@@ -143,67 +126,30 @@ impl Store {
                     &entry.request_id,
                     &entry.at,
                 )?;
-                sql.exec_ssnsn(
-                    INSERT_KEY,
-                    &entry.request_id,
-                    fingerprint,
-                    version,
-                    response,
-                    now_ms as f64,
-                )?;
                 Ok(JsValue::UNDEFINED)
             })
             .map(|_| ())
             .map_err(|e| CommitError::Storage(error_text(&e)))
     }
 
-    /// The stored record of `key`, if it was used within the retention period.
-    pub fn lookup(&self, key: &str) -> Result<Option<StoredKey>, String> {
+    /// The audit entry a key made, if it was used before.
+    pub fn lookup(&self, key: &str) -> Result<Option<AuditEntry>, String> {
         let rows = self
             .sql
             .exec_s(SELECT_KEY, key)
             .map_err(|e| error_text(&e))?
             .rows();
-        let Some(row) = row_at(&rows, 0) else {
-            return Ok(None);
-        };
-        match (row.get(0).as_string(), row.get(1).as_string()) {
-            (Some(fingerprint), Some(response)) => Ok(Some(StoredKey {
-                fingerprint,
-                response,
-                version: int(&row.get(2))? as u64,
-            })),
-            _ => Err("an idempotency record has the wrong column types".into()),
-        }
+        entries(&rows).map(|mut found| found.pop())
     }
 
-    /// Audit entries after `q.after`, ascending, at most `limit` of them.
+    /// Audit entries after `after`, ascending, at most `limit` of them.
     pub fn audit(&self, after: u64, limit: u64) -> Result<Vec<AuditEntry>, String> {
         let rows = self
             .sql
             .exec_nn(SELECT_AUDIT, after as f64, limit as f64)
             .map_err(|e| error_text(&e))?
             .rows();
-        (0..rows.length())
-            .map(|i| {
-                let row =
-                    row_at(&rows, i).ok_or_else(|| "an audit row is not an array".to_string())?;
-                Ok(AuditEntry {
-                    version: int(&row.get(0))? as u64,
-                    operation: row
-                        .get(1)
-                        .as_string()
-                        .as_deref()
-                        .and_then(Operation::parse)
-                        .ok_or_else(|| "an audit row has an unknown operation".to_string())?,
-                    amount: int(&row.get(2))?,
-                    previous_value: int(&row.get(3))?,
-                    value: int(&row.get(4))?,
-                    request_id: row.get(5).as_string().unwrap_or_default(),
-                    at: row.get(6).as_string().unwrap_or_default(),
-                })
-            })
-            .collect()
+        entries(&rows)
     }
 
     /// A page of the audit trail for `GET /api/audit`: one row more than asked, so the page
@@ -213,42 +159,44 @@ impl Store {
         Ok(crate::core::audit::page_json(&rows, q.limit))
     }
 
-    /// Counts for the health report: (audit rows, idempotency keys).
-    pub fn counts(&self) -> Result<(u64, u64), String> {
+    /// Number of audit entries, for the health report.
+    pub fn audit_count(&self) -> Result<u64, String> {
         let rows = self
             .sql
-            .exec("SELECT (SELECT count(*) FROM audit), (SELECT count(*) FROM idempotency)")
+            .exec("SELECT count(*) FROM audit")
             .map_err(|e| error_text(&e))?
             .rows();
         let row = row_at(&rows, 0).ok_or_else(|| "count query returned nothing".to_string())?;
-        Ok((int(&row.get(0))? as u64, int(&row.get(1))? as u64))
+        Ok(int(&row.get(0))? as u64)
     }
 
     /// Size of the database file in bytes.
     pub fn size_bytes(&self) -> u64 {
         self.sql.database_size() as u64
     }
+}
 
-    /// Removes idempotency records older than the retention period, at most `batch` of them;
-    /// returns how many were removed.
-    pub fn expire_keys(&self, now_ms: i64, batch: u32) -> Result<u64, String> {
-        let cutoff = (now_ms - RETENTION_MS) as f64;
-        let cursor = self
-            .sql
-            .exec_nn(
-                "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < ? ORDER BY created_at LIMIT ?)",
-                cutoff,
-                f64::from(batch),
-            )
-            .map_err(|e| error_text(&e))?;
-        cursor.rows();
-        Ok(cursor.rows_written() as u64)
-    }
-
-    /// The raw storage, for alarms.
-    pub fn storage(&self) -> &Storage {
-        &self.storage
-    }
+/// Audit rows (`version, operation, amount, previous_value, value, request_id, at`) as entries.
+fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
+    (0..rows.length())
+        .map(|i| {
+            let row = row_at(rows, i).ok_or_else(|| "an audit row is not an array".to_string())?;
+            Ok(AuditEntry {
+                version: int(&row.get(0))? as u64,
+                operation: row
+                    .get(1)
+                    .as_string()
+                    .as_deref()
+                    .and_then(Operation::parse)
+                    .ok_or_else(|| "an audit row has an unknown operation".to_string())?,
+                amount: int(&row.get(2))?,
+                previous_value: int(&row.get(3))?,
+                value: int(&row.get(4))?,
+                request_id: row.get(5).as_string().unwrap_or_default(),
+                at: row.get(6).as_string().unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// An SQL integer column (a JavaScript number) as `i64`.
