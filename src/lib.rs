@@ -55,13 +55,15 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// The Worker's `fetch` handler: every request that is not a static file.
+/// The Worker's `fetch` handler: every request that is not a static file. It returns a
+/// `Response` or a `Promise` of one, which the runtime accepts alike; see [`edge`] for why it
+/// is not an `async fn` (and so not `#[event(fetch)]`).
 #[cfg(target_arch = "wasm32")]
-#[worker::event(fetch)]
-async fn fetch(
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fetch(
     req: web_sys::Request,
     env: worker::Env,
-    _ctx: worker::Context,
-) -> worker::Result<web_sys::Response> {
-    edge::handle(req, env).await.map_err(worker::Error::from)
+    _ctx: wasm_bindgen::JsValue,
+) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+    edge::handle(req, env)
 }

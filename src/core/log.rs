@@ -6,6 +6,7 @@
 //! `wrangler tail`).
 
 use super::json::JsonWriter;
+use super::time::rfc3339_millis;
 
 /// What became of a mutation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,65 +42,117 @@ impl Outcome {
     }
 }
 
-/// The mutation part of a log line.
+/// What the edge knows when a request arrives. The rest of the line (status, version,
+/// duration) is only known when the response is, which for a call to the counter object is
+/// later, in a promise callback; so an arrival is encoded into one string that travels with
+/// that callback and is completed by [`finish`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MutationLog<'a> {
-    /// `increment`, `decrement`, `set`, `reset`.
-    pub operation: &'a str,
-    /// The operand.
-    pub amount: i64,
-    /// The version after the change (or the replayed one), when known.
-    pub version: Option<u64>,
-    /// What happened.
-    pub outcome: Outcome,
-}
-
-/// One request's log line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestLog<'a> {
-    /// Wall-clock time of the request start (RFC 3339).
-    pub ts: &'a str,
-    /// The request id: the idempotency key for mutations, `cf-ray` or a UUID otherwise.
+pub struct Arrival<'a> {
+    /// Arrival time, ms since the epoch.
+    pub started_ms: i64,
+    /// The request id: the idempotency key for mutations, `cf-ray` otherwise (`-` when absent).
     pub request_id: &'a str,
     /// HTTP method.
     pub method: &'a str,
     /// URL path (no query: it may carry client data).
     pub path: &'a str,
-    /// Response status.
-    pub status: u16,
-    /// Milliseconds from arrival to response (the platform's clock advances across I/O only).
-    pub duration_ms: u64,
     /// The client identifier used for limits.
     pub client: &'a str,
-    /// Present for mutations.
-    pub mutation: Option<MutationLog<'a>>,
-    /// The problem type slug for errors.
+    /// For mutations: the operation and its operand.
+    pub mutation: Option<(&'a str, i64)>,
+}
+
+impl Arrival<'_> {
+    /// `<started_ms>|<m or r>|<JSON members>`.
+    pub fn encode(&self) -> String {
+        let mut w = JsonWriter::object_with_capacity(192);
+        w.string("request_id", self.request_id)
+            .string("method", self.method)
+            .string("path", self.path)
+            .string("client", self.client);
+        if let Some((op, amount)) = self.mutation {
+            w.string("operation", op).int("amount", amount);
+        }
+        let members = w.finish();
+        let kind = if self.mutation.is_some() { 'm' } else { 'r' };
+        format!(
+            "{}|{kind}|{}",
+            self.started_ms,
+            &members[1..members.len() - 1]
+        )
+    }
+}
+
+/// Whether an encoded arrival is a mutation's (whose line gets version and outcome).
+pub fn is_mutation(arrival: &str) -> bool {
+    arrival.split('|').nth(1) == Some("m")
+}
+
+/// What the response says, for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Departure<'a> {
+    /// Response status.
+    pub status: u16,
+    /// When the response was ready, ms since the epoch (the platform's clock advances across
+    /// I/O only, so this measures waiting for the counter, not CPU time).
+    pub now_ms: i64,
+    /// The counter's version the response carries (its ETag), if any.
+    pub version: Option<u64>,
+    /// Whether it was an idempotent replay.
+    pub replayed: bool,
+    /// The problem type slug, when the edge itself refused the request.
     pub problem: Option<&'a str>,
 }
 
-impl RequestLog<'_> {
-    /// The JSON line.
-    pub fn to_json(&self) -> String {
-        let mut w = JsonWriter::object_with_capacity(256);
-        w.string("ts", self.ts)
-            .string("level", if self.status >= 500 { "error" } else { "info" })
-            .string("msg", "request")
-            .string("request_id", self.request_id)
-            .string("method", self.method)
-            .string("path", self.path)
-            .uint("status", u64::from(self.status))
-            .uint("duration_ms", self.duration_ms)
-            .string("client", self.client);
-        if let Some(m) = &self.mutation {
-            w.string("operation", m.operation)
-                .int("amount", m.amount)
-                .opt_uint("version", m.version)
-                .string("outcome", m.outcome.as_str());
-        }
-        if let Some(p) = self.problem {
-            w.string("problem", p);
-        }
-        w.finish()
+/// The complete log line for an encoded [`Arrival`] and its [`Departure`]: `ts`, `level`,
+/// `msg`, the arrival's members, `status`, `duration_ms`, and for mutations `version` and
+/// `outcome`. `None` if `arrival` is not an encoded arrival.
+pub fn finish(arrival: &str, d: &Departure) -> Option<String> {
+    let mut parts = arrival.splitn(3, '|');
+    let started: i64 = parts.next()?.parse().ok()?;
+    let mutation = match parts.next()? {
+        "m" => true,
+        "r" => false,
+        _ => return None,
+    };
+    let members = parts.next()?;
+    let mut w = JsonWriter::object_with_capacity(members.len() + 160);
+    w.string("ts", &rfc3339_millis(started))
+        .string("level", if d.status >= 500 { "error" } else { "info" })
+        .string("msg", "request");
+    let mut line = w.finish();
+    line.pop();
+    line.push(',');
+    line.push_str(members);
+    line.push('}');
+    let mut rest = JsonWriter::object_with_capacity(96);
+    rest.uint("status", u64::from(d.status))
+        .uint("duration_ms", (d.now_ms - started).max(0) as u64);
+    if mutation {
+        let ok = (200..300).contains(&d.status);
+        rest.opt_uint("version", d.version.filter(|_| ok))
+            .string("outcome", Outcome::of(d.status, d.replayed).as_str());
+    }
+    if let Some(p) = d.problem {
+        rest.string("problem", p);
+    }
+    let rest = rest.finish();
+    line.pop();
+    line.push(',');
+    line.push_str(&rest[1..]);
+    Some(line)
+}
+
+/// Parses `REQUEST_LOG_SAMPLE_RATE`: absent or empty is 1 (every request), otherwise a
+/// number from 0 to 1.
+pub fn parse_sample_rate(var: Option<&str>) -> Result<f64, String> {
+    match var.map(str::trim) {
+        None | Some("") => Ok(1.0),
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .ok_or_else(|| format!("expected a number from 0 to 1, got {s:?}")),
     }
 }
 
@@ -133,32 +186,43 @@ mod tests {
         assert_eq!(Outcome::of(503, false), Outcome::Failed);
     }
 
-    #[test]
-    fn a_mutation_line_has_every_field() {
-        let line = RequestLog {
-            ts: "2026-01-01T00:00:00.000Z",
-            request_id: "k1",
+    fn arrival<'a>(mutation: Option<(&'a str, i64)>) -> Arrival<'a> {
+        Arrival {
+            started_ms: 1_795_631_512_000,
+            request_id: "k|1",
             method: "POST",
             path: "/api/increment",
-            status: 200,
-            duration_ms: 3,
             client: "203.0.113.1",
-            mutation: Some(MutationLog {
-                operation: "increment",
-                amount: 2,
-                version: Some(9),
-                outcome: Outcome::Applied,
-            }),
+            mutation,
+        }
+    }
+
+    fn departure(status: u16, replayed: bool) -> Departure<'static> {
+        Departure {
+            status,
+            now_ms: 1_795_631_512_003,
+            version: Some(9),
+            replayed,
             problem: None,
         }
-        .to_json();
+    }
+
+    #[test]
+    fn a_mutation_line_has_every_field() {
+        let line = finish(
+            &arrival(Some(("increment", 2))).encode(),
+            &departure(200, false),
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         for k in [
             "ts",
             "level",
+            "msg",
             "request_id",
             "method",
             "path",
+            "client",
             "status",
             "duration_ms",
             "operation",
@@ -168,7 +232,63 @@ mod tests {
         ] {
             assert!(!v[k].is_null(), "{k} missing in {line}");
         }
+        assert_eq!(v["request_id"], "k|1");
+        assert_eq!(v["duration_ms"], 3);
         assert_eq!(v["outcome"], "applied");
+        assert_eq!(v["ts"], "2026-11-25T18:31:52.000Z");
         assert!(!line.contains('\n'));
+        let replay = finish(
+            &arrival(Some(("increment", 2))).encode(),
+            &departure(200, true),
+        )
+        .unwrap();
+        assert!(replay.contains("\"outcome\":\"replayed\""));
+        let refused = finish(
+            &arrival(Some(("increment", 2))).encode(),
+            &departure(412, false),
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&refused).unwrap();
+        assert!(
+            v["version"].is_null(),
+            "a refused change has no version of its own"
+        );
+        assert_eq!(v["outcome"], "rejected");
+        assert_eq!(v["level"], "info");
+    }
+
+    #[test]
+    fn a_read_line_and_an_error_line() {
+        let mut d = departure(503, false);
+        d.problem = Some("unavailable");
+        let line = finish(&arrival(None).encode(), &d).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["problem"], "unavailable");
+        assert!(v.get("outcome").is_none() && v.get("operation").is_none());
+    }
+
+    #[test]
+    fn the_kind_survives_encoding() {
+        assert!(is_mutation(&arrival(Some(("set", 5))).encode()));
+        assert!(!is_mutation(&arrival(None).encode()));
+    }
+
+    #[test]
+    fn sample_rates() {
+        assert_eq!(parse_sample_rate(None), Ok(1.0));
+        assert_eq!(parse_sample_rate(Some(" ")), Ok(1.0));
+        assert_eq!(parse_sample_rate(Some("0")), Ok(0.0));
+        assert_eq!(parse_sample_rate(Some("0.25")), Ok(0.25));
+        for bad in ["-0.1", "1.5", "all", "NaN"] {
+            assert!(parse_sample_rate(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_not_an_arrival() {
+        for bad in ["", "x|m|", "1|q|\"a\":1", "1|m"] {
+            assert_eq!(finish(bad, &departure(200, false)), None, "{bad}");
+        }
     }
 }

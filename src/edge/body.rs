@@ -6,23 +6,26 @@ use web_sys::{ReadableStreamDefaultReader, Request};
 
 use crate::core::problem::Problem;
 
-/// Reads the body, refusing (413) as soon as it is known to exceed `limit` bytes: from
-/// `Content-Length` before reading anything, or while streaming a body sent without one. At
-/// most `limit` bytes plus one chunk are ever held.
+/// Refuses (413) a body whose declared `Content-Length` exceeds `limit`, before reading it.
+pub fn check_length(content_length: Option<&str>, limit: usize) -> Result<(), Problem> {
+    let Some(len) = content_length else {
+        return Ok(());
+    };
+    let len: usize = len.trim().parse().map_err(|_| Problem::InvalidHeader {
+        name: "Content-Length",
+        detail: "not a number.".into(),
+    })?;
+    if len > limit {
+        return Err(Problem::PayloadTooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Reads the body, refusing (413) as soon as it is known to exceed `limit` bytes (the caller
+/// has checked `Content-Length` already; this also bounds a body sent without one). At most
+/// `limit` bytes plus one chunk are ever held.
 pub async fn read(req: &Request, limit: usize) -> Result<Vec<u8>, Problem> {
     let too_large = Problem::PayloadTooLarge { limit };
-    if let Some(len) = req.headers().get("content-length").ok().flatten() {
-        let len: usize = len.trim().parse().map_err(|_| Problem::InvalidHeader {
-            name: "Content-Length",
-            detail: "not a number.".into(),
-        })?;
-        if len > limit {
-            return Err(too_large);
-        }
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-    }
     let Some(stream) = req.body() else {
         return Ok(Vec::new());
     };

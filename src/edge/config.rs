@@ -16,6 +16,9 @@ pub struct Config {
     pub cors: Policy,
     /// `ADMIN_TOKEN` (a secret): enables `/api/admin/*` when set and non-empty.
     admin_token: Option<String>,
+    /// `REQUEST_LOG_SAMPLE_RATE`: the share of requests that get a log line, 0 to 1
+    /// (default 1: every request).
+    log_rate: f64,
 }
 
 thread_local! {
@@ -31,10 +34,16 @@ impl Config {
                 Rc::new(Config {
                     cors: Policy::parse(&string_var(env, "ALLOWED_ORIGINS").unwrap_or_default()),
                     admin_token: string_var(env, "ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
+                    log_rate: log_rate(string_var(env, "REQUEST_LOG_SAMPLE_RATE").as_deref()),
                 })
             })
             .clone()
         })
+    }
+
+    /// Whether this request gets a log line.
+    pub fn log_this_request(&self) -> bool {
+        self.log_rate >= 1.0 || (self.log_rate > 0.0 && js_sys::Math::random() < self.log_rate)
     }
 
     /// Admin requests need the bearer token; without a configured token the admin API does not
@@ -43,6 +52,23 @@ impl Config {
         match &self.admin_token {
             None => Err(Problem::NotFound),
             Some(token) => auth::check_bearer(authorization, token),
+        }
+    }
+}
+
+/// Parses `REQUEST_LOG_SAMPLE_RATE`; a malformed value is reported and means "log all".
+fn log_rate(var: Option<&str>) -> f64 {
+    match crate::core::log::parse_sample_rate(var) {
+        Ok(rate) => rate,
+        Err(e) => {
+            crate::http::log_event(
+                "error",
+                "invalid REQUEST_LOG_SAMPLE_RATE; logging every request",
+                |w| {
+                    w.string("error", &e);
+                },
+            );
+            1.0
         }
     }
 }

@@ -6,19 +6,25 @@
 //! idempotency key from the first attempt, so a retry of a call that did run is answered
 //! from the stored response and nothing is applied twice. Overload is never retried here: it
 //! becomes 503 with `Retry-After`, so clients back off instead of piling on.
+//!
+//! The first attempt costs no Rust future: the edge attaches its finishing step and [`retry`]
+//! to the object's promise (`then(finish, retry)`), and only when the call fails does the
+//! retry loop run as `async` code.
 
+use std::cell::OnceCell;
 use std::time::Duration;
 
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::{Request, RequestInit, Response};
-use worker::worker_sys::DurableObject;
+use worker::worker_sys::{DurableObject, DurableObjectNamespace};
 use worker::{Delay, Env};
 
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::counter::OBJECT_NAME;
-use crate::http::log_event;
+use crate::http::{self, log_event};
 
 use super::config;
 
@@ -27,62 +33,113 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Backoff before the second attempt; doubled for each further one, with full jitter.
 const BASE_BACKOFF_MS: f64 = 25.0;
 
-/// Sends `call` to the counter object and returns its response.
-pub async fn call(env: &Env, call: &ObjectCall) -> Result<Response, Problem> {
-    let url = call.encode();
-    with_retries(env, |stub| stub.fetch_with_str(&url)).await
+thread_local! {
+    /// The `COUNTER` namespace. Bindings live as long as the isolate, so it is looked up once;
+    /// stubs, which belong to one request, are made per call.
+    static NAMESPACE: OnceCell<DurableObjectNamespace> = const { OnceCell::new() };
 }
 
-/// Opens a socket: the object needs the client's upgrade request itself, so its headers are
-/// carried over to the internal URL.
-pub async fn connect(env: &Env, req: &Request, call: &ObjectCall) -> Result<Response, Problem> {
-    let url = call.encode();
-    with_retries(env, |stub| {
-        let init = RequestInit::new();
-        init.set_headers(&req.headers());
-        let internal = Request::new_with_str_and_init(&url, &init)?;
-        stub.fetch_with_request(&internal)
-    })
-    .await
-}
-
-async fn with_retries(
-    env: &Env,
-    send: impl Fn(&DurableObject) -> Result<js_sys::Promise, JsValue>,
-) -> Result<Response, Problem> {
-    let namespace = config::counter_namespace(env).map_err(|e| fault("binding", &e))?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        // A fresh stub per attempt: after an error the old one may be broken.
-        let stub = namespace
+fn stub() -> Result<DurableObject, JsValue> {
+    NAMESPACE.with(|ns| {
+        ns.get()
+            .ok_or_else(|| JsValue::from_str("the namespace is not loaded"))?
             .get_by_name(OBJECT_NAME)
-            .map_err(|e| fault("stub", &e))?;
-        let outcome = match send(&stub) {
-            Ok(promise) => JsFuture::from(promise).await,
-            Err(e) => Err(e),
-        };
-        let error = match outcome {
-            Ok(r) => return r.dyn_into::<Response>().map_err(|e| fault("response", &e)),
-            Err(e) => e,
-        };
-        let overloaded = flag(&error, "overloaded");
-        if overloaded {
-            log_error("counter overloaded", &error, attempt);
-            return Err(Problem::Unavailable {
-                retry_after_secs: 2,
-            });
+    })
+}
+
+fn load_namespace(env: &Env) -> Result<(), Problem> {
+    NAMESPACE.with(|ns| {
+        if ns.get().is_none() {
+            let loaded = config::counter_namespace(env).map_err(|e| fault("binding", &e))?;
+            let _ = ns.set(loaded);
         }
-        if !flag(&error, "retryable") || attempt >= MAX_ATTEMPTS {
-            log_error("counter call failed", &error, attempt);
-            return Err(Problem::Unavailable {
-                retry_after_secs: 1,
-            });
+        Ok(())
+    })
+}
+
+/// Sends `call` to the counter object: the first attempt's promise, and the call's URL for
+/// [`retry`] should it fail.
+pub fn call(env: &Env, call: &ObjectCall) -> Result<(js_sys::Promise, String), Problem> {
+    load_namespace(env)?;
+    let url = call.encode();
+    let first = stub()
+        .and_then(|s| s.fetch_with_str(&url))
+        .map_err(|e| fault("call", &e))?;
+    Ok((first, url))
+}
+
+/// After the first attempt at `url` failed with `error`: retries while the platform says that
+/// is sensible, and otherwise answers the problem. Never fails: the result is the object's
+/// response or a 503 problem.
+pub async fn retry(url: String, mut error: JsValue) -> Result<Response, JsValue> {
+    let mut attempt = 1;
+    loop {
+        if let Some(p) = give_up(&error, attempt) {
+            return http::problem(&p);
         }
         log_error("counter call retried", &error, attempt);
         let cap = BASE_BACKOFF_MS * f64::from(1u32 << (attempt - 1));
         Delay::from(Duration::from_millis((js_sys::Math::random() * cap) as u64)).await;
+        attempt += 1;
+        // A fresh stub: after an error the old one may be broken.
+        let outcome = match stub().and_then(|s| s.fetch_with_str(&url)) {
+            Ok(promise) => JsFuture::from(promise).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(r) => return r.dyn_into::<Response>(),
+            Err(e) => error = e,
+        }
     }
+}
+
+/// `Some(problem)` when an error after `attempt` attempts should not be retried.
+fn give_up(error: &JsValue, attempt: u32) -> Option<Problem> {
+    if flag(error, "overloaded") {
+        log_error("counter overloaded", error, attempt);
+        return Some(Problem::Unavailable {
+            retry_after_secs: 2,
+        });
+    }
+    if !flag(error, "retryable") || attempt >= MAX_ATTEMPTS {
+        log_error("counter call failed", error, attempt);
+        return Some(Problem::Unavailable {
+            retry_after_secs: 1,
+        });
+    }
+    None
+}
+
+/// Opens a socket: the object needs the client's upgrade request itself, so its headers are
+/// carried over to the internal URL. Not on the hot path, so plain `async` with retries.
+pub fn connect(env: Env, req: Request, call: ObjectCall) -> js_sys::Promise {
+    future_to_promise(async move {
+        load_namespace(&env).map_err(|p| http::problem(&p).unwrap_or_else(|e| e.into()))?;
+        let url = call.encode();
+        let send = || -> Result<js_sys::Promise, JsValue> {
+            let init = RequestInit::new();
+            init.set_headers(&req.headers());
+            let internal = Request::new_with_str_and_init(&url, &init)?;
+            stub()?.fetch_with_request(&internal)
+        };
+        let mut attempt = 1;
+        loop {
+            let outcome = match send() {
+                Ok(promise) => JsFuture::from(promise).await,
+                Err(e) => Err(e),
+            };
+            let error = match outcome {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            if let Some(p) = give_up(&error, attempt) {
+                return http::problem(&p).map(Into::into);
+            }
+            let cap = BASE_BACKOFF_MS * f64::from(1u32 << (attempt - 1));
+            Delay::from(Duration::from_millis((js_sys::Math::random() * cap) as u64)).await;
+            attempt += 1;
+        }
+    })
 }
 
 /// Whether the platform set `error[name] === true`.

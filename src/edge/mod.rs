@@ -7,9 +7,14 @@
 //!    `If-Match`, query) and turns it into one [`ObjectCall`];
 //! 3. gives every mutation its idempotency key *before* the first attempt (the client's, or a
 //!    new UUID), so that retrying the call to the object can never apply a change twice;
-//! 4. sends the call to the one counter object (with bounded retries on errors the platform
-//!    marks retryable) and returns its answer, adding CORS headers when needed;
-//! 5. writes one structured log line.
+//! 4. sends the call to the one counter object (retrying only errors the platform marks
+//!    retryable, see [`forward`]) and returns its answer, adding CORS headers when needed;
+//! 5. writes one structured log line per request.
+//!
+//! The handler is synchronous: it returns the counter's promise instead of awaiting it, with
+//! the logging (and CORS) step chained onto it. Only a request with a body to read goes through
+//! an `async` block. An `async` handler would cost a promise, several closures and task
+//! wake-ups per request, which on the hot path is more than all the validation together.
 //!
 //! Everything else (the web app) is served by the static assets binding before the Worker
 //! runs (`run_worker_first = ["/api/*"]` in wrangler.toml).
@@ -18,18 +23,19 @@ mod body;
 mod config;
 mod forward;
 
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Request, Response};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Headers, Request, Response};
 use worker::Env;
 
-use crate::core::command::{self, IfMatch, Mutation, Operation, MAX_BODY_BYTES};
+use crate::core::command::{self, Amount, IfMatch, Mutation, Operation, MAX_BODY_BYTES};
 use crate::core::cors::{self, Access};
 use crate::core::idempotency::{self, RequestKey};
-use crate::core::log::{MutationLog, Outcome, RequestLog};
+use crate::core::log::{self, Arrival, Departure};
 use crate::core::problem::Problem;
 use crate::core::routes::{self, Route};
-use crate::core::time::rfc3339_millis;
 use crate::core::wire::{self, ObjectCall};
+use crate::ffi::{Callback, Thenable};
 use crate::http::{self, log_line, now_ms};
 use config::Config;
 
@@ -39,97 +45,176 @@ const MAX_IF_MATCH_BYTES: usize = 512;
 const MAX_URL_BYTES: usize = 2048;
 
 /// What the edge knows about a request, for its log line.
-struct Facts {
+struct Facts<'a> {
+    started: i64,
+    method: &'a str,
+    path: &'a str,
     request_id: String,
+    /// The client identifier; read only when a limit or the log needs it.
     client: String,
     mutation: Option<(Operation, i64)>,
-    problem: Option<&'static str>,
+    /// Whether this request gets a log line (`REQUEST_LOG_SAMPLE_RATE`).
+    logged: bool,
 }
 
-/// Handles one request to the Worker.
-pub async fn handle(req: Request, env: Env) -> Result<Response, JsValue> {
+impl Facts<'_> {
+    /// The encoded arrival for the log line, or `None` when this request is not logged.
+    fn arrival(&self) -> Option<String> {
+        if !self.logged {
+            return None;
+        }
+        Some(
+            Arrival {
+                started_ms: self.started,
+                request_id: if self.request_id.is_empty() {
+                    "-"
+                } else {
+                    &self.request_id
+                },
+                method: self.method,
+                path: self.path,
+                client: &self.client,
+                mutation: self.mutation.map(|(op, n)| (op.as_str(), n)),
+            }
+            .encode(),
+        )
+    }
+
+    /// Reads the client identifier (`CF-Connecting-IP`) if it is not known yet.
+    fn read_client(&mut self, headers: &Headers) -> Result<(), Problem> {
+        if self.client.is_empty() {
+            self.client = header(headers, "cf-connecting-ip")?
+                .filter(|ip| wire::is_client_id(ip))
+                .unwrap_or_else(|| "unknown".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// What to do with a validated request.
+enum Plan {
+    /// Answer now, without the counter.
+    Answer(Response),
+    /// Ask the counter.
+    Call(ObjectCall),
+    /// Open a socket: the counter needs the upgrade request itself.
+    Connect(ObjectCall),
+    /// Serve a static file from the assets (the OpenAPI description).
+    Static(String),
+    /// Read the body first: the only step that has to wait for the client.
+    ReadBody(Pending),
+}
+
+/// A mutation waiting for its body.
+struct Pending {
+    route: Route,
+    key: RequestKey,
+    if_match: Option<IfMatch>,
+    content_type: Option<String>,
+}
+
+/// Handles one request to the Worker; returns a `Response` or a `Promise` of one.
+pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
     let started = now_ms();
     let url = req.url();
     let (path, query) = split_url(&url);
     if !path.starts_with("/api/") && path != "/api" {
         // Only reached when the assets router sends a non-API path here, which the
         // configuration does not do; answer from the assets anyway.
-        let promise = config::assets(&env)?.fetch(&req)?;
-        return wasm_bindgen_futures::JsFuture::from(promise)
-            .await?
-            .dyn_into();
+        return Ok(config::assets(&env)?.fetch(&req)?.into());
     }
     let method = req.method();
     let headers = req.headers();
-    let client = headers
-        .get("cf-connecting-ip")?
-        .filter(|ip| wire::is_client_id(ip))
-        .unwrap_or_else(|| "unknown".to_string());
-    let mut facts = Facts {
-        request_id: headers.get("cf-ray")?.unwrap_or_default(),
-        client,
-        mutation: None,
-        problem: None,
-    };
-
     let config = Config::get(&env);
-    let origin = headers.get("origin")?;
-    let access = config.cors.check(origin.as_deref(), cors::origin_of(&url));
+    let logged = config.log_this_request();
+    let mut facts = Facts {
+        started,
+        method: &method,
+        path,
+        request_id: if logged {
+            headers.get("cf-ray")?.unwrap_or_default()
+        } else {
+            String::new()
+        },
+        client: String::new(),
+        mutation: None,
+        logged,
+    };
+    let access = config
+        .cors
+        .check(headers.get("origin")?.as_deref(), cors::origin_of(&url));
+    let origin = match &access {
+        Access::Allowed(o) => Some(o.as_str()),
+        _ => None,
+    };
 
-    let result = serve(
-        &req, &env, &config, &method, path, query, &url, &access, &mut facts,
-    )
-    .await;
-    let response = match result {
-        Ok(r) => r,
-        Err(p) => {
-            facts.problem = Some(p.slug());
-            http::problem(&p)?
+    let plan = plan(&req, &headers, &config, &url, query, &access, &mut facts);
+    if logged {
+        facts
+            .read_client(&headers)
+            .map_err(|p| JsValue::from_str(&p.to_string()))?;
+    }
+    let reply: Result<(js_sys::Promise, Option<String>), Problem> = match plan {
+        Ok(Plan::Answer(r)) => {
+            return finish(facts.arrival().as_deref(), origin, r, None).map(Into::into)
         }
+        Ok(Plan::Call(call)) => forward::call(&env, &call).map(|(p, url)| (p, Some(url))),
+        Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
+        Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
+        Ok(Plan::ReadBody(pending)) => {
+            return Ok(with_body(req, env, pending, facts, origin.map(String::from)).into())
+        }
+        Err(p) => Err(p),
     };
-    let response = match &access {
-        Access::Allowed(o) => with_headers(response, &cors::response_headers(o))?,
-        _ => response,
-    };
-    log(&facts, &method, path, &response, started);
-    Ok(response)
+    match reply {
+        Ok((promise, retry_url)) => {
+            Ok(settle(promise, retry_url, facts.arrival().as_deref(), origin).into())
+        }
+        Err(p) => {
+            let r = http::problem(&p)?;
+            finish(facts.arrival().as_deref(), origin, r, Some(p.slug())).map(Into::into)
+        }
+    }
 }
 
-/// Routes, validates and forwards; every refusal is a [`Problem`].
-#[allow(clippy::too_many_arguments)]
-async fn serve(
+/// Routes and validates; every refusal is a [`Problem`].
+fn plan(
     req: &Request,
-    env: &Env,
+    headers: &Headers,
     config: &Config,
-    method: &str,
-    path: &str,
-    query: &str,
     url: &str,
+    query: &str,
     access: &Access,
     facts: &mut Facts,
-) -> Result<Response, Problem> {
+) -> Result<Plan, Problem> {
     if url.len() > MAX_URL_BYTES {
         return Err(Problem::UriTooLong {
             limit: MAX_URL_BYTES,
         });
     }
-    let route = routes::route(method, path)?;
+    let route = routes::route(facts.method, facts.path)?;
     if route == Route::Preflight {
-        return preflight(path, access);
+        return preflight(facts.path, access).map(Plan::Answer);
     }
-    if (route.is_mutation() || route == Route::Socket) && !access.may_act() {
+    if route.is_mutation() || route == Route::Socket {
         if let Access::Denied(o) = access {
             return Err(Problem::ForbiddenOrigin(o.clone()));
         }
     }
-    let call = match route {
-        Route::Value => no_query(query).map(|()| ObjectCall::Value)?,
-        Route::Health => no_query(query).map(|()| ObjectCall::Health)?,
-        Route::Audit => ObjectCall::Audit(crate::core::audit::AuditQuery::parse(query)?),
+    let header = |name: &str| header(headers, name);
+    match route {
+        Route::Value => no_query(query).map(|()| Plan::Call(ObjectCall::Value)),
+        Route::Health => no_query(query).map(|()| Plan::Call(ObjectCall::Health)),
+        Route::Audit => Ok(Plan::Call(ObjectCall::Audit(
+            crate::core::audit::AuditQuery::parse(query)?,
+        ))),
         Route::OpenApi => {
             no_query(query)?;
             // The description is a static file of the app (web/openapi.json).
-            return static_file(env, &format!("{}/openapi.json", cors::origin_of(url))).await;
+            Ok(Plan::Static(format!(
+                "{}/openapi.json",
+                cors::origin_of(url)
+            )))
         }
         Route::Socket => {
             let pairs = crate::core::query::parse(query, &["since"])?;
@@ -141,105 +226,252 @@ async fn serve(
                 None,
             )?;
             // A complete WebSocket handshake (RFC 6455 §4.1), or nothing reaches the object.
-            let upgrade = header(req, "upgrade")?;
-            let key = header(req, "sec-websocket-key")?;
-            let version = header(req, "sec-websocket-version")?;
+            let upgrade = header("upgrade")?;
+            let key = header("sec-websocket-key")?;
+            let version = header("sec-websocket-version")?;
             if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
                 || key.is_none_or(|k| k.trim().is_empty())
                 || version.as_deref().map(str::trim) != Some("13")
             {
                 return Err(Problem::UpgradeRequired);
             }
-            let call = ObjectCall::Connect {
+            facts.read_client(headers)?;
+            Ok(Plan::Connect(ObjectCall::Connect {
                 since,
                 client: facts.client.clone(),
-            };
-            return forward::connect(env, req, &call).await;
+            }))
         }
-        Route::Step(op) => {
+        Route::Step(_) | Route::AdminSet | Route::AdminReset => {
             no_query(query)?;
-            let (key, if_match) = mutation_headers(req, facts)?;
-            let body = body::read(req, MAX_BODY_BYTES).await?;
-            command::check_json_media_type(header(req, "content-type")?.as_deref(), body.len())?;
-            let amount = command::parse_amount_body(&body)?;
-            facts.mutation = Some((op, i64::from(amount.get())));
-            mutate(Mutation::step(op, amount, key, if_match), facts)
-        }
-        Route::AdminSet | Route::AdminReset => {
-            no_query(query)?;
-            config.authorize_admin(header(req, "authorization")?.as_deref())?;
-            let (key, if_match) = mutation_headers(req, facts)?;
-            let body = body::read(req, MAX_BODY_BYTES).await?;
-            command::check_json_media_type(header(req, "content-type")?.as_deref(), body.len())?;
-            let (op, operand) = if route == Route::AdminSet {
-                (Operation::Set, command::parse_set_body(&body)?)
-            } else {
-                if !body.is_empty() {
-                    return Err(Problem::InvalidBody("reset takes no body.".into()));
+            facts.read_client(headers)?;
+            if matches!(route, Route::AdminSet | Route::AdminReset) {
+                config.authorize_admin(header("authorization")?.as_deref())?;
+            }
+            let key = idempotency::client_key(
+                header("idempotency-key")?.as_deref(),
+                header("x-request-id")?.as_deref(),
+            )?
+            .unwrap_or_else(new_key);
+            facts.request_id = key.as_str().to_owned();
+            let if_match = match header("if-match")? {
+                Some(v) if v.len() > MAX_IF_MATCH_BYTES => {
+                    return Err(Problem::InvalidHeader {
+                        name: "If-Match",
+                        detail: format!("longer than {MAX_IF_MATCH_BYTES} bytes."),
+                    })
                 }
-                (Operation::Reset, 0)
+                Some(v) => Some(IfMatch::parse(&v)?),
+                None => None,
             };
-            facts.mutation = Some((op, operand));
-            mutate(
-                Mutation {
-                    op,
-                    operand,
-                    key,
-                    if_match,
-                },
-                facts,
-            )
+            let pending = Pending {
+                route,
+                key,
+                if_match,
+                content_type: header("content-type")?,
+            };
+            // Most clicks carry no body at all; only a real body is worth waiting for.
+            let length = header("content-length")?;
+            if length.as_deref().map(str::trim) == Some("0") || req.body().is_none() {
+                mutation(pending, &[], facts).map(Plan::Call)
+            } else {
+                body::check_length(length.as_deref(), MAX_BODY_BYTES)?;
+                Ok(Plan::ReadBody(pending))
+            }
         }
-        Route::Preflight => return Err(Problem::Internal),
-    };
-    forward::call(env, &call).await
+        Route::Preflight => Err(Problem::Internal),
+    }
 }
 
-/// A file from the static assets.
-async fn static_file(env: &Env, url: &str) -> Result<Response, Problem> {
-    let fetched = async {
-        let promise = config::assets(env)?.fetch_with_str(url)?;
-        wasm_bindgen_futures::JsFuture::from(promise)
-            .await?
-            .dyn_into::<Response>()
+/// The call for a mutation with its (possibly empty) body.
+fn mutation(p: Pending, body: &[u8], facts: &mut Facts) -> Result<ObjectCall, Problem> {
+    command::check_json_media_type(p.content_type.as_deref(), body.len())?;
+    let (op, operand) = match p.route {
+        Route::Step(op) => (op, i64::from(command::parse_amount_body(body)?.get())),
+        Route::AdminSet => (Operation::Set, command::parse_set_body(body)?),
+        _ if body.is_empty() => (Operation::Reset, 0),
+        _ => return Err(Problem::InvalidBody("reset takes no body.".into())),
     };
-    fetched.await.map_err(|e| {
-        http::log_event("error", "static file failed", |w| {
-            w.string("error", &crate::ffi::error_text(&e));
-        });
-        Problem::Internal
+    facts.mutation = Some((op, operand));
+    let mutation = match op {
+        Operation::Increment | Operation::Decrement => {
+            Mutation::step(op, Amount::new(operand)?, p.key, p.if_match)
+        }
+        Operation::Set | Operation::Reset => Mutation {
+            op,
+            operand,
+            key: p.key,
+            if_match: p.if_match,
+        },
+    };
+    Ok(ObjectCall::Mutate {
+        mutation,
+        client: facts.client.clone(),
     })
 }
 
-/// The key and precondition of a mutation; the key also becomes the request id.
-fn mutation_headers(
-    req: &Request,
-    facts: &mut Facts,
-) -> Result<(RequestKey, Option<IfMatch>), Problem> {
-    let key = idempotency::client_key(
-        header(req, "idempotency-key")?.as_deref(),
-        header(req, "x-request-id")?.as_deref(),
-    )?
-    .unwrap_or_else(new_key);
-    facts.request_id = key.as_str().to_owned();
-    let if_match = match header(req, "if-match")? {
-        Some(v) if v.len() > MAX_IF_MATCH_BYTES => {
-            return Err(Problem::InvalidHeader {
-                name: "If-Match",
-                detail: format!("longer than {MAX_IF_MATCH_BYTES} bytes."),
-            })
-        }
-        Some(v) => Some(IfMatch::parse(&v)?),
-        None => None,
+/// The path of a mutation that has a body: read it (bounded), then as any other call.
+fn with_body(
+    req: Request,
+    env: Env,
+    pending: Pending,
+    facts: Facts,
+    origin: Option<String>,
+) -> js_sys::Promise {
+    let mut facts = Facts {
+        started: facts.started,
+        method: "POST",
+        path: routes_path(pending.route),
+        request_id: facts.request_id,
+        client: facts.client,
+        mutation: None,
+        logged: facts.logged,
     };
-    Ok((key, if_match))
+    wasm_bindgen_futures::future_to_promise(async move {
+        let outcome = async {
+            let body = body::read(&req, MAX_BODY_BYTES).await?;
+            let call = mutation(pending, &body, &mut facts)?;
+            let (promise, url) = forward::call(&env, &call)?;
+            let response = match wasm_bindgen_futures::JsFuture::from(promise).await {
+                Ok(r) => r.dyn_into::<Response>(),
+                Err(error) => forward::retry(url, error).await,
+            };
+            response.map_err(|_| Problem::Internal)
+        }
+        .await;
+        let (response, problem) = match outcome {
+            Ok(r) => (r, None),
+            Err(p) => (http::problem(&p)?, Some(p.slug())),
+        };
+        finish(
+            facts.arrival().as_deref(),
+            origin.as_deref(),
+            response,
+            problem,
+        )
+        .map(Into::into)
+    })
 }
 
-fn mutate(mutation: Mutation, facts: &Facts) -> ObjectCall {
-    ObjectCall::Mutate {
-        mutation,
-        client: facts.client.clone(),
+/// The public path of a mutation route (for the log of a request handled after an await).
+fn routes_path(route: Route) -> &'static str {
+    match route {
+        Route::Step(Operation::Increment) => "/api/increment",
+        Route::Step(_) => "/api/decrement",
+        Route::AdminSet => "/api/admin/set",
+        _ => "/api/admin/reset",
     }
+}
+
+/// Logs the request (when `arrival` is given) and adds CORS headers for an allowed
+/// cross-origin caller.
+fn finish(
+    arrival: Option<&str>,
+    origin: Option<&str>,
+    response: Response,
+    problem: Option<&str>,
+) -> Result<Response, JsValue> {
+    if let Some(arrival) = arrival {
+        let (version, replayed) = if log::is_mutation(arrival) {
+            let h = response.headers();
+            let version = h
+                .get("etag")?
+                .and_then(|e| e.trim_matches('"').parse::<u64>().ok());
+            (
+                version,
+                h.get("idempotent-replayed")?.as_deref() == Some("true"),
+            )
+        } else {
+            (None, false)
+        };
+        let departure = Departure {
+            status: response.status(),
+            now_ms: now_ms(),
+            version,
+            replayed,
+            problem,
+        };
+        if let Some(line) = log::finish(arrival, &departure) {
+            log_line(&line);
+        }
+    }
+    match origin {
+        Some(o) => with_headers(response, &cors::response_headers(o)),
+        None => Ok(response),
+    }
+}
+
+thread_local! {
+    /// [`finish`] as a JavaScript function, made once per isolate: `(arrival, origin,
+    /// response)`, where an empty arrival means "not logged".
+    static FINISH: Closure<dyn Fn(String, JsValue, Response) -> Result<JsValue, JsValue>> =
+        Closure::new(|arrival: String, origin: JsValue, response: Response| {
+            let arrival = (!arrival.is_empty()).then_some(arrival.as_str());
+            finish(arrival, origin.as_string().as_deref(), response, None).map(Into::into)
+        });
+
+    /// The failure path as a JavaScript function: `(url, arrival, origin, error)`: retry the
+    /// call where that is safe ([`forward::retry`]), then finish as usual.
+    static RECOVER: Closure<dyn Fn(String, String, JsValue, JsValue) -> js_sys::Promise> =
+        Closure::new(|url: String, arrival: String, origin: JsValue, error: JsValue| {
+            wasm_bindgen_futures::future_to_promise(async move {
+                let response = forward::retry(url, error).await?;
+                let arrival = (!arrival.is_empty()).then_some(arrival.as_str());
+                finish(arrival, origin.as_string().as_deref(), response, None).map(Into::into)
+            })
+        });
+}
+
+/// What happens once the counter (or the assets) answered: `promise.then(finish, recover)`
+/// with this request's facts bound, or less where less is needed. One derived promise per
+/// request; returning the platform's promise untouched would be cheaper still, but a failed
+/// call must become a problem response, never the runtime's bare 500.
+fn settle(
+    promise: js_sys::Promise,
+    retry_url: Option<String>,
+    arrival: Option<&str>,
+    origin: Option<&str>,
+) -> js_sys::Promise {
+    let origin = origin.map_or(JsValue::UNDEFINED, JsValue::from_str);
+    let on_fulfilled = if arrival.is_some() || !origin.is_undefined() {
+        FINISH.with(|f| {
+            f.as_ref().unchecked_ref::<Callback>().bind_str_value(
+                &JsValue::NULL,
+                arrival.unwrap_or(""),
+                &origin,
+            )
+        })
+    } else {
+        JsValue::UNDEFINED
+    };
+    let on_rejected = match &retry_url {
+        Some(url) => RECOVER.with(|f| {
+            f.as_ref().unchecked_ref::<Callback>().bind_str_str_value(
+                &JsValue::NULL,
+                url,
+                arrival.unwrap_or(""),
+                &origin,
+            )
+        }),
+        None => JsValue::UNDEFINED,
+    };
+    if on_fulfilled.is_undefined() && on_rejected.is_undefined() {
+        return promise;
+    }
+    promise
+        .unchecked_ref::<Thenable>()
+        .then2(&on_fulfilled, &on_rejected)
+}
+
+/// A file from the static assets.
+fn static_file(env: &Env, url: &str) -> Result<js_sys::Promise, Problem> {
+    config::assets(env)
+        .and_then(|a| a.fetch_with_str(url))
+        .map_err(|e| {
+            http::log_event("error", "static file failed", |w| {
+                w.string("error", &crate::ffi::error_text(&e));
+            });
+            Problem::Internal
+        })
 }
 
 /// A CORS preflight: allowed origins get the methods and headers they may use; same-origin
@@ -263,8 +495,8 @@ fn no_query(query: &str) -> Result<(), Problem> {
     crate::core::query::parse(query, &[]).map(|_| ())
 }
 
-fn header(req: &Request, name: &str) -> Result<Option<String>, Problem> {
-    req.headers().get(name).map_err(|_| Problem::InvalidHeader {
+fn header(headers: &Headers, name: &str) -> Result<Option<String>, Problem> {
+    headers.get(name).map_err(|_| Problem::InvalidHeader {
         name: "header",
         detail: "unreadable".into(),
     })
@@ -292,6 +524,9 @@ fn split_url(url: &str) -> (&str, &str) {
 /// A copy of `response` with `extra` headers set. Responses that came from the object have
 /// immutable headers, so this re-wraps the body stream; used only for cross-origin requests.
 fn with_headers(response: Response, extra: &[(&'static str, String)]) -> Result<Response, JsValue> {
+    if response.status() == 101 {
+        return Ok(response);
+    }
     let headers = web_sys::Headers::new_with_headers(&response.headers())?;
     for (k, v) in extra {
         headers.set(k, v)?;
@@ -299,47 +534,5 @@ fn with_headers(response: Response, extra: &[(&'static str, String)]) -> Result<
     let init = web_sys::ResponseInit::new();
     init.set_status(response.status());
     init.set_headers(&headers);
-    if response.status() == 101 {
-        return Ok(response);
-    }
     Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
-}
-
-fn log(facts: &Facts, method: &str, path: &str, response: &Response, started: i64) {
-    let status = response.status();
-    let h = response.headers();
-    let version = h
-        .get("etag")
-        .ok()
-        .flatten()
-        .and_then(|e| e.trim_matches('"').parse::<u64>().ok());
-    let replayed = facts.mutation.is_some()
-        && h.get("idempotent-replayed").ok().flatten().as_deref() == Some("true");
-    let request_id = if facts.request_id.is_empty() {
-        "-"
-    } else {
-        facts.request_id.as_str()
-    };
-    let ts = rfc3339_millis(started);
-    let line = RequestLog {
-        ts: &ts,
-        request_id,
-        method,
-        path,
-        status,
-        duration_ms: (now_ms() - started).max(0) as u64,
-        client: &facts.client,
-        mutation: facts.mutation.map(|(op, amount)| MutationLog {
-            operation: op.as_str(),
-            amount,
-            version: if (200..300).contains(&status) {
-                version
-            } else {
-                None
-            },
-            outcome: Outcome::of(status, replayed),
-        }),
-        problem: facts.problem,
-    };
-    log_line(&line.to_json());
 }
