@@ -40,8 +40,9 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   say "installing Debian's chromium for the browser tests"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  # Wait at most 5 minutes for another package manager to finish, then fail loudly.
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium >/dev/null
 fi
 
 # schemathesis, for the API fuzzing in tests/openapi.rs, in a project-local venv.

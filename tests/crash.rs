@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use common::{key, try_request, Options, Server};
+use common::{key, seed, try_request, Options, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -28,19 +28,6 @@ const ACK_LIMIT: Duration = Duration::from_secs(60);
 /// Load keeps running this long after the last restart, so changes and replays happen on the
 /// state that survived every crash.
 const TAIL: Duration = Duration::from_millis(1500);
-
-fn seed(var: &str) -> u64 {
-    let seed = std::env::var(var)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    println!("seed: {seed} (repeat with {var}={seed})");
-    seed
-}
 
 /// One change a client wants applied.
 #[derive(Clone, Debug)]

@@ -15,7 +15,7 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{key, try_request, Options, Server};
+use common::{key, seed, try_request, Options, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use todc_utils::linearizability::history::{Action, History};
@@ -247,19 +247,6 @@ fn the_checker_rejects_histories_that_are_not_linearizable() {
 
 // ---------------------------------------------------------------------------------------------
 // A recorded history.
-
-fn seed(var: &str) -> u64 {
-    let seed = std::env::var(var)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    println!("seed: {seed} (repeat with {var}={seed})");
-    seed
-}
 
 /// One client: `OPS_PER_CLIENT` operations one after the other, each timed on the shared clock.
 fn client(base: &str, id: usize, seed: u64, barrier: &Barrier) -> Vec<Record> {

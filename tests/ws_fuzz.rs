@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{key, try_request, Options, Server};
+use common::{key, seed, try_request, Options, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -36,19 +36,6 @@ const MIN_SESSIONS: usize = 4;
 const CHANGES: usize = 50;
 /// No session, read or wait takes longer than this.
 const WAIT: Duration = Duration::from_secs(20);
-
-fn seed(var: &str) -> u64 {
-    let seed = std::env::var(var)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    println!("seed: {seed} (repeat with {var}={seed})");
-    seed
-}
 
 // ---------------------------------------------------------------------------------------------
 // Frames.

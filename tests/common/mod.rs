@@ -575,3 +575,18 @@ pub fn key(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The seed of a randomized suite: `$var` if set, else the clock. Printed, so a failure can
+/// be repeated exactly.
+pub fn seed(var: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("seed: {seed} (repeat with {var}={seed})");
+    seed
+}
