@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The benchmark driver (run by bench/run.sh, i.e. `make bench`): measures the three targets
-// (the no-op Worker, the JavaScript counter, ours) under the same launcher and writes every raw
-// figure to bench/results/latest.json; bench/report.mjs turns that into BENCHMARKS.md.
+// The benchmark driver (run by bench/run.sh, i.e. `make bench`): measures the four targets
+// (the no-op Worker, the JavaScript counter, ours, and ours without its per-request log line)
+// under the same launcher and writes every raw figure to bench/results/latest.json;
+// bench/report.mjs turns that into BENCHMARKS.md.
 //
 // Settings (environment):
 //   BENCH_ROUNDS=3          interleaved HTTP rounds (each target gets a fresh server per round)
@@ -19,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  ROOT, COMPAT_DATE, TARGETS, start, stop, cpuSeconds, workerdPeakRssMiB, fetchJson, tail, sleep,
+  ROOT, COMPAT_DATE, TARGETS, OUR_BUILDS, start, stop, cpuSeconds, workerdPeakRssMiB, fetchJson, tail, sleep,
   snapshotBuild, reapedChildrenCpuSeconds,
 } from './server.mjs';
 
@@ -38,9 +39,9 @@ for (const [k, v] of Object.entries({ BENCH_ROUNDS: cfg.rounds, BENCH_DURATION: 
   if (!Number.isInteger(v) || v < 0) throw new Error(`${k} must be a whole number, not ${JSON.stringify(env[k])}`);
 }
 for (const f of cfg.fanout) {
-  if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <js-counter|ours>:<clients>`);
+  if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <js-counter|ours|ours-nolog>:<clients>`);
 }
-const ORDER = ['noop', 'js-counter', 'ours']; // interleaved in this order every round
+const ORDER = ['noop', 'js-counter', 'ours', 'ours-nolog']; // interleaved in this order every round
 const problems = []; // correctness failures: reported at the end, and the run fails
 const running = new Set(); // servers to stop if we die half-way
 const children = new Set(); // wrk / fan-out processes, likewise
@@ -98,7 +99,7 @@ async function httpRounds() {
         const integrity = await checkIntegrity(server, post);
         const rec = { round, target, get, post, integrity, workerd_peak_rss_mib: round1(workerdPeakRssMiB(server)) };
         results.http.push(rec);
-        console.log(`round ${round} ${target.padEnd(10)} GET ${fmtRun(get)} | POST ${fmtRun(post)}` +
+        console.log(`round ${round} ${target.padEnd(11)} GET ${fmtRun(get)} | POST ${fmtRun(post)}` +
           (integrity ? ` | server count ${integrity.server_count} (wrk 2xx ${integrity.wrk_2xx})` : '') +
           ` | workerd peak ${rec.workerd_peak_rss_mib} MiB`);
       } catch (e) {
@@ -149,7 +150,7 @@ async function wrk(server, mode, urlPath) {
 /** The counter's own count must cover every 2xx wrk saw, and agree with itself. */
 async function checkIntegrity(server, post) {
   let counts;
-  if (server.target === 'ours') {
+  if (OUR_BUILDS.includes(server.target)) {
     const h = await fetchJson(`${server.url}/api/health`);
     // Keys are recorded by their audit entries (unique request ids).
     counts = { version: h.version, audit_entries: h.audit_entries };
@@ -192,7 +193,7 @@ async function coldStarts() {
   for (const target of ORDER) {
     const rows = results.cold_start.filter((r) => r.target === target);
     const med = (k) => round1(median(rows.map((r) => r[k])));
-    console.log(`cold start ${target.padEnd(10)} ready ${med('ready_ms')} ms, first GET ${med('first_ms')} ms, second ${med('second_ms')} ms (medians of ${rows.length})`);
+    console.log(`cold start ${target.padEnd(11)} ready ${med('ready_ms')} ms, first GET ${med('first_ms')} ms, second ${med('second_ms')} ms (medians of ${rows.length})`);
   }
 }
 
@@ -207,7 +208,7 @@ async function fanouts() {
       const cpu0 = cpuSeconds(server);
       const args = [path.join(ROOT, 'bench/fanout.mjs'), '--url', server.url, '--clients', String(clients),
         '--changes', String(cfg.fanout_changes), '--interval', String(cfg.fanout_interval_ms)];
-      if (target === 'ours') args.push('--health', '/api/health');
+      if (OUR_BUILDS.includes(target)) args.push('--health', '/api/health');
       const out = await run(process.execPath, args, 120_000 + clients * 30, true);
       const line = out.split('\n').find((l) => l.startsWith('FANOUT_JSON '));
       if (!line) throw new Error(`fanout printed no result:\n${out}`);

@@ -14,17 +14,20 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as in wrangler.toml
 
-// The three targets, all under the same launcher, compatibility date and in-memory storage.
+// The four targets, all under the same launcher, compatibility date and in-memory storage.
 // Ours gets its per-client limits turned off explicitly: the load comes from one address, and
-// the benchmark measures capacity, not the limiter saying no.
+// the benchmark measures capacity, not the limiter saying no. `ours-nolog` is the very same
+// build with its per-request log line sampled away (REQUEST_LOG_SAMPLE_RATE=0): the peers log
+// nothing, and locally every log line also costs the launcher that relays it.
+const OURS_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 export const TARGETS = {
   noop: { script: 'bench/peers/noop/worker.js', args: [] },
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
-  ours: {
-    script: 'build/index.js',
-    args: ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'],
-  },
+  ours: { script: 'build/index.js', args: OURS_ARGS },
+  'ours-nolog': { script: 'build/index.js', args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
 };
+/** The targets that run this repository's Worker (they serve /api/health). */
+export const OUR_BUILDS = ['ours', 'ours-nolog'];
 
 const TICKS_PER_SEC = 100; // USER_HZ: /proc/<pid>/stat times are in these units on Linux
 /** Where server logs (and the snapshot of build/) go; bench/run.sh makes and removes it. */
@@ -38,7 +41,7 @@ if (!process.env.BENCH_TMP) process.on('exit', () => fs.rmSync(TMP, { recursive:
 export function snapshotBuild() {
   const dir = path.join(TMP, 'build');
   fs.cpSync(path.join(ROOT, 'build'), dir, { recursive: true });
-  TARGETS.ours.script = path.join(dir, 'index.js');
+  for (const t of OUR_BUILDS) TARGETS[t].script = path.join(dir, 'index.js');
   return dir;
 }
 
