@@ -11,7 +11,8 @@
 //! - [`state`]: the counter's state and the one transition rule.
 //! - [`audit`]: the audit entry, its three JSON renderings, audit pages.
 //! - [`realtime`]: how sockets start and what clients may send.
-//! - [`wire`]: the edge → object call, encoded in one URL.
+//! - [`wire`]: the edge → object call, encoded in one URL; [`retry`]: when a failed call is
+//!   tried again.
 //! - [`cors`]: cross-origin rules; [`auth`]: the admin token check.
 //! - [`problem`]: the one error type and its problem+json form.
 //! - [`schema`]: the SQL schema as ordered migrations.
@@ -29,6 +30,7 @@ pub mod log;
 pub mod problem;
 pub mod query;
 pub mod realtime;
+pub mod retry;
 pub mod routes;
 pub mod schema;
 pub mod state;

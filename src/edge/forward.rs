@@ -22,16 +22,12 @@ use worker::worker_sys::{DurableObject, DurableObjectNamespace};
 use worker::{Delay, Env};
 
 use crate::core::problem::Problem;
+use crate::core::retry::{self, Next};
 use crate::core::wire::ObjectCall;
 use crate::counter::OBJECT_NAME;
 use crate::http::{self, log_event};
 
 use super::config;
-
-/// Attempts per call, the first included.
-const MAX_ATTEMPTS: u32 = 3;
-/// Backoff before the second attempt; doubled for each further one, with full jitter.
-const BASE_BACKOFF_MS: f64 = 25.0;
 
 thread_local! {
     /// The `COUNTER` namespace. Bindings live as long as the isolate, so it is looked up once;
@@ -74,11 +70,10 @@ pub fn call(env: &Env, call: &ObjectCall) -> Result<(js_sys::Promise, String), P
 pub async fn retry(url: String, mut error: JsValue) -> Result<Response, JsValue> {
     let mut attempt = 1;
     loop {
-        if let Some(p) = give_up(&error, attempt) {
-            return http::problem(&p);
-        }
-        log_error("counter call retried", &error, attempt);
-        let cap = BASE_BACKOFF_MS * f64::from(1u32 << (attempt - 1));
+        let cap = match decide(&error, attempt) {
+            Next::Retry { cap_ms } => cap_ms,
+            Next::GiveUp(p) => return http::problem(&p),
+        };
         Delay::from(Duration::from_millis((js_sys::Math::random() * cap) as u64)).await;
         attempt += 1;
         // A fresh stub: after an error the old one may be broken.
@@ -93,21 +88,15 @@ pub async fn retry(url: String, mut error: JsValue) -> Result<Response, JsValue>
     }
 }
 
-/// `Some(problem)` when an error after `attempt` attempts should not be retried.
-fn give_up(error: &JsValue, attempt: u32) -> Option<Problem> {
-    if flag(error, "overloaded") {
-        log_error("counter overloaded", error, attempt);
-        return Some(Problem::Unavailable {
-            retry_after_secs: 2,
-        });
-    }
-    if !flag(error, "retryable") || attempt >= MAX_ATTEMPTS {
-        log_error("counter call failed", error, attempt);
-        return Some(Problem::Unavailable {
-            retry_after_secs: 1,
-        });
-    }
-    None
+/// [`retry::after_failure`] for a platform error, logged.
+fn decide(error: &JsValue, attempt: u32) -> Next {
+    let next = retry::after_failure(flag(error, "retryable"), flag(error, "overloaded"), attempt);
+    let msg = match &next {
+        Next::Retry { .. } => "counter call retried",
+        Next::GiveUp(_) => "counter call failed",
+    };
+    log_error(msg, error, attempt);
+    next
 }
 
 /// Opens a socket: the object needs the client's upgrade request itself, so its headers are
@@ -132,10 +121,10 @@ pub fn connect(env: Env, req: Request, call: ObjectCall) -> js_sys::Promise {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
-            if let Some(p) = give_up(&error, attempt) {
-                return http::problem(&p).map(Into::into);
-            }
-            let cap = BASE_BACKOFF_MS * f64::from(1u32 << (attempt - 1));
+            let cap = match decide(&error, attempt) {
+                Next::Retry { cap_ms } => cap_ms,
+                Next::GiveUp(p) => return http::problem(&p).map(Into::into),
+            };
             Delay::from(Duration::from_millis((js_sys::Math::random() * cap) as u64)).await;
             attempt += 1;
         }
