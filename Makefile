@@ -12,7 +12,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PORT ?= 8787
 STATE ?= .wrangler/state
 
-.PHONY: dev test build setup lint unit web-unit e2e web-e2e bench screenshots clean
+.PHONY: dev test build setup lint unit web-unit e2e web-e2e bench lighthouse screenshots clean
 
 ## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE)
 dev: build
@@ -58,6 +58,10 @@ web-e2e: build
 
 bench: build
 	sh bench/run.sh
+
+# Lighthouse scores of the app on a local server (a figure, not a test).
+lighthouse: build
+	sh bench/lighthouse.sh
 
 # docs/screenshots/*.png, from a local server with some history.
 screenshots: build
