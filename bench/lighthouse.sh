@@ -13,7 +13,7 @@ port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$port" --persist-to "$state" \
   --show-interactive-dev-session=false > "$state/server.log" 2>&1 &
 pgid=$!
-trap 'kill -TERM -- -$pgid 2>/dev/null || true; sleep 1; kill -KILL -- -$pgid 2>/dev/null || true; rm -rf "$state"' EXIT
+trap 'kill -TERM -$pgid 2>/dev/null || true; sleep 1; kill -KILL -$pgid 2>/dev/null || true; rm -rf "$state"' EXIT
 
 i=0
 until curl -fs -o /dev/null "http://127.0.0.1:$port/api/health"; do
