@@ -15,7 +15,7 @@
 //! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
 //! | the one counter object | [`counter`] (`counter/mod.rs`) | yes |
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
-//! | counter + audit + key in one transaction | `counter/store.rs`, [`ffi`] (`transactionSync`) | yes |
+//! | counter + audit entry (the key's record) in one transaction | `counter/store.rs`, [`ffi`] (`transactionSync`) | yes |
 //! | push to every socket | `counter/broadcast.rs`, [`core::realtime`] | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
 //!

@@ -6,9 +6,10 @@
 //! requests can interleave, not even between the idempotency check and the commit, and the
 //! order in which the object handles mutations is the order of their versions.
 //!
-//! Per mutation: apply the pure rule ([`Snapshot::apply`]) to the cached state, write counter +
-//! audit + idempotency record in one `transactionSync`, adopt the new state, broadcast the
-//! update, answer. Reads answer from the cached state, which only ever changes after a commit.
+//! Per mutation: apply the pure rule ([`Snapshot::apply`]) to the cached state, write the
+//! counter row and the audit entry (which is also the record of the idempotency key) in one
+//! `transactionSync`, adopt the new state, broadcast the update, answer. Reads answer from the
+//! cached state, which only ever changes after a commit.
 //!
 //! This is a plain `#[wasm_bindgen]` class rather than `#[durable_object]`: the macro makes
 //! every handler `async` and converts each request and response through `worker`'s wrapper

@@ -103,7 +103,9 @@ fn decide(error: &JsValue, attempt: u32) -> Next {
 /// carried over to the internal URL. Not on the hot path, so plain `async` with retries.
 pub fn connect(env: Env, req: Request, call: ObjectCall) -> js_sys::Promise {
     future_to_promise(async move {
-        load_namespace(&env).map_err(|p| http::problem(&p).unwrap_or_else(|e| e.into()))?;
+        if let Err(p) = load_namespace(&env) {
+            return http::problem(&p).map(Into::into);
+        }
         let url = call.encode();
         let send = || -> Result<js_sys::Promise, JsValue> {
             let init = RequestInit::new();

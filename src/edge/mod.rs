@@ -80,14 +80,17 @@ impl Facts<'_> {
         )
     }
 
-    /// Reads the client identifier (`CF-Connecting-IP`) if it is not known yet.
-    fn read_client(&mut self, headers: &Headers) -> Result<(), Problem> {
+    /// Reads the client identifier (`CF-Connecting-IP`) if it is not known yet; a missing or
+    /// malformed one is `unknown`.
+    fn read_client(&mut self, headers: &Headers) {
         if self.client.is_empty() {
-            self.client = header(headers, "cf-connecting-ip")?
+            self.client = headers
+                .get("cf-connecting-ip")
+                .ok()
+                .flatten()
                 .filter(|ip| wire::is_client_id(ip))
                 .unwrap_or_else(|| "unknown".to_string());
         }
-        Ok(())
     }
 }
 
@@ -150,9 +153,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
 
     let plan = plan(&req, &headers, &config, &url, query, &access, &mut facts);
     if logged {
-        facts
-            .read_client(&headers)
-            .map_err(|p| JsValue::from_str(&p.to_string()))?;
+        facts.read_client(&headers);
     }
     let reply: Result<(js_sys::Promise, Option<String>), Problem> = match plan {
         Ok(Plan::Answer(r)) => {
@@ -235,7 +236,7 @@ fn plan(
             {
                 return Err(Problem::UpgradeRequired);
             }
-            facts.read_client(headers)?;
+            facts.read_client(headers);
             Ok(Plan::Connect(ObjectCall::Connect {
                 since,
                 client: facts.client.clone(),
@@ -243,7 +244,7 @@ fn plan(
         }
         Route::Step(_) | Route::AdminSet | Route::AdminReset => {
             no_query(query)?;
-            facts.read_client(headers)?;
+            facts.read_client(headers);
             if matches!(route, Route::AdminSet | Route::AdminReset) {
                 config.authorize_admin(header("authorization")?.as_deref())?;
             }
