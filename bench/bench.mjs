@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The benchmark driver (run by bench/run.sh, i.e. `make bench`): measures the four targets
-// (the no-op Worker, the JavaScript counter, ours, and ours without its per-request log line)
+// The benchmark driver (run by bench/run.sh, i.e. `make bench`): measures the five targets
+// (the no-op Worker, the object floor, the JavaScript counter, ours, and ours without its
+// per-request log line)
 // under the same launcher and writes every raw figure to bench/results/latest.json;
 // bench/report.mjs turns that into BENCHMARKS.md.
 //
@@ -8,7 +9,8 @@
 //   BENCH_ROUNDS=3          interleaved HTTP rounds (each target gets a fresh server per round)
 //   BENCH_DURATION=10       seconds per wrk run
 //   BENCH_COLD_RUNS=5       fresh starts per target for the cold-start figures
-//   BENCH_FANOUT="js-counter:1000,ours:1000,ours:10000"   fan-out runs (empty: none)
+//   BENCH_FANOUT="floor:1000,js-counter:1000,ours:1000,floor:10000,js-counter:10000,ours:10000"
+//                           fan-out runs (empty: none)
 //   BENCH_FANOUT_CHANGES=20 changes per fan-out run
 //
 // It reports; it never judges speed. It fails (exit 3, after writing the results) only when
@@ -30,7 +32,7 @@ const cfg = {
   duration_s: Number(env.BENCH_DURATION ?? 10),
   wrk: { threads: 2, connections: 16 },
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
-  fanout: (env.BENCH_FANOUT ?? 'js-counter:1000,ours:1000,ours:10000').split(',').filter(Boolean)
+  fanout: (env.BENCH_FANOUT ?? 'floor:1000,js-counter:1000,ours:1000,floor:10000,js-counter:10000,ours:10000').split(',').filter(Boolean)
     .map((s) => { const [target, n] = s.split(':'); return { target, clients: Number(n) }; }),
   fanout_changes: Number(env.BENCH_FANOUT_CHANGES ?? 20),
   fanout_interval_ms: 150,
@@ -39,9 +41,9 @@ for (const [k, v] of Object.entries({ BENCH_ROUNDS: cfg.rounds, BENCH_DURATION: 
   if (!Number.isInteger(v) || v < 0) throw new Error(`${k} must be a whole number, not ${JSON.stringify(env[k])}`);
 }
 for (const f of cfg.fanout) {
-  if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <js-counter|ours|ours-nolog>:<clients>`);
+  if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <floor|js-counter|ours|ours-nolog>:<clients>`);
 }
-const ORDER = ['noop', 'js-counter', 'ours', 'ours-nolog']; // interleaved in this order every round
+const ORDER = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog']; // interleaved in this order every round
 const problems = []; // correctness failures: reported at the end, and the run fails
 const running = new Set(); // servers to stop if we die half-way
 const children = new Set(); // wrk / fan-out processes, likewise
@@ -154,6 +156,8 @@ async function checkIntegrity(server, post) {
     const h = await fetchJson(`${server.url}/api/health`);
     // Keys are recorded by their audit entries (unique request ids).
     counts = { version: h.version, audit_entries: h.audit_entries };
+  } else if (server.target === 'floor') {
+    counts = { version: (await fetchJson(`${server.url}/api/value`)).version }; // it keeps only a version
   } else if (server.target === 'js-counter') {
     const [a, v] = await Promise.all([fetchJson(`${server.url}/api/audit`), fetchJson(`${server.url}/api/value`)]);
     counts = { version: v.version, audit_entries: a.count, idempotency_keys: a.idempotency };
@@ -206,14 +210,26 @@ async function fanouts() {
     try {
       await fetchJson(`${server.url}/api/value`); // build the object before timing connects
       const cpu0 = cpuSeconds(server);
+      // The server's CPU while the changes are made and delivered (from "sockets ready" to
+      // "delivered"): what fanning out costs the runtime, without the connects and closes.
+      let atReady = null;
+      let atDelivered = null;
+      const onLine = (l) => {
+        if (/sockets ready/.test(l)) atReady = cpuSeconds(server);
+        else if (/ delivered; /.test(l)) atDelivered = cpuSeconds(server);
+      };
       const args = [path.join(ROOT, 'bench/fanout.mjs'), '--url', server.url, '--clients', String(clients),
         '--changes', String(cfg.fanout_changes), '--interval', String(cfg.fanout_interval_ms)];
       if (OUR_BUILDS.includes(target)) args.push('--health', '/api/health');
-      const out = await run(process.execPath, args, 120_000 + clients * 30, true);
+      const out = await run(process.execPath, args, 120_000 + clients * 30, true, onLine);
       const line = out.split('\n').find((l) => l.startsWith('FANOUT_JSON '));
       if (!line) throw new Error(`fanout printed no result:\n${out}`);
       const r = { target, ...JSON.parse(line.slice('FANOUT_JSON '.length)) };
       r.server_cpu_s = round2(cpuSeconds(server).total - cpu0.total);
+      if (atReady && atDelivered && r.changes_applied) {
+        r.server_cpu_ms_per_change = round1(((atDelivered.total - atReady.total) * 1000) / r.changes_applied);
+        r.server_cpu_us_per_message = round1(((atDelivered.total - atReady.total) * 1e6) / (r.changes_applied * r.ready));
+      }
       r.workerd_peak_rss_mib = round1(workerdPeakRssMiB(server));
       results.fanout.push(r);
       if (r.ready !== clients || r.missing || r.duplicated || r.out_of_order || r.unexpected || r.changes_applied !== r.changes) {
@@ -230,12 +246,20 @@ async function fanouts() {
 
 // ---------------------------------------------------------------------------------------------
 /** Runs a command with a deadline; resolves with its stdout, rejects with a clear message. */
-function run(cmd, args, timeoutMs, echo = false) {
+function run(cmd, args, timeoutMs, echo = false, onLine = null) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let out = '';
     let err = '';
+    let pending = '';
+    child.stdout.on('data', (d) => {
+      if (onLine) {
+        const lines = (pending + d).split('\n');
+        pending = lines.pop();
+        lines.forEach(onLine);
+      }
+    });
     child.stdout.on('data', (d) => { out += d; if (echo) process.stdout.write(String(d).split('\n').filter((l) => l && !l.startsWith('FANOUT_JSON')).map((l) => l + '\n').join('')); });
     child.stderr.on('data', (d) => { err += d; });
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} timed out after ${timeoutMs} ms\n${out}${err}`)); }, timeoutMs);

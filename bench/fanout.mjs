@@ -99,7 +99,6 @@ async function coordinator() {
 
   // 3. Wait until every ready socket has every change (or the deadline), then merge.
   const collected = await ask({ cmd: 'collect', sentAt, deadline: now() + deliveryTimeoutMs }, deliveryTimeoutMs + 15_000);
-  children.forEach(({ child }) => child.send({ cmd: 'exit' }));
   const sum = (k) => collected.reduce((s, r) => s + (r[k] ?? 0), 0);
   const latencies = collected.flatMap((r) => r.latencies ?? []).sort((x, y) => x - y);
   // Per change: when did the LAST socket get it? (max over all processes)
@@ -131,6 +130,9 @@ async function coordinator() {
     `p99 ${result.latency_ms.p99} ms, max ${result.latency_ms.max} ms; last socket p50 ${result.last_socket_ms.p50} ms; ` +
     `missing ${result.missing}, duplicated ${result.duplicated}, out of order ${result.out_of_order}, unexpected ${result.unexpected}`);
   console.log(`FANOUT_JSON ${JSON.stringify(result)}`);
+  // Only now, after the "delivered" line: closing the sockets is work for the server that must
+  // not count as fan-out.
+  children.forEach(({ child }) => child.send({ cmd: 'exit' }));
   await sleep(200);
   killAll();
   process.exit(0);

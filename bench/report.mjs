@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const r = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench/results/latest.json'), 'utf8'));
-const TARGETS = ['noop', 'js-counter', 'ours', 'ours-nolog'];
+const TARGETS = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog'];
 const m = r.meta;
 const c = r.config;
 
@@ -66,9 +66,9 @@ ${httpTable('get')}
 
 ${httpTable('post')}
 
-**Ratios** (of the medians). For req/s, above 1 means the first is faster; for p99 and CPU, above 1 means the first is slower or costlier. \`ours-nolog / js-counter\` is the like-for-like comparison (neither logs per request). The p99s are set by occasional stalls that hit the targets unevenly (see every round below), so their ratios vary far more from run to run than the req/s and CPU ratios.
+**Ratios** (of the medians). For req/s, above 1 means the first is faster; for p99 and CPU, above 1 means the first is slower or costlier. \`ours-nolog / js-counter\` is the like-for-like comparison (neither logs per request). The rows against **floor** show how close each counter is to the least any design can cost that sends every request through one object: a counter cannot be much faster than the JavaScript one when the JavaScript one is already near that floor. The p99s are set by occasional stalls that hit the targets unevenly (see every round below), so their ratios vary far more from run to run than the req/s and CPU ratios.
 
-${table(['ratio', 'GET req/s', 'POST req/s', 'GET p99', 'POST p99', 'GET CPU/req', 'POST CPU/req'], [pair('ours', 'js-counter'), pair('ours-nolog', 'js-counter'), pair('ours', 'noop'), pair('ours-nolog', 'noop'), pair('js-counter', 'noop')])}
+${table(['ratio', 'GET req/s', 'POST req/s', 'GET p99', 'POST p99', 'GET CPU/req', 'POST CPU/req'], [pair('ours', 'js-counter'), pair('ours-nolog', 'js-counter'), pair('ours-nolog', 'floor'), pair('js-counter', 'floor'), pair('floor', 'noop'), pair('ours', 'noop'), pair('ours-nolog', 'noop'), pair('js-counter', 'noop')])}
 
 ## Server CPU per request
 
@@ -82,7 +82,7 @@ ${table(['target', 'GET µs/req', 'GET µs/req (workerd)', 'POST µs/req', 'POST
 
 ## Integrity after the POST runs
 
-The counter's own count, read after each POST run: its version and its audit entries must be equal (for js-counter, its stored idempotency keys too; ours records each key in its audit entry, so it has no separate count), and at least the 2xx responses wrk saw (wrk does not count requests still in flight when it stops, so the count may be a few higher).
+The counter's own count, read after each POST run: its version and its audit entries must be equal (for js-counter, its stored idempotency keys too; ours records each key in its audit entry, so it has no separate count; floor keeps only a version), and at least the 2xx responses wrk saw (wrk does not count requests still in flight when it stops, so the count may be a few higher).
 
 ${table(['round', 'target', 'wrk 2xx', 'version', 'audit entries', 'idempotency keys', 'in flight at stop', 'consistent'],
   r.http.filter((x) => x.integrity).map((x) => {
@@ -102,12 +102,12 @@ ${table(['target', 'ready ms', 'first GET ms', 'second GET ms'], TARGETS.map((t)
 
 ## WebSocket fan-out
 
-Every change must reach every open client exactly once, in order. N sockets on \`/api/ws\` (spread over several client processes), then ${c.fanout_changes} changes about ${c.fanout_interval_ms} ms apart; latency is the receipt time of each \`update\` minus the send time of its POST. "last socket" is, per change, when the last client got it. Missing, duplicated, out-of-order and unexpected messages must all be 0.
+Every change must reach every open client exactly once, in order. N sockets on \`/api/ws\` (spread over several client processes), then ${c.fanout_changes} changes about ${c.fanout_interval_ms} ms apart; latency is the receipt time of each \`update\` minus the send time of its POST. "last socket" is, per change, when the last client got it. Missing, duplicated, out-of-order and unexpected messages must all be 0. "server CPU per change" is the server's CPU time from the moment every socket was ready until every update had arrived, divided by the changes (connects and closes excluded), and "per message" that divided by the sockets: the runtime sends each message through its own per-socket machinery (a pump per socket, one write per connection), which is nearly all of it, so **floor** shows the least a change to N sockets costs on this machine.
 
-${r.fanout.length ? table(['target', 'clients', 'all connected s', 'connect p50 / p99 ms', 'delivered', 'latency p50 ms', 'p99 ms', 'max ms', 'last socket p50 ms', 'missing', 'dup', 'out of order', 'unexpected', 'server CPU s', 'workerd peak RSS MiB'],
+${r.fanout.length ? table(['target', 'clients', 'all connected s', 'connect p50 / p99 ms', 'delivered', 'latency p50 ms', 'p99 ms', 'max ms', 'last socket p50 ms', 'missing', 'dup', 'out of order', 'unexpected', 'server CPU per change ms', 'per message µs', 'workerd peak RSS MiB'],
   r.fanout.map((f) => [f.target, n(f.clients), n(f.connect.all_ready_ms / 1000, 1), `${n(f.connect.p50_ms)} / ${n(f.connect.p99_ms)}`,
     `${n(f.delivered)} / ${n(f.expected_messages)}`, n(f.latency_ms.p50, 1), n(f.latency_ms.p99, 1), n(f.latency_ms.max, 1), n(f.last_socket_ms.p50, 1),
-    n(f.missing), n(f.duplicated), n(f.out_of_order), n(f.unexpected), n(f.server_cpu_s, 1), n(f.workerd_peak_rss_mib)])) : '(not run)'}
+    n(f.missing), n(f.duplicated), n(f.out_of_order), n(f.unexpected), n(f.server_cpu_ms_per_change), n(f.server_cpu_us_per_message, 1), n(f.workerd_peak_rss_mib)])) : '(not run)'}
 
 ## Every round
 
@@ -131,7 +131,7 @@ Generated by \`make bench\` (\`bench/run.sh\`); every run rewrites this file and
 
 ## How to read this
 
-Four targets (three Workers) run one after another under the same local runtime (workerd through Miniflare, one process group each, in-memory storage), on the same machine as the load generator: **noop** answers a constant JSON body and is the ceiling of the runtime path; **js-counter** is the same counter written in JavaScript the way the platform's examples do it (one SQLite Durable Object, \`transactionSync\`, hibernatable WebSockets) and validates less than our contract requires, so it is a fair-to-generous reference; **ours** is this repository's Rust Worker compiled to Wasm (\`build/\`, copied at the start of the run), with its per-client rate limit and socket cap set to 0 (off, the local default): every request comes from one address, and the figures are the Worker's capacity, not its limits. **ours-nolog** is the same build with \`REQUEST_LOG_SAMPLE_RATE=0\`: ours writes one structured JSON log line per request and the peers log nothing, and under this local runtime every line also costs the launcher that relays it, so \`ours-nolog\` is the like-for-like comparison with js-counter, and \`ours\` what the default configuration costs here (in production, request lines can be sampled with \`REQUEST_LOG_SAMPLE_RATE\` or with Workers Logs' head sampling). Client and server share ${m.machine.nproc} cores, so absolute figures depend on the machine and on whatever else runs on it; the rounds are interleaved so that noise hits every target alike, and the **ratios** are the figures to compare across runs. Latency percentiles are wrk's, per request, at ${c.wrk.connections} concurrent connections. Every mutation goes through the one Durable Object, so POST throughput is bounded by one object's serial work, which is what a single global counter costs. Nothing here passes or fails on speed; a run fails only on a correctness problem (an integrity or fan-out mismatch).
+Five targets (four Workers) run one after another under the same local runtime (workerd through Miniflare, one process group each, in-memory storage), on the same machine as the load generator: **noop** answers a constant JSON body and is the ceiling of the runtime path; **floor** forwards every request to one SQLite-backed Durable Object that answers reads from memory and makes each POST one single-row UPDATE (no validation, keys or audit): the least any design can cost that routes every request through one object, as a strongly consistent global counter must; **js-counter** is the same counter written in JavaScript the way the platform's examples do it (one SQLite Durable Object, \`transactionSync\`, hibernatable WebSockets) and validates less than our contract requires, so it is a fair-to-generous reference; **ours** is this repository's Rust Worker compiled to Wasm (\`build/\`, copied at the start of the run), with its per-client rate limit and socket cap set to 0 (off, the local default): every request comes from one address, and the figures are the Worker's capacity, not its limits. **ours-nolog** is the same build with \`REQUEST_LOG_SAMPLE_RATE=0\`: ours writes one structured JSON log line per request and the peers log nothing, and under this local runtime every line also costs the launcher that relays it, so \`ours-nolog\` is the like-for-like comparison with js-counter, and \`ours\` what the default configuration costs here (in production, request lines can be sampled with \`REQUEST_LOG_SAMPLE_RATE\` or with Workers Logs' head sampling). Client and server share ${m.machine.nproc} cores, so absolute figures depend on the machine and on whatever else runs on it; the rounds are interleaved so that noise hits every target alike, and the **ratios** are the figures to compare across runs. Latency percentiles are wrk's, per request, at ${c.wrk.connections} concurrent connections. Every mutation goes through the one Durable Object, so POST throughput is bounded by one object's serial work, which is what a single global counter costs. Nothing here passes or fails on speed; a run fails only on a correctness problem (an integrity or fan-out mismatch).
 
 ${tables}`;
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as in wrangler.toml
 
-// The four targets, all under the same launcher, compatibility date and in-memory storage.
+// The five targets, all under the same launcher, compatibility date and in-memory storage.
 // Ours gets its per-client limits turned off explicitly: the load comes from one address, and
 // the benchmark measures capacity, not the limiter saying no. `ours-nolog` is the very same
 // build with its per-request log line sampled away (REQUEST_LOG_SAMPLE_RATE=0): the peers log
@@ -22,6 +22,7 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 const OURS_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 export const TARGETS = {
   noop: { script: 'bench/peers/noop/worker.js', args: [] },
+  floor: { script: 'bench/peers/floor/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   ours: { script: 'build/index.js', args: OURS_ARGS },
   'ours-nolog': { script: 'build/index.js', args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
