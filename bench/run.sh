@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make bench`: measures our Worker (as configured, and without its per-request log line) beside
-# a no-op Worker (the runtime's ceiling) and the same counter written in JavaScript, then writes
+# a no-op Worker (the runtime's ceiling), the object floor (every request through one Durable
+# Object doing the least it can) and the same counter written in JavaScript, then writes
 # BENCHMARKS.md and bench/results/latest.json.
 # A full run takes about 10 minutes. Settings: see bench/bench.mjs (BENCH_ROUNDS, BENCH_DURATION,
 # BENCH_COLD_RUNS, BENCH_FANOUT, BENCH_FANOUT_CHANGES) and BENCH_TIMEOUT (seconds, whole run).
