@@ -267,6 +267,59 @@ test('a click during an outage is applied exactly once after recovery', { timeou
   await context.close();
 });
 
+test('clicks queued during an outage survive a reload and are applied exactly once, in order', { timeout: 90_000 }, async () => {
+  const context = await browser.newContext();
+  const page = await openApp(context);
+  const start = await api.value();
+  await waitForValue(page, start.value);
+  const saved = () => page.evaluate(() => sessionStorage.getItem('acidizer.queue'));
+  let down = true;
+  const keys = [];
+  await page.route('**/api/increment', async (route) => {
+    const key = route.request().headers()['idempotency-key'];
+    keys.push(key);
+    if (!down) return route.continue();
+    // The very first attempt reaches the server, but its answer is lost on the way back.
+    if (keys.length === 1) await route.fetch();
+    return route.abort('connectionrefused');
+  });
+  // Leaving with clicks queued asks first; the reload is confirmed.
+  const dialogs = [];
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.type());
+    dialog.accept();
+  });
+
+  await page.fill('#amount', '3');
+  await page.click('#inc');
+  await page.fill('#amount', '4');
+  await page.click('#inc');
+  await page.locator('#pending', { hasText: /2 clicks/ }).waitFor();
+  const before = JSON.parse(await saved());
+  assert.deepEqual(before.map((j) => [j.operation, j.amount]), [['increment', 3], ['increment', 4]]);
+  assert.equal(before[0].key, keys[0]);
+
+  await page.reload();
+  assert.deepEqual(dialogs, ['beforeunload']);
+  // Still failing: the restored clicks show as pending and are retried with their own keys.
+  await page.locator('#pending', { hasText: /2 clicks/ }).waitFor();
+  const sentBefore = keys.length;
+  await until(() => keys.length > sentBefore, 10_000);
+  assert.equal((await api.value()).version, start.version + 1, 'only the first attempt got through');
+
+  down = false;
+  await waitForValue(page, start.value + 7, 30_000);
+  await page.locator('#pending').waitFor({ state: 'hidden' });
+  assert.deepEqual([...new Set(keys)], before.map((j) => j.key), 'two clicks, two keys, kept across the reload');
+  const now = await api.value();
+  assert.equal(now.value, start.value + 7);
+  assert.equal(now.version, start.version + 2, 'each click applied exactly once');
+  const { entries } = await api.audit(start.version);
+  assert.deepEqual(entries.map((e) => [e.request_id, e.operation, e.amount]), before.map((j) => [j.key, 'increment', j.amount]));
+  assert.equal(await saved(), null, 'nothing left to restore');
+  await context.close();
+});
+
 test('after repeated failures sending pauses, clicks queue with their keys and go out in order', { timeout: 90_000 }, async () => {
   const context = await browser.newContext();
   const page = await openApp(context);

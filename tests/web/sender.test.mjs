@@ -1,14 +1,14 @@
 // The click sender: keys, retries, backoff, the circuit breaker and the queue.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSender } from '../../web/js/sender.mjs';
+import { createSender, parseSavedQueue, MAX_RESTORED } from '../../web/js/sender.mjs';
 import { createClock, scriptedFetch, json, problem, applied, settle } from './fakes.mjs';
 
 const BASE = 500;
 const COOL_DOWN = 10_000;
 
 /** A sender on a manual clock; `random` defaults to 0.5 so delays are exactly predictable. */
-function setup(steps, { random = () => 0.5, fallback } = {}) {
+function setup(steps, { random = () => 0.5, fallback, restore, onQueue } = {}) {
   const clock = createClock();
   const net = scriptedFetch(steps, fallback);
   const states = [];
@@ -26,6 +26,8 @@ function setup(steps, { random = () => 0.5, fallback } = {}) {
     cap: 16_000,
     threshold: 5,
     coolDown: COOL_DOWN,
+    restore,
+    onQueue,
   });
   return { clock, net, states, sender };
 }
@@ -305,4 +307,108 @@ test('the JSON body is parsed even with the problem media type', async () => {
   const outcome = await sender.submit('increment', 1);
   assert.equal(outcome.problem.detail, 'Too far.');
   assert.equal(outcome.problem.title, 'Out of range');
+});
+
+// ---- Surviving a reload: the saved queue ----
+
+const job = (key, operation, amount) => ({ key, operation, amount });
+
+test('restored jobs go out first, in order, with their original keys, before a new click', async () => {
+  const saved = [job('saved-a', 'increment', 2), job('saved-b', 'decrement', 3)];
+  const { net, sender } = setup([ok(2, 1), ok(-1, 2), ok(0, 3)], { restore: saved });
+  assert.equal(sender.state().pending, 2, 'pending from the start');
+  assert.equal(net.calls.length, 1, 'the first restored job is sent at once');
+  const fresh = sender.submit('increment', 1);
+  const outcomes = await Promise.all([...sender.restored, fresh]);
+  assert.deepEqual(net.calls.map((c) => [c.headers['idempotency-key'], c.url, c.body.amount]), [
+    ['saved-a', '/api/increment', 2],
+    ['saved-b', '/api/decrement', 3],
+    ['key-1', '/api/increment', 1],
+  ]);
+  assert.deepEqual(outcomes.map((o) => [o.ok, o.key, o.body.version]), [[true, 'saved-a', 1], [true, 'saved-b', 2], [true, 'key-1', 3]]);
+  assert.equal(sender.restored.length, 2);
+});
+
+test('onQueue reports the unanswered jobs after a submit and after each answer, empty at the end', async () => {
+  const reports = [];
+  const { clock, sender } = setup([new TypeError('Failed to fetch'), ok(1, 1), ok(3, 2)], {
+    restore: [job('saved-a', 'increment', 1)],
+    onQueue: (jobs) => reports.push(jobs),
+  });
+  const fresh = sender.submit('increment', 2);
+  assert.deepEqual(reports, [[job('saved-a', 'increment', 1), job('key-1', 'increment', 2)]]);
+  // A failed attempt changes nothing in the queue: no report.
+  await clock.advance(0);
+  assert.equal(reports.length, 1);
+  await clock.advance(250);
+  await fresh;
+  assert.deepEqual(reports, [
+    [job('saved-a', 'increment', 1), job('key-1', 'increment', 2)],
+    [job('key-1', 'increment', 2)],
+    [],
+  ]);
+  // Plain copies: nothing of the sender's own bookkeeping leaks out.
+  assert.deepEqual(Object.keys(reports[0][0]), ['key', 'operation', 'amount']);
+});
+
+test('a restored job that gets a refusal resolves with the problem, and the next one still goes', async () => {
+  const { net, sender } = setup([problem(409, 'Too far.'), ok(5, 1)], {
+    restore: [job('saved-a', 'increment', 9), job('saved-b', 'increment', 5)],
+  });
+  const [refused, applied5] = await Promise.all(sender.restored);
+  assert.equal(refused.ok, false);
+  assert.equal(refused.key, 'saved-a');
+  assert.equal(refused.problem.status, 409);
+  assert.equal(refused.problem.detail, 'Too far.');
+  assert.equal(applied5.ok, true);
+  assert.equal(net.calls.length, 2);
+  assert.equal(sender.state().pending, 0);
+});
+
+test('without a saved queue nothing is sent and nothing is restored', async () => {
+  const { net, sender } = setup([]);
+  await settle();
+  assert.deepEqual(sender.restored, []);
+  assert.equal(net.calls.length, 0);
+});
+
+test('parseSavedQueue keeps well-formed jobs in order and drops everything else', () => {
+  const good = [job('a', 'increment', 1), job('K.1_b:c-D', 'decrement', 1_000_000), job('z'.repeat(255), 'increment', Number.MAX_SAFE_INTEGER)];
+  const bad = [
+    null, 7, 'text', [], {},
+    job('', 'increment', 1),
+    job('has space', 'increment', 1),
+    job('slash/no', 'increment', 1),
+    job('ключ', 'increment', 1),
+    job('z'.repeat(256), 'increment', 1),
+    job(12, 'increment', 1),
+    job('x', 'Increment', 1),
+    job('x', 'set', 1),
+    job('x', 'increment', 0),
+    job('x', 'increment', -1),
+    job('x', 'increment', 1.5),
+    job('x', 'increment', '1'),
+    job('x', 'increment', 2 ** 53),
+    job('x', 'increment', NaN),
+    { key: 'x', operation: 'increment' },
+  ];
+  const mixed = [bad[0], good[0], ...bad.slice(1, 10), good[1], ...bad.slice(10), good[2]];
+  assert.deepEqual(parseSavedQueue(JSON.stringify(mixed)), good);
+  // Extra fields are not carried along.
+  assert.deepEqual(parseSavedQueue(JSON.stringify([{ ...good[0], attempts: 3, resolve: 1 }])), [good[0]]);
+});
+
+test('parseSavedQueue never throws: unreadable storage is an empty queue', () => {
+  for (const text of [null, undefined, '', 'not json', '{"key":"a"}', '"[]"', '42', 'null', '[1,2', '{}', {}, Symbol('x')]) {
+    assert.deepEqual(parseSavedQueue(text), [], String(text?.toString?.() ?? text));
+  }
+});
+
+test('parseSavedQueue restores at most MAX_RESTORED jobs, the oldest first', () => {
+  const many = Array.from({ length: MAX_RESTORED + 500 }, (_, i) => job(`k${i}`, 'increment', 1));
+  const jobs = parseSavedQueue(JSON.stringify([{ bad: true }, ...many]));
+  assert.equal(MAX_RESTORED, 1000);
+  assert.equal(jobs.length, MAX_RESTORED);
+  assert.equal(jobs[0].key, 'k0');
+  assert.equal(jobs.at(-1).key, `k${MAX_RESTORED - 1}`);
 });

@@ -6,7 +6,7 @@
  * always the server's: a click shows up as "pending" until its answer or its broadcast
  * arrives, never as a guess, so the number never has to jump back.
  */
-import { createSender } from './sender.mjs';
+import { createSender, parseSavedQueue } from './sender.mjs';
 import { createLive } from './live.mjs';
 import { createModel } from './reconcile.mjs';
 import { describeChange, formatNumber, parseAmount, timeAgo } from './format.mjs';
@@ -17,6 +17,8 @@ const KEEP = 40;
 /** Changes listed under "Recent activity". */
 const LISTED = 20;
 const TITLE = document.title;
+/** Where this tab keeps its unanswered clicks, so that a reload sends them instead of losing them. */
+const SAVED = 'acidizer.queue';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -65,6 +67,9 @@ const sender = createSender({
   now: Date.now,
   random: Math.random,
   newKey,
+  restore: parseSavedQueue(storage((s) => s.getItem(SAVED))),
+  onQueue: (jobs) =>
+    storage((s) => (jobs.length > 0 ? s.setItem(SAVED, JSON.stringify(jobs)) : s.removeItem(SAVED))),
   onChange: (state) => {
     const before = sending.breaker;
     sending = state;
@@ -73,6 +78,8 @@ const sender = createSender({
     renderSending();
   },
 });
+
+for (const outcome of sender.restored) outcome.then(show);
 
 const live = createLive({
   url: `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/ws`,
@@ -88,6 +95,16 @@ const live = createLive({
     renderLink();
   },
 });
+
+/** Runs `use` on this tab's session storage. Storage that is off or full gives null: the queue
+ * then lives in memory only. */
+function storage(use) {
+  try {
+    return use(sessionStorage);
+  } catch {
+    return null;
+  }
+}
 
 /** A fresh idempotency key. randomUUID needs a secure context; a plain-http address (a phone
  * trying the dev server over the LAN) still has getRandomValues, so build the v4 UUID here. */
@@ -150,7 +167,11 @@ async function change(operation) {
     return;
   }
   if (sending.breaker === 'closed') say('');
-  const outcome = await sender.submit(operation, amount);
+  show(await sender.submit(operation, amount));
+}
+
+/** Shows a click's answer: an applied change joins the model, a refusal is said in words. */
+function show(outcome) {
   if (outcome.ok) {
     model.record(outcome.body);
     render();
@@ -202,7 +223,8 @@ addEventListener('online', () => {
 });
 addEventListener('offline', () => live.setOnline(false));
 
-// Leaving with clicks still queued would drop them; the browser asks first.
+// Queued clicks survive a reload (session storage), but closing the tab drops them, and the
+// browser cannot tell the two apart: it asks first either way.
 addEventListener('beforeunload', (event) => {
   if (sending.pending > 0) event.preventDefault();
 });

@@ -14,18 +14,52 @@
  * `coolDown` ms. Then it is half-open: the job at the head of the queue is sent as the probe
  * (safe, since it keeps its key). An answer closes the breaker and the queue drains in order;
  * another failure opens it again. Clicks made meanwhile wait in the queue with their keys.
+ *
+ * Surviving a reload: `onQueue` hears the unanswered jobs ({key, operation, amount}) whenever
+ * the queue changes, for the page to save; `restore` hands saved jobs back (check them with
+ * `parseSavedQueue` first). They go out first, in order, with their original keys, so a job
+ * the server already applied is only replayed. `sender.restored` holds their outcomes, one
+ * promise each, in order. This module touches no storage itself.
  */
 import { backoffDelay, retryAfterMs } from './backoff.mjs';
 
 /**
  * @typedef {'increment' | 'decrement'} Operation
  * @typedef {{status: number, title: string, detail: string}} Problem
+ * @typedef {{key: string, operation: Operation, amount: number}} Job
  * @typedef {{ok: true, key: string, body: any, replayed: boolean} | {ok: false, key: string, problem: Problem}} Outcome
  * @typedef {{pending: number, breaker: 'closed' | 'open' | 'half-open', resumeAt: number | null,
  *   failures: number, lastFailure: {status: number, detail: string | null} | null}} SenderState
  *   `pending` counts the clicks not answered yet (queued or in flight); `resumeAt` is when the
  *   next attempt is due while waiting; `status` 0 means the request itself failed.
  */
+
+/** At most this many saved jobs are restored. */
+export const MAX_RESTORED = 1000;
+const KEY = /^[A-Za-z0-9._:-]{1,255}$/;
+
+/**
+ * Reads saved jobs from untrusted text: keeps only well-formed ones, in order, at most
+ * MAX_RESTORED of them. Never throws; anything unreadable is an empty queue.
+ * @param {unknown} text
+ * @returns {Job[]}
+ */
+export function parseSavedQueue(text) {
+  let data;
+  try {
+    data = JSON.parse(String(text));
+  } catch {
+    return [];
+  }
+  const jobs = [];
+  for (const j of Array.isArray(data) ? data : []) {
+    if (jobs.length === MAX_RESTORED) break;
+    const { key, operation, amount } = j ?? {};
+    if (typeof key === 'string' && KEY.test(key) && (operation === 'increment' || operation === 'decrement')
+      && Number.isSafeInteger(amount) && amount >= 1) jobs.push({ key, operation, amount });
+  }
+  return jobs;
+}
 
 /**
  * @param {object} deps
@@ -37,6 +71,8 @@ import { backoffDelay, retryAfterMs } from './backoff.mjs';
  * @param {() => string} deps.newKey a fresh idempotency key
  * @param {(ms: number) => AbortSignal} [deps.deadline] aborts an attempt that hangs
  * @param {(state: SenderState) => void} [deps.onChange]
+ * @param {Job[]} [deps.restore] saved jobs, sent before any new click
+ * @param {(jobs: Job[]) => void} [deps.onQueue] the unanswered jobs, after every change of the queue
  * @param {number} [deps.base] ceiling of the first retry's delay, ms; doubles per attempt
  * @param {number} [deps.cap] the largest ceiling, ms
  * @param {number} [deps.threshold] consecutive failures that open the breaker
@@ -52,6 +88,8 @@ export function createSender({
   newKey,
   deadline = (ms) => AbortSignal.timeout(ms),
   onChange = () => {},
+  restore = [],
+  onQueue = () => {},
   base = 500,
   cap = 16_000,
   threshold = 5,
@@ -70,6 +108,9 @@ export function createSender({
 
   const state = () => ({ pending: queue.length, breaker, resumeAt, failures, lastFailure });
   const notify = () => onChange(state());
+  const saveQueue = () => onQueue(queue.map(({ key, operation, amount }) => ({ key, operation, amount })));
+  const enqueue = (key, operation, amount) =>
+    new Promise((resolve) => queue.push({ key, operation, amount, attempts: 0, resolve }));
 
   /**
    * Queues one click; resolves once the server has answered it for good.
@@ -78,11 +119,11 @@ export function createSender({
    * @returns {Promise<Outcome>}
    */
   function submit(operation, amount) {
-    return new Promise((resolve) => {
-      queue.push({ key: newKey(), operation, amount, attempts: 0, resolve });
-      notify();
-      pump();
-    });
+    const outcome = enqueue(newKey(), operation, amount);
+    saveQueue();
+    notify();
+    pump();
+    return outcome;
   }
 
   /** Sends the head of the queue unless a request is out or a wait is running. */
@@ -102,6 +143,7 @@ export function createSender({
       return;
     }
     queue.shift();
+    saveQueue();
     failures = 0;
     breaker = 'closed';
     lastFailure = null;
@@ -173,5 +215,8 @@ export function createSender({
     resume();
   }
 
-  return { submit, nudge, state };
+  /** @type {Promise<Outcome>[]} */
+  const restored = restore.map((j) => enqueue(j.key, j.operation, j.amount));
+  pump();
+  return { submit, nudge, state, restored };
 }
