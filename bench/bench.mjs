@@ -6,7 +6,7 @@
 // bench/report.mjs turns that into BENCHMARKS.md.
 //
 // Settings (environment):
-//   BENCH_ROUNDS=3          interleaved HTTP rounds (each target gets a fresh server per round)
+//   BENCH_ROUNDS=5          interleaved HTTP rounds (each target gets a fresh server per round)
 //   BENCH_DURATION=10       seconds per wrk run
 //   BENCH_COLD_RUNS=5       fresh starts per target for the cold-start figures
 //   BENCH_FANOUT="floor:1000,js-counter:1000,ours:1000,floor:10000,js-counter:10000,ours:10000"
@@ -28,7 +28,7 @@ import {
 
 const env = process.env;
 const cfg = {
-  rounds: Number(env.BENCH_ROUNDS ?? 3),
+  rounds: Number(env.BENCH_ROUNDS ?? 5),
   duration_s: Number(env.BENCH_DURATION ?? 10),
   wrk: { threads: 2, connections: 16 },
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),

@@ -3,7 +3,7 @@
 # a no-op Worker (the runtime's ceiling), the object floor (every request through one Durable
 # Object doing the least it can) and the same counter written in JavaScript, then writes
 # BENCHMARKS.md and bench/results/latest.json.
-# A full run takes about 10 minutes. Settings: see bench/bench.mjs (BENCH_ROUNDS, BENCH_DURATION,
+# A full run takes about 12 minutes. Settings: see bench/bench.mjs (BENCH_ROUNDS, BENCH_DURATION,
 # BENCH_COLD_RUNS, BENCH_FANOUT, BENCH_FANOUT_CHANGES) and BENCH_TIMEOUT (seconds, whole run).
 #
 # It reports figures and never judges speed; it fails loudly when something breaks (a tool
