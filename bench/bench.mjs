@@ -12,6 +12,7 @@
 //   BENCH_FANOUT="floor:1000,js-counter:1000,ours:1000,floor:10000,js-counter:10000,ours:10000"
 //                           fan-out runs (empty: none)
 //   BENCH_FANOUT_CHANGES=20 changes per fan-out run
+//   BENCH_PACED="get:250,get:1000,post:125,post:500"   steady-rate latency runs (empty: none)
 //
 // It reports; it never judges speed. It fails (exit 3, after writing the results) only when
 // something is wrong rather than slow: a target that does not answer, a counter whose own count
@@ -36,9 +37,18 @@ const cfg = {
     .map((s) => { const [target, n] = s.split(':'); return { target, clients: Number(n) }; }),
   fanout_changes: Number(env.BENCH_FANOUT_CHANGES ?? 20),
   fanout_interval_ms: 150,
+  // Latency at a steady rate (bench/paced.mjs), for the targets users meet: js-counter for
+  // reference and ours as configured. A light and a busy rate for reads and for changes.
+  paced: (env.BENCH_PACED ?? 'get:250,get:1000,post:125,post:500').split(',').filter(Boolean)
+    .map((s) => { const [mode, rate] = s.split(':'); return { mode, rate: Number(rate) }; }),
+  paced_targets: ['js-counter', 'ours'],
+  paced_duration_s: 10,
 };
 for (const [k, v] of Object.entries({ BENCH_ROUNDS: cfg.rounds, BENCH_DURATION: cfg.duration_s, BENCH_COLD_RUNS: cfg.cold_runs, BENCH_FANOUT_CHANGES: cfg.fanout_changes })) {
   if (!Number.isInteger(v) || v < 0) throw new Error(`${k} must be a whole number, not ${JSON.stringify(env[k])}`);
+}
+for (const p of cfg.paced) {
+  if (!['get', 'post'].includes(p.mode) || !(p.rate > 0)) throw new Error(`BENCH_PACED: "${p.mode}:${p.rate}" is not <get|post>:<req/s>`);
 }
 for (const f of cfg.fanout) {
   if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <floor|js-counter|ours|ours-nolog>:<clients>`);
@@ -60,10 +70,11 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 const build = snapshotBuild();
-const results = { meta: meta(), config: cfg, sizes: sizes(), http: [], cold_start: [], fanout: [] };
+const results = { meta: meta(), config: cfg, sizes: sizes(), http: [], paced: [], cold_start: [], fanout: [] };
 const t0 = Date.now();
 try {
   await httpRounds();
+  await pacedRuns();
   await coldStarts();
   await fanouts();
 } catch (e) {
@@ -173,6 +184,33 @@ async function checkIntegrity(server, post) {
     console.error(`INTEGRITY MISMATCH (${server.target}): ${JSON.stringify(rec)}`);
   }
   return rec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Latency at a steady rate: what a user waits when the service is not saturated. One fresh
+// server per target; the rates run from light to busy.
+async function pacedRuns() {
+  if (!cfg.paced.length) return;
+  for (const target of cfg.paced_targets) {
+    const server = await startServer(target);
+    try {
+      await fetchJson(`${server.url}/api/value`); // build the object first
+      for (const { mode, rate } of cfg.paced) {
+        const out = await run(process.execPath, [path.join(ROOT, 'bench/paced.mjs'), '--url', server.url, '--mode', mode,
+          '--rate', String(rate), '--duration', String(cfg.paced_duration_s)], (cfg.paced_duration_s + 60) * 1000);
+        const line = out.split('\n').find((l) => l.startsWith('PACED_JSON '));
+        if (!line) throw new Error(`paced printed no result:\n${out}`);
+        const r = { target, ...JSON.parse(line.slice('PACED_JSON '.length)) };
+        results.paced.push(r);
+        console.log(`steady ${target.padEnd(11)} ${mode.toUpperCase().padEnd(4)} ${rate} req/s: ${r.ok}/${r.sent} ok, ` +
+          `p50 ${r.latency_ms.p50} p95 ${r.latency_ms.p95} p99 ${r.latency_ms.p99} ms`);
+      }
+    } catch (e) {
+      throw new Error(`steady-rate ${target}: ${e.message}\nits log:\n${tail(server.log)}`);
+    } finally {
+      await stopServer(server);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ async function coordinator() {
     snapshot_versions: [...baseVersions],
     expected_messages: ready * Object.keys(sentAt).length,
     delivered: latencies.length,
-    latency_ms: { p50: round(pct(latencies, 50)), p99: round(pct(latencies, 99)), max: round(latencies.at(-1) ?? null) },
+    latency_ms: { p50: round(pct(latencies, 50)), p95: round(pct(latencies, 95)), p99: round(pct(latencies, 99)), max: round(latencies.at(-1) ?? null) },
     last_socket_ms: { p50: round(pct(lastAll, 50)), max: round(lastAll.at(-1) ?? null) },
     missing: sum('missing') + unanswered * Object.keys(sentAt).length,
     duplicated: sum('duplicated'),
