@@ -4,10 +4,10 @@
 //! also the change's description everywhere else: the mutation's HTTP response, the WebSocket
 //! `update` message and the `/api/audit` page are three renderings of the same [`AuditEntry`].
 
-use super::command::Operation;
 use super::json::JsonWriter;
 use super::problem::Problem;
 use super::query;
+use super::vocab::Operation;
 
 /// Default page size of `GET /api/audit`.
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -100,7 +100,7 @@ impl AuditQuery {
     /// Parses the query string (without `?`).
     pub fn parse(q: &str) -> Result<Self, Problem> {
         let pairs = query::parse(q, &["after", "limit"])?;
-        let after = query::uint(&pairs, "after", 0, super::state::MAX_VALUE as u64, Some(0))?;
+        let after = query::uint(&pairs, "after", 0, super::vocab::MAX_VALUE as u64, Some(0))?;
         let limit = query::uint(&pairs, "limit", 1, MAX_LIMIT, Some(DEFAULT_LIMIT))?;
         Ok(AuditQuery {
             after: after.unwrap_or(0),

@@ -10,51 +10,10 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::idempotency::RequestKey;
 use super::problem::Problem;
+use super::vocab::{parse_version, truncate, Operation, MAX_VALUE};
 
 /// The largest request body accepted anywhere, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024;
-
-/// What a mutation does to the counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// Adds the amount.
-    Increment,
-    /// Subtracts the amount.
-    Decrement,
-    /// Replaces the value (admin only); the amount is the new value.
-    Set,
-    /// Sets the value to 0 (admin only).
-    Reset,
-}
-
-impl Operation {
-    /// The name used in JSON, the audit trail and the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Increment => "increment",
-            Operation::Decrement => "decrement",
-            Operation::Set => "set",
-            Operation::Reset => "reset",
-        }
-    }
-
-    /// The inverse of [`Operation::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "increment" => Some(Operation::Increment),
-            "decrement" => Some(Operation::Decrement),
-            "set" => Some(Operation::Set),
-            "reset" => Some(Operation::Reset),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How much an increment or decrement moves the counter: an integer in `1..=1_000_000`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,10 +114,10 @@ pub fn parse_set_body(body: &[u8]) -> Result<i64, Problem> {
         .get("value")
         .ok_or_else(|| Problem::InvalidBody("The member \"value\" is required.".into()))?;
     match json_integer(value) {
-        Some(n) if (-super::state::MAX_VALUE..=super::state::MAX_VALUE).contains(&n) => Ok(n),
+        Some(n) if (-MAX_VALUE..=MAX_VALUE).contains(&n) => Ok(n),
         _ => Err(Problem::InvalidBody(format!(
             "value must be an integer within ±{}.",
-            super::state::MAX_VALUE
+            MAX_VALUE
         ))),
     }
 }
@@ -392,24 +351,6 @@ impl IfMatch {
             .collect::<Option<Vec<_>>>()
             .map(IfMatch::Versions)
     }
-}
-
-/// A version number in canonical decimal (no sign, no leading zeros, at most 2^53 − 1).
-pub fn parse_version(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if s.len() > 1 && s.starts_with('0') {
-        return None;
-    }
-    s.parse::<u64>()
-        .ok()
-        .filter(|v| *v <= super::state::MAX_VALUE as u64)
-}
-
-/// At most `n` characters of `s`, for echoing hostile input in a detail.
-pub fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[cfg(test)]

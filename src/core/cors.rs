@@ -59,7 +59,7 @@ impl Policy {
             None => Access::NoOrigin,
             Some(o) if o == self_origin => Access::SameOrigin,
             Some(o) if self.allowed.iter().any(|a| a == o) => Access::Allowed(o.to_string()),
-            Some(o) => Access::Denied(super::command::truncate(o, 100)),
+            Some(o) => Access::Denied(super::vocab::truncate(o, 100)),
         }
     }
 

@@ -5,6 +5,8 @@
 //! and keeps the platform modules ([`crate::edge`], [`crate::counter`]) thin: they move bytes
 //! between the runtime and these functions.
 //!
+//! - [`vocab`]: the shared vocabulary at the bottom — operations, the value bound, version
+//!   syntax; it imports none of its siblings, so the modules below stack above it.
 //! - [`routes`]: which paths and methods exist.
 //! - [`command`]: mutations, amounts, body and `If-Match` parsing.
 //! - [`idempotency`]: key syntax and the rule for a key seen before.
@@ -35,4 +37,5 @@ pub mod routes;
 pub mod schema;
 pub mod state;
 pub mod time;
+pub mod vocab;
 pub mod wire;

@@ -157,7 +157,7 @@ impl Problem {
             }
             Problem::OutOfRange { value, delta } => format!(
                 "Applying {delta:+} to {value} would leave the range ±{} that every client can represent exactly; nothing was changed.",
-                super::state::MAX_VALUE
+                super::vocab::MAX_VALUE
             ),
             Problem::PreconditionFailed { current_version } => format!(
                 "If-Match did not name the current version, which is {current_version}; nothing was changed."

@@ -25,7 +25,7 @@ pub fn parse<'k>(query: &str, known: &[&'k str]) -> Result<Vec<(&'k str, String)
             };
             return Err(Problem::InvalidQuery(format!(
                 "Unknown query parameter {:?}; allowed: {allowed}.",
-                super::command::truncate(&name, 40)
+                super::vocab::truncate(&name, 40)
             )));
         };
         if out.iter().any(|(n, _)| *n == known_name) {
@@ -50,11 +50,11 @@ pub fn uint(
     let Some((_, raw)) = pairs.iter().find(|(n, _)| *n == name) else {
         return Ok(default);
     };
-    match super::command::parse_version(raw) {
+    match super::vocab::parse_version(raw) {
         Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
         _ => Err(Problem::InvalidQuery(format!(
             "{name} must be an integer from {min} to {max}; got {:?}.",
-            super::command::truncate(raw, 40)
+            super::vocab::truncate(raw, 40)
         ))),
     }
 }

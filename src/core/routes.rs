@@ -1,7 +1,7 @@
 //! The public API surface: which paths exist and which methods each accepts.
 
-use super::command::Operation;
 use super::problem::Problem;
+use super::vocab::Operation;
 
 /// Everything the API serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

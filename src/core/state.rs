@@ -6,13 +6,10 @@
 //! transaction, and only then adopts [`Snapshot::after`] as its new state.
 
 use super::audit::AuditEntry;
-use super::command::{Mutation, Operation};
+use super::command::Mutation;
 use super::json::JsonWriter;
 use super::problem::Problem;
-
-/// The largest magnitude the counter may hold: 2^53 − 1, the largest integer every JSON
-/// client (JavaScript included) and the platform's SQL bindings represent exactly.
-pub const MAX_VALUE: i64 = (1 << 53) - 1;
+use super::vocab::{Operation, MAX_VALUE};
 
 /// The counter as of one version.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,10 +8,11 @@
 //! each again, so a malformed call can never reach the counter's logic.
 
 use super::audit::AuditQuery;
-use super::command::{IfMatch, Mutation, Operation};
+use super::command::{IfMatch, Mutation};
 use super::idempotency::RequestKey;
 use super::problem::Problem;
 use super::query;
+use super::vocab::Operation;
 
 /// The origin of internal URLs; the object ignores it.
 pub const ORIGIN: &str = "https://counter";
@@ -72,7 +73,7 @@ impl ObjectCall {
             "/audit" => AuditQuery::parse(q).map(ObjectCall::Audit).map_err(bad),
             "/connect" => {
                 let pairs = query::parse(q, &["client", "since"]).map_err(bad)?;
-                let since = query::uint(&pairs, "since", 0, super::state::MAX_VALUE as u64, None)
+                let since = query::uint(&pairs, "since", 0, super::vocab::MAX_VALUE as u64, None)
                     .map_err(bad)?;
                 Ok(ObjectCall::Connect {
                     since,

@@ -29,7 +29,7 @@ use worker::worker_sys::{DurableObjectState, WebSocketRequestResponsePair};
 use worker::Env;
 
 use crate::core::audit::AuditQuery;
-use crate::core::command::{Mutation, Operation};
+use crate::core::command::Mutation;
 use crate::core::idempotency::{self, Seen};
 use crate::core::json::JsonWriter;
 use crate::core::limits::{self, RateLimiter};
@@ -37,6 +37,7 @@ use crate::core::problem::Problem;
 use crate::core::schema;
 use crate::core::state::Snapshot;
 use crate::core::time::rfc3339_millis;
+use crate::core::vocab::Operation;
 use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event, now_ms};
 use store::{CommitError, Store};

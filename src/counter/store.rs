@@ -12,9 +12,9 @@
 use wasm_bindgen::JsValue;
 
 use crate::core::audit::{AuditEntry, AuditQuery};
-use crate::core::command::Operation;
 use crate::core::schema::{self, META_TABLE};
 use crate::core::state::Snapshot;
+use crate::core::vocab::Operation;
 use crate::ffi::{error_text, Sql, Storage};
 
 const UPDATE_COUNTER: &str =

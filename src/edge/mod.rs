@@ -28,12 +28,13 @@ use wasm_bindgen::JsCast;
 use web_sys::{Headers, Request, Response};
 use worker::Env;
 
-use crate::core::command::{self, Amount, IfMatch, Mutation, Operation, MAX_BODY_BYTES};
+use crate::core::command::{self, Amount, IfMatch, Mutation, MAX_BODY_BYTES};
 use crate::core::cors::{self, Access};
 use crate::core::idempotency::{self, RequestKey};
 use crate::core::log::{self, Arrival, Departure};
 use crate::core::problem::Problem;
 use crate::core::routes::{self, Route};
+use crate::core::vocab::Operation;
 use crate::core::wire::{self, ObjectCall};
 use crate::ffi::{Callback, Thenable};
 use crate::http::{self, log_line, now_ms};
@@ -223,7 +224,7 @@ fn plan(
                 &pairs,
                 "since",
                 0,
-                crate::core::state::MAX_VALUE as u64,
+                crate::core::vocab::MAX_VALUE as u64,
                 None,
             )?;
             // A complete WebSocket handshake (RFC 6455 §4.1), or nothing reaches the object.
