@@ -171,6 +171,27 @@ doc = {
         },
         "/api/admin/set": admin("set", True),
         "/api/admin/reset": admin("reset", False),
+        "/api/metrics": {
+            "get": {
+                "operationId": "getMetrics",
+                "summary": "The counter object's metrics (admin)",
+                "description": "Prometheus text exposition (version 0.0.4). Gauges: `acidizer_value`, `acidizer_version`, `acidizer_sockets`, `acidizer_database_bytes`, `acidizer_audit_entries`, `acidizer_schema_version`, `acidizer_start_time_seconds`. Counters since the object started: `acidizer_commits_total`, `acidizer_replays_total`, `acidizer_rate_limited_total{limit=\"changes\"|\"sockets\"}`. Needs `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token it does not exist (404).",
+                "tags": ["admin"],
+                "security": [{"admin": []}],
+                "responses": {
+                    "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    **pick("400", "401", "404", "414", "500", "503"),
+                },
+            },
+            "head": {
+                "operationId": "getMetricsHead",
+                "summary": "The counter object's metrics (admin, headers only)",
+                "tags": ["admin"],
+                "security": [{"admin": []}],
+                "responses": {"200": {"description": "As GET, without a body."}, **pick("400", "401", "404", "414", "500", "503")},
+            },
+            "options": {**preflight, "operationId": "metricsPreflight"},
+        },
         "/api/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",

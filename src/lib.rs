@@ -18,6 +18,8 @@
 //! | counter + audit entry (the key's record) in one transaction | `counter/store.rs`, [`ffi`] (`transactionSync`) | yes |
 //! | push to every socket | `counter/broadcast.rs`, [`core::realtime`] | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
+//! | one log line and one metrics data point per request | `edge/mod.rs` (`finish`), `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
+//! | the object's metrics (`GET /api/metrics`, Prometheus text) | `counter/mod.rs`, [`core::prometheus`] | yes / **no** |
 //!
 //! [`core`] holds every rule and compiles natively, so `cargo test --lib` checks it in
 //! milliseconds; the platform modules only exist in the `wasm32` build and stay thin.

@@ -575,9 +575,23 @@ fn every_request_writes_one_structured_log_line() {
     s.increment(&k, 4);
     s.increment(&k, 4);
     s.get("/api/value?bad=1");
+    // Refused by the object, not the edge: the line still names the problem type.
+    let stale = key("logged-stale");
+    assert_eq!(
+        s.post(
+            "/api/decrement",
+            &[("idempotency-key", &stale), ("if-match", "\"999999\"")],
+            ""
+        )
+        .status,
+        412
+    );
+    assert_eq!(s.request("HEAD", "/api/audit", &[], None).status, 200);
     // Logs are written asynchronously by the runtime.
     let mut lines = Vec::new();
     let mut bad = None;
+    let mut refused = None;
+    let mut head = None;
     for _ in 0..50 {
         let all = s.log_lines();
         lines = all
@@ -585,15 +599,31 @@ fn every_request_writes_one_structured_log_line() {
             .filter(|l| l["msg"] == "request" && l["request_id"] == k.as_str())
             .cloned()
             .collect();
+        refused = all
+            .iter()
+            .find(|l| l["msg"] == "request" && l["request_id"] == stale.as_str())
+            .cloned();
+        head = all
+            .iter()
+            .find(|l| l["msg"] == "request" && l["path"] == "/api/audit" && l["method"] == "HEAD")
+            .cloned();
         bad = all
             .into_iter()
             .rev()
             .find(|l| l["msg"] == "request" && l["path"] == "/api/value" && l["status"] == 400);
-        if lines.len() >= 2 && bad.is_some() {
+        if lines.len() >= 2 && bad.is_some() && refused.is_some() && head.is_some() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    let refused = refused.expect("a line for the change the object refused");
+    assert_eq!(refused["status"], 412);
+    assert_eq!(refused["outcome"], "rejected");
+    assert_eq!(refused["problem"], "precondition-failed");
+    assert_eq!(
+        head.expect("a HEAD request's line says HEAD")["status"],
+        200
+    );
     assert_eq!(lines.len(), 2, "one line per request: {lines:?}");
     for (l, outcome) in lines.iter().zip(["applied", "replayed"]) {
         assert_eq!(l["method"], "POST");

@@ -32,7 +32,7 @@ impl Outcome {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::Replayed => "replayed",
@@ -100,8 +100,11 @@ pub struct Departure<'a> {
     pub version: Option<u64>,
     /// Whether it was an idempotent replay.
     pub replayed: bool,
-    /// The problem type slug, when the edge itself refused the request.
+    /// The problem type slug of a refusal (by the edge, or by the object as its status
+    /// tells).
     pub problem: Option<&'a str>,
+    /// The deployed version id (`CF_VERSION_METADATA.id`); empty when unknown.
+    pub version_id: &'a str,
 }
 
 /// The complete log line for an encoded [`Arrival`] and its [`Departure`]: `ts`, `level`,
@@ -135,6 +138,9 @@ pub fn finish(arrival: &str, d: &Departure) -> Option<String> {
     }
     if let Some(p) = d.problem {
         rest.string("problem", p);
+    }
+    if !d.version_id.is_empty() {
+        rest.string("version_id", d.version_id);
     }
     let rest = rest.finish();
     line.pop();
@@ -204,6 +210,7 @@ mod tests {
             version: Some(9),
             replayed,
             problem: None,
+            version_id: "0f6d1c2e-v",
         }
     }
 
@@ -236,6 +243,7 @@ mod tests {
         assert_eq!(v["duration_ms"], 3);
         assert_eq!(v["outcome"], "applied");
         assert_eq!(v["ts"], "2026-11-25T18:31:52.000Z");
+        assert_eq!(v["version_id"], "0f6d1c2e-v");
         assert!(!line.contains('\n'));
         let replay = finish(
             &arrival(Some(("increment", 2))).encode(),

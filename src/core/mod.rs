@@ -19,6 +19,8 @@
 //! - [`problem`]: the one error type and its problem+json form.
 //! - [`schema`]: the SQL schema as ordered migrations.
 //! - [`limits`]: per-client rate limits and socket message budgets.
+//! - [`metrics`]: the Analytics Engine data point each request becomes; [`prometheus`]: the
+//!   object's own metrics as Prometheus text (`GET /api/metrics`).
 //! - [`query`], [`json`], [`time`], [`log`]: small helpers.
 
 pub mod audit;
@@ -29,7 +31,9 @@ pub mod idempotency;
 pub mod json;
 pub mod limits;
 pub mod log;
+pub mod metrics;
 pub mod problem;
+pub mod prometheus;
 pub mod query;
 pub mod realtime;
 pub mod retry;

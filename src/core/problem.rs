@@ -112,6 +112,30 @@ impl Problem {
         }
     }
 
+    /// The problem type of an error response known only by its status, where that status has
+    /// exactly one problem type (true of every status the counter object refuses with: 409,
+    /// 412, 422, 429, 500, 503); `None` for 400 and for statuses that are not problems. The log
+    /// line and the request metric of a refusal by the object use it, without reading the body.
+    pub fn slug_of_status(status: u16) -> Option<&'static str> {
+        Some(match status {
+            401 => "unauthorized",
+            403 => "forbidden-origin",
+            404 => "not-found",
+            405 => "method-not-allowed",
+            409 => "out-of-range",
+            412 => "precondition-failed",
+            413 => "payload-too-large",
+            414 => "uri-too-long",
+            415 => "unsupported-media-type",
+            422 => "idempotency-key-reused",
+            426 => "upgrade-required",
+            429 => "rate-limited",
+            500 => "internal",
+            503 => "unavailable",
+            _ => return None,
+        })
+    }
+
     /// A short, fixed summary of the problem type.
     pub fn title(&self) -> &'static str {
         match self {
@@ -293,6 +317,19 @@ mod tests {
         let n = slugs.len();
         slugs.dedup();
         assert_eq!(slugs.len(), n);
+    }
+
+    #[test]
+    fn a_status_names_its_problem_type_only_when_it_has_one() {
+        let problems = all();
+        for p in &problems {
+            let shared = problems.iter().filter(|q| q.status() == p.status()).count() > 1;
+            let expected = (!shared).then_some(p.slug());
+            assert_eq!(Problem::slug_of_status(p.status()), expected, "{p:?}");
+        }
+        for status in [200, 101, 304, 400, 418, 502] {
+            assert_eq!(Problem::slug_of_status(status), None, "{status}");
+        }
     }
 
     #[test]

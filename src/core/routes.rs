@@ -22,6 +22,8 @@ pub enum Route {
     AdminSet,
     /// `POST /api/admin/reset`
     AdminReset,
+    /// `GET /api/metrics` (admin): the object's metrics as Prometheus text.
+    Metrics,
     /// `OPTIONS` on any of the above (CORS preflight).
     Preflight,
 }
@@ -79,6 +81,11 @@ const TABLE: &[PathSpec] = &[
         "POST, OPTIONS",
         &[("POST", Route::AdminReset)],
     ),
+    (
+        "/api/metrics",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Metrics), ("HEAD", Route::Metrics)],
+    ),
 ];
 
 /// Finds the route for `method` and `path`: 404 for an unknown path, 405 (with `Allow`) for a
@@ -123,6 +130,8 @@ mod tests {
             Ok(Route::Step(Operation::Decrement))
         );
         assert_eq!(route("GET", "/api/ws"), Ok(Route::Socket));
+        assert_eq!(route("GET", "/api/metrics"), Ok(Route::Metrics));
+        assert!(!Route::Metrics.is_mutation());
         assert_eq!(route("OPTIONS", "/api/increment"), Ok(Route::Preflight));
         assert!(route("POST", "/api/admin/set").unwrap().is_mutation());
         assert!(!route("GET", "/api/audit").unwrap().is_mutation());

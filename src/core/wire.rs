@@ -30,6 +30,8 @@ pub enum ObjectCall {
     Connect { since: Option<u64>, client: String },
     /// Report health and storage facts.
     Health,
+    /// Report the object's metrics (Prometheus text).
+    Metrics,
 }
 
 impl ObjectCall {
@@ -38,6 +40,7 @@ impl ObjectCall {
         match self {
             ObjectCall::Value => format!("{ORIGIN}/value"),
             ObjectCall::Health => format!("{ORIGIN}/health"),
+            ObjectCall::Metrics => format!("{ORIGIN}/metrics"),
             ObjectCall::Audit(q) => format!("{ORIGIN}/audit?{}", q.encode()),
             ObjectCall::Connect { since, client } => match since {
                 Some(v) => format!("{ORIGIN}/connect?client={client}&since={v}"),
@@ -70,6 +73,7 @@ impl ObjectCall {
         match path {
             "/value" if q.is_empty() => Ok(ObjectCall::Value),
             "/health" if q.is_empty() => Ok(ObjectCall::Health),
+            "/metrics" if q.is_empty() => Ok(ObjectCall::Metrics),
             "/audit" => AuditQuery::parse(q).map(ObjectCall::Audit).map_err(bad),
             "/connect" => {
                 let pairs = query::parse(q, &["client", "since"]).map_err(bad)?;
@@ -153,6 +157,7 @@ mod tests {
         let calls = vec![
             ObjectCall::Value,
             ObjectCall::Health,
+            ObjectCall::Metrics,
             ObjectCall::Audit(AuditQuery {
                 after: 3,
                 limit: 50,
@@ -200,6 +205,7 @@ mod tests {
             "https://other/value",
             "https://counter/nope",
             "https://counter/value?x=1",
+            "https://counter/metrics?x=1",
             "https://counter/mutate?op=explode&n=1&key=k&client=unknown",
             "https://counter/mutate?op=increment&n=1&key=bad%20key&client=unknown",
             "https://counter/mutate?op=increment&n=x&key=k&client=unknown",

@@ -19,7 +19,7 @@
 mod broadcast;
 mod store;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -34,6 +34,7 @@ use crate::core::idempotency::{self, Seen};
 use crate::core::json::JsonWriter;
 use crate::core::limits::{self, RateLimiter};
 use crate::core::problem::Problem;
+use crate::core::prometheus::{self, Tally};
 use crate::core::schema;
 use crate::core::state::Snapshot;
 use crate::core::time::rfc3339_millis;
@@ -57,6 +58,10 @@ pub struct Counter {
     limiter: RefCell<RateLimiter>,
     /// Open sockets allowed per client (`WS_CONNECTIONS_PER_CLIENT`); 0 = no cap.
     socket_cap: u32,
+    /// Commits, replays and refusals since this instance started (`GET /api/metrics`).
+    tally: Cell<Tally>,
+    /// When this instance started, ms since the epoch.
+    started_ms: i64,
 }
 
 #[wasm_bindgen]
@@ -99,6 +104,8 @@ impl Counter {
             schema_version,
             limiter: RefCell::new(RateLimiter::new(limit_var(&env, "RATE_LIMIT_PER_10S"))),
             socket_cap: limit_var(&env, "WS_CONNECTIONS_PER_CLIENT"),
+            tally: Cell::new(Tally::default()),
+            started_ms: now_ms(),
         }
     }
 
@@ -122,6 +129,7 @@ impl Counter {
             ObjectCall::Audit(q) => self.audit(&q),
             ObjectCall::Connect { since, client } => self.connect(&current, since, &client),
             ObjectCall::Health => self.health(&current),
+            ObjectCall::Metrics => self.metrics(&current),
         }
     }
 
@@ -161,6 +169,7 @@ impl Counter {
             if let Err(retry_after_secs) = self.limiter.borrow_mut().check(client, now) {
                 // A retry of a change applied earlier is still answered: replays are free.
                 return self.seen_before(m).unwrap_or_else(|| {
+                    self.count(|t| t.rate_limited_changes += 1);
                     http::problem(&Problem::TooManyRequests {
                         retry_after_secs,
                         detail: format!(
@@ -189,6 +198,7 @@ impl Counter {
                 if limited {
                     self.limiter.borrow_mut().record(client, now);
                 }
+                self.count(|t| t.commits += 1);
                 broadcast::broadcast(&self.state, &entry.update_message());
                 http::json(&response, &[("etag", &etag)])
             }
@@ -219,13 +229,16 @@ impl Counter {
         let response = stored.response_json();
         Some(
             match idempotency::judge(&m.fingerprint(), &fingerprint, &response) {
-                Seen::Replay(body) => http::json(
-                    body,
-                    &[
-                        ("idempotent-replayed", "true"),
-                        ("etag", &format!("\"{}\"", stored.version)),
-                    ],
-                ),
+                Seen::Replay(body) => {
+                    self.count(|t| t.replays += 1);
+                    http::json(
+                        body,
+                        &[
+                            ("idempotent-replayed", "true"),
+                            ("etag", &format!("\"{}\"", stored.version)),
+                        ],
+                    )
+                }
                 Seen::Conflict => http::problem(&Problem::KeyReused {
                     key: m.key.as_str().to_owned(),
                 }),
@@ -254,6 +267,7 @@ impl Counter {
         if self.socket_cap > 0
             && broadcast::count_for(&self.state, client) >= self.socket_cap as usize
         {
+            self.count(|t| t.rate_limited_sockets += 1);
             return http::problem(&Problem::TooManyRequests {
                 retry_after_secs: 10,
                 detail: format!(
@@ -291,6 +305,34 @@ impl Counter {
             .uint("database_bytes", self.store.size_bytes())
             .finish();
         http::json(&body, &[])
+    }
+}
+
+impl Counter {
+    /// Counts something in the metrics tally.
+    fn count(&self, f: impl FnOnce(&mut Tally)) {
+        let mut t = self.tally.get();
+        f(&mut t);
+        self.tally.set(t);
+    }
+
+    /// `GET /api/metrics`: the object's gauges and counters as Prometheus text.
+    fn metrics(&self, current: &Snapshot) -> Result<Response, JsValue> {
+        let audit_entries = self
+            .store
+            .audit_count()
+            .map_err(|e| JsValue::from_str(&e))?;
+        let gauges = prometheus::Gauges {
+            value: current.value,
+            version: current.version,
+            sockets: broadcast::count(&self.state) as u64,
+            database_bytes: self.store.size_bytes(),
+            audit_entries,
+            schema_version: self.schema_version,
+            started_ms: self.started_ms,
+        };
+        let body = prometheus::render(&gauges, &self.tally.get());
+        http::respond(200, prometheus::CONTENT_TYPE, &body, &[])
     }
 }
 

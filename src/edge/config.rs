@@ -9,6 +9,7 @@ use worker::Env;
 use crate::core::auth;
 use crate::core::cors::Policy;
 use crate::core::problem::Problem;
+use crate::ffi::Dataset;
 
 /// Everything the edge reads from its environment.
 pub struct Config {
@@ -19,6 +20,10 @@ pub struct Config {
     /// `REQUEST_LOG_SAMPLE_RATE`: the share of requests that get a log line, 0 to 1
     /// (default 1: every request).
     log_rate: f64,
+    /// `METRICS`: the request metrics dataset, when bound.
+    pub metrics: Option<Dataset>,
+    /// `CF_VERSION_METADATA.id`: the deployed version (empty when not bound).
+    pub version_id: String,
 }
 
 thread_local! {
@@ -35,10 +40,22 @@ impl Config {
                     cors: Policy::parse(&string_var(env, "ALLOWED_ORIGINS").unwrap_or_default()),
                     admin_token: string_var(env, "ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
                     log_rate: log_rate(string_var(env, "REQUEST_LOG_SAMPLE_RATE").as_deref()),
+                    metrics: binding::<Dataset>(env, "METRICS").ok(),
+                    version_id: binding::<JsValue>(env, "CF_VERSION_METADATA")
+                        .ok()
+                        .and_then(|m| js_sys::Reflect::get(&m, &JsValue::from_str("id")).ok())
+                        .and_then(|id| id.as_string())
+                        .unwrap_or_default(),
                 })
             })
             .clone()
         })
+    }
+
+    /// The settings, if a request has loaded them in this isolate (for the promise callbacks,
+    /// which run after [`Config::get`]).
+    pub fn loaded() -> Option<Rc<Config>> {
+        CONFIG.with(|c| c.get().cloned())
     }
 
     /// Whether this request gets a log line.

@@ -9,7 +9,7 @@
 //!    new UUID), so that retrying the call to the object can never apply a change twice;
 //! 4. sends the call to the one counter object (retrying only errors the platform marks
 //!    retryable, see [`forward`]) and returns its answer, adding CORS headers when needed;
-//! 5. writes one structured log line per request.
+//! 5. writes one structured log line and one metrics data point per request ([`metrics`]).
 //!
 //! The handler is synchronous: it returns the counter's promise instead of awaiting it, with
 //! the logging (and CORS) step chained onto it. Only a request with a body to read goes through
@@ -22,6 +22,7 @@
 mod body;
 mod config;
 mod forward;
+mod metrics;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -32,6 +33,7 @@ use crate::core::command::{self, Amount, IfMatch, Mutation, MAX_BODY_BYTES};
 use crate::core::cors::{self, Access};
 use crate::core::idempotency::{self, RequestKey};
 use crate::core::log::{self, Arrival, Departure};
+use crate::core::metrics::{End, Start};
 use crate::core::problem::Problem;
 use crate::core::routes::{self, Route};
 use crate::core::vocab::Operation;
@@ -56,6 +58,10 @@ struct Facts<'a> {
     mutation: Option<(Operation, i64)>,
     /// Whether this request gets a log line (`REQUEST_LOG_SAMPLE_RATE`).
     logged: bool,
+    /// Whether this request gets a metrics point (the `METRICS` binding exists).
+    metered: bool,
+    /// `request.cf.colo`, for the metrics point.
+    colo: Option<String>,
 }
 
 impl Facts<'_> {
@@ -79,6 +85,20 @@ impl Facts<'_> {
             }
             .encode(),
         )
+    }
+
+    /// The encoded start of the metrics point, or `None` when there is no dataset.
+    fn start(&self) -> Option<String> {
+        self.metered.then(|| {
+            Start {
+                started_ms: self.started,
+                path: self.path,
+                method: self.method,
+                colo: self.colo.as_deref(),
+                amount: self.mutation.map(|(_, n)| n),
+            }
+            .encode()
+        })
     }
 
     /// Reads the client identifier (`CF-Connecting-IP`) if it is not known yet; a missing or
@@ -131,6 +151,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
     let headers = req.headers();
     let config = Config::get(&env);
     let logged = config.log_this_request();
+    let metered = config.metrics.is_some();
     let mut facts = Facts {
         started,
         method: &method,
@@ -143,6 +164,8 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         client: String::new(),
         mutation: None,
         logged,
+        metered,
+        colo: if metered { metrics::colo(&req) } else { None },
     };
     let access = config
         .cors
@@ -158,7 +181,14 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
     }
     let reply: Result<(js_sys::Promise, Option<String>), Problem> = match plan {
         Ok(Plan::Answer(r)) => {
-            return finish(facts.arrival().as_deref(), origin, r, None).map(Into::into)
+            return finish(
+                facts.arrival().as_deref(),
+                facts.start().as_deref(),
+                origin,
+                r,
+                None,
+            )
+            .map(Into::into)
         }
         Ok(Plan::Call(call)) => forward::call(&env, &call).map(|(p, url)| (p, Some(url))),
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
@@ -169,12 +199,24 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         Err(p) => Err(p),
     };
     match reply {
-        Ok((promise, retry_url)) => {
-            Ok(settle(promise, retry_url, facts.arrival().as_deref(), origin).into())
-        }
+        Ok((promise, retry_url)) => Ok(settle(
+            promise,
+            retry_url,
+            facts.arrival().as_deref(),
+            facts.start().as_deref(),
+            origin,
+        )
+        .into()),
         Err(p) => {
             let r = http::problem(&p)?;
-            finish(facts.arrival().as_deref(), origin, r, Some(p.slug())).map(Into::into)
+            finish(
+                facts.arrival().as_deref(),
+                facts.start().as_deref(),
+                origin,
+                r,
+                Some(p.slug()),
+            )
+            .map(Into::into)
         }
     }
 }
@@ -207,6 +249,11 @@ fn plan(
     match route {
         Route::Value => no_query(query).map(|()| Plan::Call(ObjectCall::Value)),
         Route::Health => no_query(query).map(|()| Plan::Call(ObjectCall::Health)),
+        Route::Metrics => {
+            no_query(query)?;
+            config.authorize_admin(header("authorization")?.as_deref())?;
+            Ok(Plan::Call(ObjectCall::Metrics))
+        }
         Route::Audit => Ok(Plan::Call(ObjectCall::Audit(
             crate::core::audit::AuditQuery::parse(query)?,
         ))),
@@ -327,6 +374,8 @@ fn with_body(
         client: facts.client,
         mutation: None,
         logged: facts.logged,
+        metered: facts.metered,
+        colo: facts.colo,
     };
     wasm_bindgen_futures::future_to_promise(async move {
         let outcome = async {
@@ -346,6 +395,7 @@ fn with_body(
         };
         finish(
             facts.arrival().as_deref(),
+            facts.start().as_deref(),
             origin.as_deref(),
             response,
             problem,
@@ -364,37 +414,65 @@ fn routes_path(route: Route) -> &'static str {
     }
 }
 
-/// Logs the request (when `arrival` is given) and adds CORS headers for an allowed
-/// cross-origin caller.
+/// Logs the request (when `arrival` is given), writes its metrics point (when `start` is
+/// given) and adds CORS headers for an allowed cross-origin caller. `problem` is the problem
+/// type when the edge refused the request; a refusal by the object is known by its status.
 fn finish(
     arrival: Option<&str>,
+    start: Option<&str>,
     origin: Option<&str>,
     response: Response,
     problem: Option<&str>,
 ) -> Result<Response, JsValue> {
+    let status = response.status();
+    let problem = problem.or_else(|| {
+        (status >= 400)
+            .then(|| Problem::slug_of_status(status))
+            .flatten()
+    });
+    let config = if arrival.is_some() || start.is_some() {
+        Config::loaded()
+    } else {
+        None
+    };
+    let version_id = config.as_ref().map_or("", |c| c.version_id.as_str());
+    let change = arrival.is_some_and(log::is_mutation) || start.is_some_and(is_change);
+    let (version, replayed) = if change {
+        let h = response.headers();
+        let version = h
+            .get("etag")?
+            .and_then(|e| e.trim_matches('"').parse::<u64>().ok());
+        (
+            version,
+            h.get("idempotent-replayed")?.as_deref() == Some("true"),
+        )
+    } else {
+        (None, false)
+    };
+    let now = now_ms();
     if let Some(arrival) = arrival {
-        let (version, replayed) = if log::is_mutation(arrival) {
-            let h = response.headers();
-            let version = h
-                .get("etag")?
-                .and_then(|e| e.trim_matches('"').parse::<u64>().ok());
-            (
-                version,
-                h.get("idempotent-replayed")?.as_deref() == Some("true"),
-            )
-        } else {
-            (None, false)
-        };
         let departure = Departure {
-            status: response.status(),
-            now_ms: now_ms(),
+            status,
+            now_ms: now,
             version,
             replayed,
             problem,
+            version_id,
         };
         if let Some(line) = log::finish(arrival, &departure) {
             log_line(&line);
         }
+    }
+    if let (Some(start), Some(dataset)) = (start, config.as_ref().and_then(|c| c.metrics.as_ref()))
+    {
+        let end = End {
+            status,
+            now_ms: now,
+            replayed,
+            problem,
+            version_id,
+        };
+        metrics::write(dataset, start, &end);
     }
     match origin {
         Some(o) => with_headers(response, &cors::response_headers(o)),
@@ -402,23 +480,42 @@ fn finish(
     }
 }
 
+/// Whether an encoded metrics start is a change's (it carries an amount).
+fn is_change(start: &str) -> bool {
+    !start.ends_with("|-")
+}
+
 thread_local! {
-    /// [`finish`] as a JavaScript function, made once per isolate: `(arrival, origin,
-    /// response)`, where an empty arrival means "not logged".
-    static FINISH: Closure<dyn Fn(String, JsValue, Response) -> Result<JsValue, JsValue>> =
-        Closure::new(|arrival: String, origin: JsValue, response: Response| {
-            let arrival = (!arrival.is_empty()).then_some(arrival.as_str());
-            finish(arrival, origin.as_string().as_deref(), response, None).map(Into::into)
+    /// [`finish`] as a JavaScript function, made once per isolate: `(arrival, start, origin,
+    /// response)`, where an empty arrival means "not logged" and an empty start "no metrics".
+    #[allow(clippy::type_complexity)]
+    static FINISH: Closure<dyn Fn(String, String, JsValue, Response) -> Result<JsValue, JsValue>> =
+        Closure::new(|arrival: String, start: String, origin: JsValue, response: Response| {
+            finish(
+                non_empty(&arrival),
+                non_empty(&start),
+                origin.as_string().as_deref(),
+                response,
+                None,
+            )
+            .map(Into::into)
         });
 
-    /// The failure path as a JavaScript function: `(url, arrival, origin, error)`: retry the
-    /// call where that is safe ([`forward::retry`]), then finish as usual.
-    static RECOVER: Closure<dyn Fn(String, String, JsValue, JsValue) -> js_sys::Promise> =
-        Closure::new(|url: String, arrival: String, origin: JsValue, error: JsValue| {
+    /// The failure path as a JavaScript function: `(url, arrival, start, origin, error)`: retry
+    /// the call where that is safe ([`forward::retry`]), then finish as usual.
+    #[allow(clippy::type_complexity)]
+    static RECOVER: Closure<dyn Fn(String, String, String, JsValue, JsValue) -> js_sys::Promise> =
+        Closure::new(|url: String, arrival: String, start: String, origin: JsValue, error: JsValue| {
             wasm_bindgen_futures::future_to_promise(async move {
                 let response = forward::retry(url, error).await?;
-                let arrival = (!arrival.is_empty()).then_some(arrival.as_str());
-                finish(arrival, origin.as_string().as_deref(), response, None).map(Into::into)
+                finish(
+                    non_empty(&arrival),
+                    non_empty(&start),
+                    origin.as_string().as_deref(),
+                    response,
+                    None,
+                )
+                .map(Into::into)
             })
         });
 }
@@ -431,14 +528,16 @@ fn settle(
     promise: js_sys::Promise,
     retry_url: Option<String>,
     arrival: Option<&str>,
+    start: Option<&str>,
     origin: Option<&str>,
 ) -> js_sys::Promise {
     let origin = origin.map_or(JsValue::UNDEFINED, JsValue::from_str);
-    let on_fulfilled = if arrival.is_some() || !origin.is_undefined() {
+    let on_fulfilled = if arrival.is_some() || start.is_some() || !origin.is_undefined() {
         FINISH.with(|f| {
-            f.as_ref().unchecked_ref::<Callback>().bind_str_value(
+            f.as_ref().unchecked_ref::<Callback>().bind_str_str_value(
                 &JsValue::NULL,
                 arrival.unwrap_or(""),
+                start.unwrap_or(""),
                 &origin,
             )
         })
@@ -447,12 +546,15 @@ fn settle(
     };
     let on_rejected = match &retry_url {
         Some(url) => RECOVER.with(|f| {
-            f.as_ref().unchecked_ref::<Callback>().bind_str_str_value(
-                &JsValue::NULL,
-                url,
-                arrival.unwrap_or(""),
-                &origin,
-            )
+            f.as_ref()
+                .unchecked_ref::<Callback>()
+                .bind_str_str_str_value(
+                    &JsValue::NULL,
+                    url,
+                    arrival.unwrap_or(""),
+                    start.unwrap_or(""),
+                    &origin,
+                )
         }),
         None => JsValue::UNDEFINED,
     };
@@ -462,6 +564,10 @@ fn settle(
     promise
         .unchecked_ref::<Thenable>()
         .then2(&on_fulfilled, &on_rejected)
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
 /// A file from the static assets.
