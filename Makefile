@@ -12,7 +12,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PORT ?= 8787
 STATE ?= .wrangler/state
 
-.PHONY: dev test build setup lint unit web-unit e2e web-e2e bench lighthouse screenshots clean
+.PHONY: dev test build setup lint unit web-unit e2e ops web-e2e smoke bench lighthouse screenshots clean
 
 ## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE)
 dev: build
@@ -26,6 +26,7 @@ test:
 	$(MAKE) --no-print-directory web-unit
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory ops
 	$(MAKE) --no-print-directory web-e2e
 	@echo "make test: all passed"
 
@@ -50,6 +51,22 @@ web-unit:
 # End-to-end suites start their own servers; `timeout` makes a hang a loud failure.
 e2e:
 	timeout 1200 cargo test --tests -- --test-threads 4
+
+# Operations: the workflows (actionlint, the workflow schema), both environments' deploy bundles
+# (wrangler deploy --dry-run: no account), the runbook's queries, request metrics and
+# GET /api/metrics under Miniflare, and the smoke test against a local server.
+ops: build
+	timeout 120 .venv/bin/actionlint .github/workflows/ci.yml .github/workflows/deploy.yml
+	timeout 120 .venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml .github/workflows/deploy.yml
+	timeout 120 .venv/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/build/action.yml
+	timeout 120 .venv/bin/python -m unittest tests/ops/queries_test.py
+	timeout 300 node_modules/.bin/wrangler deploy --dry-run --env staging --outdir target/deploy/staging
+	timeout 300 node_modules/.bin/wrangler deploy --dry-run --env production --outdir target/deploy/production
+	timeout 300 node --test tests/ops/
+
+# The smoke test against any deployment: make smoke URL=https://…
+smoke:
+	sh scripts/smoke.sh "$(URL)"
 
 # The web app in a real browser (Debian's chromium driven by playwright-core) against its own
 # local server.

