@@ -12,6 +12,10 @@
 //! - [`idempotency`]: key syntax and the rule for a key seen before.
 //! - [`state`]: the counter's state and the one transition rule.
 //! - [`audit`]: the audit entry, its three JSON renderings, audit pages.
+//! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs (bottom: imports
+//!   nothing from its siblings); [`checkpoint`]: C2SP checkpoints and Ed25519 signed notes
+//!   (imports only `merkle`); [`ledger`]: an audit entry's leaf bytes, the replay checks of
+//!   the offline verifier, the proof queries.
 //! - [`realtime`]: how sockets start and what clients may send.
 //! - [`wire`]: the edge → object call, encoded in one URL; [`retry`]: when a failed call is
 //!   tried again.
@@ -25,12 +29,15 @@
 
 pub mod audit;
 pub mod auth;
+pub mod checkpoint;
 pub mod command;
 pub mod cors;
 pub mod idempotency;
 pub mod json;
+pub mod ledger;
 pub mod limits;
 pub mod log;
+pub mod merkle;
 pub mod metrics;
 pub mod problem;
 pub mod prometheus;
