@@ -114,6 +114,18 @@ def read(op_id, summary, description, ok, params=(), extra=("503",)):
         head["parameters"] = list(params)
     return {"get": get, "head": head, "options": {**preflight, "operationId": f"{op_id}Preflight"}}
 
+def text_ok(description, headers=None):
+    r = {"description": description, "content": {"text/plain; charset=utf-8": {"schema": {"type": "string"}}}}
+    if headers:
+        r["headers"] = headers
+    return r
+
+def ledger_read(op_id, summary, description, ok, params=(), extra=("503",)):
+    r = read(op_id, summary, description, ok, params, extra)
+    for method in ("get", "head"):
+        r[method]["tags"] = ["ledger"]
+    return r
+
 int53 = {"type": "integer", "minimum": -MAX, "maximum": MAX}
 version = {"type": "integer", "minimum": 0, "maximum": MAX}
 operation = {"type": "string", "enum": ["increment", "decrement", "set", "reset"]}
@@ -135,6 +147,7 @@ doc = {
         {"name": "realtime", "description": "The live stream of changes."},
         {"name": "admin", "description": "Operator changes behind a bearer token."},
         {"name": "cors", "description": "Cross-origin preflights."},
+        {"name": "ledger", "description": "The audit trail as a verifiable log: signed checkpoints and Merkle proofs (RFC 6962 / RFC 9162, C2SP tlog-checkpoint)."},
         {"name": "meta", "description": "Service description."},
     ],
     "paths": {
@@ -150,6 +163,34 @@ doc = {
             "Entries after `after`, ascending by version, contiguous, at most `limit`. `next_after` is set when another page follows.",
             json_ok("A page of the audit trail.", "#/components/schemas/AuditPage"),
             params=({"$ref": "#/components/parameters/After"}, {"$ref": "#/components/parameters/Limit"}),
+        ),
+        "/api/audit/checkpoint": ledger_read(
+            "getCheckpoint", "The current checkpoint",
+            "The C2SP tlog-checkpoint of the audit log (origin, tree size = version, base64 root hash), as a signed note with an Ed25519 signature line when `AUDIT_SIGNING_KEY` is set (`Audit-Checkpoint-Signed: true`); otherwise the bare checkpoint with origin `number-acidizer/unsigned` and `Audit-Checkpoint-Signed: false`. 503 while existing entries are still being hashed after an upgrade.",
+            text_ok("The checkpoint.", {"Audit-Checkpoint-Signed": {"schema": {"type": "string", "enum": ["true", "false"]}}}),
+            extra=("500", "503"),
+        ),
+        "/api/audit/key": ledger_read(
+            "getCheckpointKey", "The checkpoint verifier key",
+            "The note verifier key `<name>+<key ID>+<base64>` (golang.org/x/mod/sumdb/note) that checks checkpoint signatures. 404 when no signing key is set.",
+            text_ok("The verifier key, one line."),
+            extra=("404", "500"),
+        ),
+        "/api/audit/proof/inclusion": ledger_read(
+            "getInclusionProof", "Inclusion proof of an entry",
+            "Proves that the entry of `version` is leaf `version - 1` of the tree of `tree_size` leaves (default: the current size). `hashes` in RFC 9162 order. 400 when a size is beyond the log.",
+            json_ok("The proof.", "#/components/schemas/InclusionProof"),
+            params=({"name": "version", "in": "query", "required": True, "schema": {**version, "minimum": 1}},
+                    {"name": "tree_size", "in": "query", "required": False, "schema": {**version, "minimum": 1}}),
+            extra=("500", "503"),
+        ),
+        "/api/audit/proof/consistency": ledger_read(
+            "getConsistencyProof", "Consistency proof between two tree sizes",
+            "Proves that the tree of `from` leaves is a prefix of the tree of `to` leaves (default: the current size): history up to `from` was only appended to. `hashes` in RFC 9162 order. 400 when a size is beyond the log.",
+            json_ok("The proof.", "#/components/schemas/ConsistencyProof"),
+            params=({"name": "from", "in": "query", "required": True, "schema": {**version, "minimum": 1}},
+                    {"name": "to", "in": "query", "required": False, "schema": {**version, "minimum": 1}}),
+            extra=("500", "503"),
         ),
         "/api/health": read(
             "getHealth", "Health and storage facts", "200 when the counter can serve; 503 otherwise.",
@@ -236,6 +277,13 @@ doc = {
             "AuditPage": {"type": "object", "additionalProperties": False, "required": ["entries", "next_after"],
                           "properties": {"entries": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/AuditEntry"}},
                                          "next_after": {"oneOf": [version, {"type": "null"}]}}},
+            "InclusionProof": {"type": "object", "additionalProperties": False, "required": ["version", "leaf_index", "tree_size", "leaf_hash", "hashes"],
+                               "properties": {"version": {**version, "minimum": 1}, "leaf_index": version, "tree_size": {**version, "minimum": 1},
+                                              "leaf_hash": {"type": "string", "contentEncoding": "base64"},
+                                              "hashes": {"type": "array", "maxItems": 106, "items": {"type": "string", "contentEncoding": "base64"}}}},
+            "ConsistencyProof": {"type": "object", "additionalProperties": False, "required": ["from", "to", "hashes"],
+                                 "properties": {"from": {**version, "minimum": 1}, "to": {**version, "minimum": 1},
+                                                "hashes": {"type": "array", "maxItems": 106, "items": {"type": "string", "contentEncoding": "base64"}}}},
             "Health": {"type": "object", "required": ["status", "schema_version", "version"],
                        "properties": {"status": {"const": "ok"}, "schema_version": {"type": "integer"}, "latest_schema_version": {"type": "integer"},
                                       "value": int53, "version": version, "audit_entries": {"type": "integer"},

@@ -37,6 +37,11 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     pub fn sql(this: &Storage) -> Sql;
 
+    /// `storage.setAlarm(ms)`: the object's `alarm()` runs at (or soon after) that time. Like
+    /// every storage write it is covered by the output gate, so it needs no `await`.
+    #[wasm_bindgen(method, catch, js_name = setAlarm)]
+    pub fn set_alarm(this: &Storage, epoch_ms: f64) -> Result<js_sys::Promise, JsValue>;
+
     /// `ctx.storage.sql`.
     pub type Sql;
 
@@ -52,6 +57,14 @@ extern "C" {
     pub fn exec_s(this: &Sql, query: &str, a: &str) -> Result<Cursor, JsValue>;
     #[wasm_bindgen(method, catch, js_name = exec)]
     pub fn exec_nn(this: &Sql, query: &str, a: f64, b: f64) -> Result<Cursor, JsValue>;
+    /// A number and a BLOB (an `ArrayBuffer`).
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_nb(
+        this: &Sql,
+        query: &str,
+        a: f64,
+        b: &js_sys::ArrayBuffer,
+    ) -> Result<Cursor, JsValue>;
     #[wasm_bindgen(method, catch, js_name = exec)]
     pub fn exec_nns(this: &Sql, query: &str, a: f64, b: f64, c: &str) -> Result<Cursor, JsValue>;
     #[wasm_bindgen(method, catch, js_name = exec)]

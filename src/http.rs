@@ -14,6 +14,8 @@ use crate::core::problem::{Problem, PROBLEM_CONTENT_TYPE};
 
 /// `application/json` for successful bodies.
 pub const JSON: &str = "application/json";
+/// Plain text (checkpoints, keys).
+pub const TEXT: &str = "text/plain; charset=utf-8";
 
 /// A response with `body`, `status`, the baseline headers and `extra` headers.
 pub fn respond(

@@ -14,6 +14,14 @@ pub enum Route {
     Audit,
     /// `GET /api/health`
     Health,
+    /// `GET /api/audit/checkpoint`
+    Checkpoint,
+    /// `GET /api/audit/key`
+    AuditKey,
+    /// `GET /api/audit/proof/inclusion`
+    Inclusion,
+    /// `GET /api/audit/proof/consistency`
+    Consistency,
     /// `GET /api/ws` (WebSocket)
     Socket,
     /// `GET /api/openapi.json`
@@ -59,6 +67,26 @@ const TABLE: &[PathSpec] = &[
         "/api/audit",
         "GET, HEAD, OPTIONS",
         &[("GET", Route::Audit), ("HEAD", Route::Audit)],
+    ),
+    (
+        "/api/audit/checkpoint",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Checkpoint), ("HEAD", Route::Checkpoint)],
+    ),
+    (
+        "/api/audit/key",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::AuditKey), ("HEAD", Route::AuditKey)],
+    ),
+    (
+        "/api/audit/proof/inclusion",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Inclusion), ("HEAD", Route::Inclusion)],
+    ),
+    (
+        "/api/audit/proof/consistency",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Consistency), ("HEAD", Route::Consistency)],
     ),
     (
         "/api/health",
@@ -132,6 +160,12 @@ mod tests {
         assert_eq!(route("GET", "/api/ws"), Ok(Route::Socket));
         assert_eq!(route("GET", "/api/metrics"), Ok(Route::Metrics));
         assert!(!Route::Metrics.is_mutation());
+        assert_eq!(route("GET", "/api/audit/checkpoint"), Ok(Route::Checkpoint));
+        assert_eq!(
+            route("HEAD", "/api/audit/proof/consistency"),
+            Ok(Route::Consistency)
+        );
+        assert_eq!(route("POST", "/api/audit/key").unwrap_err().status(), 405);
         assert_eq!(route("OPTIONS", "/api/increment"), Ok(Route::Preflight));
         assert!(route("POST", "/api/admin/set").unwrap().is_mutation());
         assert!(!route("GET", "/api/audit").unwrap().is_mutation());

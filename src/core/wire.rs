@@ -10,6 +10,7 @@
 use super::audit::AuditQuery;
 use super::command::{IfMatch, Mutation};
 use super::idempotency::RequestKey;
+use super::ledger::{ConsistencyQuery, InclusionQuery};
 use super::problem::Problem;
 use super::query;
 use super::vocab::Operation;
@@ -32,6 +33,14 @@ pub enum ObjectCall {
     Health,
     /// Report the object's metrics (Prometheus text).
     Metrics,
+    /// The ledger's current checkpoint (signed note).
+    Checkpoint,
+    /// The checkpoint verifier key.
+    Key,
+    /// An inclusion proof.
+    Inclusion(InclusionQuery),
+    /// A consistency proof.
+    Consistency(ConsistencyQuery),
 }
 
 impl ObjectCall {
@@ -42,6 +51,10 @@ impl ObjectCall {
             ObjectCall::Health => format!("{ORIGIN}/health"),
             ObjectCall::Metrics => format!("{ORIGIN}/metrics"),
             ObjectCall::Audit(q) => format!("{ORIGIN}/audit?{}", q.encode()),
+            ObjectCall::Checkpoint => format!("{ORIGIN}/checkpoint"),
+            ObjectCall::Key => format!("{ORIGIN}/key"),
+            ObjectCall::Inclusion(q) => format!("{ORIGIN}/inclusion?{}", q.encode()),
+            ObjectCall::Consistency(q) => format!("{ORIGIN}/consistency?{}", q.encode()),
             ObjectCall::Connect { since, client } => match since {
                 Some(v) => format!("{ORIGIN}/connect?client={client}&since={v}"),
                 None => format!("{ORIGIN}/connect?client={client}"),
@@ -75,6 +88,14 @@ impl ObjectCall {
             "/health" if q.is_empty() => Ok(ObjectCall::Health),
             "/metrics" if q.is_empty() => Ok(ObjectCall::Metrics),
             "/audit" => AuditQuery::parse(q).map(ObjectCall::Audit).map_err(bad),
+            "/checkpoint" if q.is_empty() => Ok(ObjectCall::Checkpoint),
+            "/key" if q.is_empty() => Ok(ObjectCall::Key),
+            "/inclusion" => InclusionQuery::parse(q)
+                .map(ObjectCall::Inclusion)
+                .map_err(bad),
+            "/consistency" => ConsistencyQuery::parse(q)
+                .map(ObjectCall::Consistency)
+                .map_err(bad),
             "/connect" => {
                 let pairs = query::parse(q, &["client", "since"]).map_err(bad)?;
                 let since = query::uint(&pairs, "since", 0, super::vocab::MAX_VALUE as u64, None)
@@ -158,6 +179,20 @@ mod tests {
             ObjectCall::Value,
             ObjectCall::Health,
             ObjectCall::Metrics,
+            ObjectCall::Checkpoint,
+            ObjectCall::Key,
+            ObjectCall::Inclusion(InclusionQuery {
+                version: 3,
+                tree_size: Some(8),
+            }),
+            ObjectCall::Inclusion(InclusionQuery {
+                version: 3,
+                tree_size: None,
+            }),
+            ObjectCall::Consistency(ConsistencyQuery {
+                from: 2,
+                to: Some(9),
+            }),
             ObjectCall::Audit(AuditQuery {
                 after: 3,
                 limit: 50,
@@ -206,6 +241,9 @@ mod tests {
             "https://counter/nope",
             "https://counter/value?x=1",
             "https://counter/metrics?x=1",
+            "https://counter/checkpoint?x=1",
+            "https://counter/inclusion?version=0",
+            "https://counter/consistency?from=3&to=2",
             "https://counter/mutate?op=explode&n=1&key=k&client=unknown",
             "https://counter/mutate?op=increment&n=1&key=bad%20key&client=unknown",
             "https://counter/mutate?op=increment&n=x&key=k&client=unknown",

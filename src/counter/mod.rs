@@ -17,6 +17,7 @@
 //! run-to-completion guarantee above.
 
 mod broadcast;
+mod ledger;
 mod store;
 
 use std::cell::{Cell, RefCell};
@@ -41,6 +42,7 @@ use crate::core::time::rfc3339_millis;
 use crate::core::vocab::Operation;
 use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event, now_ms};
+use ledger::Ledger;
 use store::{CommitError, Store};
 
 /// The name of the one counter object.
@@ -62,6 +64,8 @@ pub struct Counter {
     tally: Cell<Tally>,
     /// When this instance started, ms since the epoch.
     started_ms: i64,
+    /// The audit trail's Merkle tree and the checkpoint signer.
+    ledger: Ledger,
 }
 
 #[wasm_bindgen]
@@ -97,6 +101,16 @@ impl Counter {
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             let _ = state.as_raw().set_websocket_auto_response(&pair);
         }
+        let key = js_sys::Reflect::get(&env, &JsValue::from_str("AUDIT_SIGNING_KEY"))
+            .ok()
+            .and_then(|v| v.as_string());
+        let ledger = match &current {
+            Ok(s) => Ledger::load(&store, s.version, key),
+            Err(_) => Ledger::load(&store, 0, key),
+        };
+        if ledger.building() {
+            store.wake_soon();
+        }
         Counter {
             state,
             store,
@@ -106,6 +120,18 @@ impl Counter {
             socket_cap: limit_var(&env, "WS_CONNECTIONS_PER_CLIENT"),
             tally: Cell::new(Tally::default()),
             started_ms: now_ms(),
+            ledger,
+        }
+    }
+
+    /// The object's alarm: the next chunk of the Merkle backfill, if any.
+    pub fn alarm(&self) {
+        let version = match &*self.current.borrow() {
+            Ok(s) => s.version,
+            Err(_) => return,
+        };
+        if self.ledger.backfill(&self.store, version) {
+            self.store.wake_soon();
         }
     }
 
@@ -130,6 +156,24 @@ impl Counter {
             ObjectCall::Connect { since, client } => self.connect(&current, since, &client),
             ObjectCall::Health => self.health(&current),
             ObjectCall::Metrics => self.metrics(&current),
+            ObjectCall::Checkpoint => match self.ledger.checkpoint() {
+                Ok((note, signed)) => http::respond(
+                    200,
+                    http::TEXT,
+                    &note,
+                    &[(
+                        "audit-checkpoint-signed",
+                        if signed { "true" } else { "false" },
+                    )],
+                ),
+                Err(p) => http::problem(&p),
+            },
+            ObjectCall::Key => match self.ledger.key() {
+                Ok(key) => http::respond(200, http::TEXT, &key, &[]),
+                Err(p) => http::problem(&p),
+            },
+            ObjectCall::Inclusion(q) => reply(self.ledger.inclusion(&self.store, &q)),
+            ObjectCall::Consistency(q) => reply(self.ledger.consistency(&self.store, &q)),
         }
     }
 
@@ -190,8 +234,13 @@ impl Counter {
             }
         };
         let response = entry.response_json();
-        match self.store.commit(&entry) {
+        let appended = self.ledger.prepare(&entry);
+        let merkle_row = appended.as_ref().map(|(_, row)| row.as_slice());
+        match self.store.commit(&entry, merkle_row) {
             Ok(()) => {
+                if let Some((frontier, _)) = appended {
+                    self.ledger.adopt(frontier);
+                }
                 let next = Snapshot::after(&entry);
                 let etag = next.etag();
                 *self.current.borrow_mut() = Ok(next);
@@ -333,6 +382,14 @@ impl Counter {
         };
         let body = prometheus::render(&gauges, &self.tally.get());
         http::respond(200, prometheus::CONTENT_TYPE, &body, &[])
+    }
+}
+
+/// A JSON body, or the problem.
+fn reply(body: Result<String, Problem>) -> Result<Response, JsValue> {
+    match body {
+        Ok(b) => http::json(&b, &[]),
+        Err(p) => http::problem(&p),
     }
 }
 

@@ -11,7 +11,10 @@
 
 use wasm_bindgen::JsValue;
 
+use std::collections::HashMap;
+
 use crate::core::audit::{AuditEntry, AuditQuery};
+use crate::core::merkle::{Hash, Node};
 use crate::core::schema::{self, META_TABLE};
 use crate::core::state::Snapshot;
 use crate::core::vocab::Operation;
@@ -21,6 +24,7 @@ const UPDATE_COUNTER: &str =
     "UPDATE counter SET value = ?, version = ?, updated_at = ? WHERE id = 1";
 const INSERT_AUDIT: &str = "INSERT INTO audit (version, operation, amount, previous_value, value, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)";
 const SELECT_AUDIT: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE version > ? ORDER BY version LIMIT ?";
+const INSERT_MERKLE: &str = "INSERT INTO merkle (version, hashes) VALUES (?, ?)";
 const SELECT_KEY: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE request_id = ?";
 
 /// Why a commit did not happen. In both cases the transaction was rolled back entirely.
@@ -105,12 +109,13 @@ impl Store {
         })
     }
 
-    /// Writes one applied change, the counter row and its audit entry, in one transaction.
-    /// The audit entry is also the record of the request's idempotency key (unique in the
-    /// table), and it is written last: when the key is already there (a retry), that insert
-    /// fails and the counter update before it rolls back with it. The common case, a new key,
-    /// costs no lookup at all.
-    pub fn commit(&self, entry: &AuditEntry) -> Result<(), CommitError> {
+    /// Writes one applied change, the counter row and its audit entry, in one transaction,
+    /// and with them the entry's Merkle row (`merkle`: the subtree hashes the entry completes,
+    /// see [`write_merkle_row`]) when the tree is live. The audit entry is also the record of
+    /// the request's idempotency key (unique in the table): when the key is already there (a
+    /// retry), that insert fails and everything before and after it rolls back with it. The
+    /// common case, a new key, costs no lookup at all.
+    pub fn commit(&self, entry: &AuditEntry, merkle: Option<&[Hash]>) -> Result<(), CommitError> {
         let sql = &self.sql;
         let version = entry.version as f64;
         self.storage
@@ -126,10 +131,75 @@ impl Store {
                     &entry.request_id,
                     &entry.at,
                 )?;
+                if let Some(hashes) = merkle {
+                    write_merkle_row(sql, entry.version, hashes)?;
+                }
                 Ok(JsValue::UNDEFINED)
             })
             .map(|_| ())
             .map_err(|e| CommitError::Storage(error_text(&e)))
+    }
+
+    /// The Merkle rows of many entries in one transaction (the chunked backfill).
+    pub fn write_merkle_rows(&self, rows: &[(u64, Vec<Hash>)]) -> Result<(), String> {
+        let sql = &self.sql;
+        self.storage
+            .transaction_sync(&mut || {
+                for (version, hashes) in rows {
+                    write_merkle_row(sql, *version, hashes)?;
+                }
+                Ok(JsValue::UNDEFINED)
+            })
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
+    /// The newest version that has its Merkle row (0 when none has).
+    pub fn merkle_size(&self) -> Result<u64, String> {
+        let rows = self
+            .sql
+            .exec("SELECT coalesce(max(version), 0) FROM merkle")
+            .map_err(|e| error_text(&e))?
+            .rows();
+        let row = row_at(&rows, 0).ok_or_else(|| "max query returned nothing".to_string())?;
+        Ok(int(&row.get(0))? as u64)
+    }
+
+    /// The hashes of complete subtrees, read in one statement. Node `(level, index)` lives in
+    /// the row of the entry that completed it, at position `level`. Missing ones are absent.
+    pub fn merkle_nodes(&self, nodes: &[Node]) -> Result<HashMap<Node, Hash>, String> {
+        let mut out = HashMap::with_capacity(nodes.len());
+        if nodes.is_empty() {
+            return Ok(out);
+        }
+        // The list is made of integers computed here, never of request text.
+        let list: Vec<String> = nodes
+            .iter()
+            .map(|n| (n.last_leaf() + 1).to_string())
+            .collect();
+        let query = format!(
+            "SELECT version, hashes FROM merkle WHERE version IN ({})",
+            list.join(",")
+        );
+        let rows = self.sql.exec(&query).map_err(|e| error_text(&e))?.rows();
+        let mut by_version: HashMap<u64, Vec<u8>> = HashMap::with_capacity(nodes.len());
+        for i in 0..rows.length() {
+            let row = row_at(&rows, i).ok_or_else(|| "a merkle row is not an array".to_string())?;
+            let version = int(&row.get(0))? as u64;
+            let bytes = js_sys::Uint8Array::new(&row.get(1)).to_vec();
+            by_version.insert(version, bytes);
+        }
+        for n in nodes {
+            let at = n.level as usize * 32;
+            if let Some(h) = by_version
+                .get(&(n.last_leaf() + 1))
+                .and_then(|b| b.get(at..at + 32))
+                .and_then(|b| Hash::try_from(b).ok())
+            {
+                out.insert(*n, h);
+            }
+        }
+        Ok(out)
     }
 
     /// The audit entry a key made, if it was used before.
@@ -170,10 +240,28 @@ impl Store {
         Ok(int(&row.get(0))? as u64)
     }
 
+    /// Asks the runtime to run the object's `alarm()` right away (the next backfill chunk).
+    pub fn wake_soon(&self) {
+        if let Err(e) = self.storage.set_alarm(crate::http::now_ms() as f64) {
+            crate::http::log_event("error", "set alarm failed", |w| {
+                w.string("error", &error_text(&e));
+            });
+        }
+    }
+
     /// Size of the database file in bytes.
     pub fn size_bytes(&self) -> u64 {
         self.sql.database_size() as u64
     }
+}
+
+/// The one statement that writes Merkle hashes: the row of entry `version`, holding the
+/// hashes of the subtrees it completed (32 bytes each, lowest level first) as one BLOB.
+fn write_merkle_row(sql: &Sql, version: u64, hashes: &[Hash]) -> Result<(), JsValue> {
+    let bytes: Vec<u8> = hashes.concat();
+    let blob = js_sys::Uint8Array::from(bytes.as_slice());
+    sql.exec_nb(INSERT_MERKLE, version as f64, &blob.buffer())?;
+    Ok(())
 }
 
 /// Audit rows (`version, operation, amount, previous_value, value, request_id, at`) as entries.

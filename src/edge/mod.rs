@@ -254,6 +254,14 @@ fn plan(
             config.authorize_admin(header("authorization")?.as_deref())?;
             Ok(Plan::Call(ObjectCall::Metrics))
         }
+        Route::Checkpoint => no_query(query).map(|()| Plan::Call(ObjectCall::Checkpoint)),
+        Route::AuditKey => no_query(query).map(|()| Plan::Call(ObjectCall::Key)),
+        Route::Inclusion => Ok(Plan::Call(ObjectCall::Inclusion(
+            crate::core::ledger::InclusionQuery::parse(query)?,
+        ))),
+        Route::Consistency => Ok(Plan::Call(ObjectCall::Consistency(
+            crate::core::ledger::ConsistencyQuery::parse(query)?,
+        ))),
         Route::Audit => Ok(Plan::Call(ObjectCall::Audit(
             crate::core::audit::AuditQuery::parse(query)?,
         ))),

@@ -1,0 +1,359 @@
+//! The verifiable ledger against the real runtime: checkpoints and proofs checked with the pure
+//! core, strict queries, the backfill of a database from before the Merkle tree, and the
+//! offline verifier (`audit-verify`) catching each kind of tampering with the object's
+//! SQLite file between two runs, or a rollback to an earlier copy of it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{key, Options, Server};
+use number_acidizer::core::checkpoint::{Checkpoint, SigningKey, VerifierKey};
+use number_acidizer::core::ledger::{self, Auditor};
+use number_acidizer::core::merkle::{self, MemoryTree};
+use serde_json::Value;
+
+/// A fixed test key (never a real one).
+fn signing_key() -> SigningKey {
+    SigningKey::from_seed("acidizer.test/log", [7; 32]).unwrap()
+}
+
+fn signed_server() -> Server {
+    Server::start(Options {
+        vars: vec![("AUDIT_SIGNING_KEY".into(), signing_key().to_text())],
+        ..Options::default()
+    })
+}
+
+/// `n` changes of mixed operations and amounts.
+fn apply(s: &Server, n: u64, tag: &str) {
+    for i in 0..n {
+        let path = if i % 3 == 2 {
+            "/api/decrement"
+        } else {
+            "/api/increment"
+        };
+        let k = key(&format!("{tag}-{i}"));
+        let r = s.post_json(
+            path,
+            &[("idempotency-key", &k)],
+            &format!("{{\"amount\":{}}}", i % 7 + 1),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+}
+
+/// The checkpoint, verified with the key the server publishes.
+fn checkpoint(s: &Server) -> Checkpoint {
+    let r = s.get("/api/audit/checkpoint");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.header("audit-checkpoint-signed"), Some("true"));
+    let vkey = s.get("/api/audit/key");
+    assert_eq!(vkey.status, 200);
+    let verifier = VerifierKey::parse(&vkey.body).unwrap();
+    assert_eq!(verifier, signing_key().verifier());
+    let text = verifier.open(&r.body).expect("the signature verifies");
+    Checkpoint::parse(text).unwrap()
+}
+
+fn tree_of(entries: &[Value]) -> MemoryTree {
+    let mut t = MemoryTree::new();
+    for (i, v) in entries.iter().enumerate() {
+        let e = ledger::entry_from_json(v).unwrap();
+        assert_eq!(e.version, i as u64 + 1);
+        t.push(ledger::entry_hash(&e));
+    }
+    t
+}
+
+fn hashes(v: &Value) -> Vec<merkle::Hash> {
+    ledger::parse_hashes(v).expect("hashes")
+}
+
+fn log2_ceil(n: u64) -> usize {
+    (64 - (n.max(1) - 1).leading_zeros()) as usize
+}
+
+#[test]
+fn checkpoints_and_proofs_verify_with_the_pure_core() {
+    let s = signed_server();
+    // An empty log: size 0, the empty root.
+    let cp = checkpoint(&s);
+    assert_eq!((cp.size, cp.root), (0, merkle::empty_root()));
+    assert_eq!(cp.origin, "acidizer.test/log");
+
+    apply(&s, 21, "proofs");
+    let cp = checkpoint(&s);
+    let entries = s.audit_all();
+    assert_eq!(cp.size, 21);
+    let tree = tree_of(&entries);
+    assert_eq!(merkle::root(21, &tree.getter()), Some(cp.root));
+    // The same note every time for the same size (one signature per size).
+    assert_eq!(
+        s.get("/api/audit/checkpoint").body,
+        s.get("/api/audit/checkpoint").body
+    );
+
+    for size in [1, 2, 7, 8, 13, 21] {
+        let root = merkle::root(size, &tree.getter()).unwrap();
+        for version in 1..=size {
+            let r = s.get(&format!(
+                "/api/audit/proof/inclusion?version={version}&tree_size={size}"
+            ));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v = r.json();
+            let proof = hashes(&v);
+            assert!(proof.len() <= 2 * log2_ceil(size));
+            let leaf = ledger::entry_hash(
+                &ledger::entry_from_json(&entries[version as usize - 1]).unwrap(),
+            );
+            assert_eq!(
+                v["leaf_hash"],
+                number_acidizer::core::checkpoint::encode_hash(&leaf)
+            );
+            merkle::verify_inclusion(version - 1, size, &leaf, &proof, &root)
+                .unwrap_or_else(|e| panic!("{version}/{size}: {e}"));
+        }
+    }
+    // Default tree size: the current one.
+    let v = s.get("/api/audit/proof/inclusion?version=5").json();
+    assert_eq!(v["tree_size"], 21);
+    for from in 1..=21u64 {
+        let v = s
+            .get(&format!("/api/audit/proof/consistency?from={from}&to=21"))
+            .json();
+        let proof = hashes(&v);
+        assert!(proof.len() <= 2 * log2_ceil(21));
+        let old = merkle::root(from, &tree.getter()).unwrap();
+        merkle::verify_consistency(from, 21, &old, &cp.root, &proof)
+            .unwrap_or_else(|e| panic!("{from}->21: {e}"));
+    }
+    assert_eq!(
+        s.get("/api/audit/proof/consistency?from=3").json()["to"],
+        21
+    );
+
+    // Strict queries: every refusal is a 400 problem.
+    for bad in [
+        "/api/audit/proof/inclusion",
+        "/api/audit/proof/inclusion?version=0",
+        "/api/audit/proof/inclusion?version=22",
+        "/api/audit/proof/inclusion?version=3&tree_size=2",
+        "/api/audit/proof/inclusion?version=3&tree_size=99",
+        "/api/audit/proof/inclusion?version=1&version=2",
+        "/api/audit/proof/inclusion?version=01",
+        "/api/audit/proof/inclusion?version=1&x=1",
+        "/api/audit/proof/consistency?from=0",
+        "/api/audit/proof/consistency?from=5&to=4",
+        "/api/audit/proof/consistency?from=5&to=22",
+        "/api/audit/proof/consistency?to=5",
+        "/api/audit/checkpoint?x=1",
+        "/api/audit/key?x=1",
+    ] {
+        let p = s.get(bad).problem(400);
+        assert_eq!(p["type"], "/problems/invalid-query", "{bad}: {p}");
+    }
+    s.request("POST", "/api/audit/checkpoint", &[], None)
+        .problem(405);
+    // And the offline verifier agrees, with the published key.
+    let out = verify(&s, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn without_a_key_checkpoints_say_they_are_unsigned() {
+    let s = Server::start(Options::default());
+    apply(&s, 3, "unsigned");
+    let r = s.get("/api/audit/checkpoint");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("audit-checkpoint-signed"), Some("false"));
+    let cp = Checkpoint::parse(&r.body).unwrap();
+    assert_eq!(cp.origin, "number-acidizer/unsigned");
+    assert_eq!(cp.size, 3);
+    assert_eq!(
+        merkle::root(3, &tree_of(&s.audit_all()).getter()),
+        Some(cp.root)
+    );
+    s.get("/api/audit/key").problem(404);
+    let out = Command::new(env!("CARGO_BIN_EXE_audit-verify"))
+        .args(["--server", &s.base, "--unsigned"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // A verifier that expects a signature refuses an unsigned checkpoint.
+    let out = verify(&s, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn entries_from_before_the_tree_are_hashed_in_chunks() {
+    let mut s = signed_server();
+    apply(&s, 4, "before");
+    s.stop();
+    // A database as schema 3 left it, with 2,500 more entries than the API would make quickly:
+    // no Merkle table at all.
+    s.sql(
+        "DROP TABLE merkle;
+         UPDATE schema_meta SET version = 3;
+         WITH RECURSIVE n(v) AS (SELECT 5 UNION ALL SELECT v + 1 FROM n WHERE v < 2504)
+         INSERT INTO audit (version, operation, amount, previous_value, value, request_id, at)
+           SELECT v, 'increment', 2, (SELECT value FROM audit WHERE version = 4) + 2 * (v - 5),
+                  (SELECT value FROM audit WHERE version = 4) + 2 * (v - 4), 'bulk-' || v,
+                  '2026-11-29T20:00:00.000Z' FROM n;
+         UPDATE counter SET version = 2504, value = (SELECT value FROM audit WHERE version = 2504)",
+    );
+    s.start_again();
+    // The backfill runs from the alarm, 1,000 entries per transaction; meanwhile 503.
+    let started = std::time::Instant::now();
+    let cp = loop {
+        let r = s.get("/api/audit/checkpoint");
+        if r.status == 200 {
+            break checkpoint(&s);
+        }
+        r.problem(503);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the backfill did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(cp.size, 2504);
+    let chunks = s
+        .log_lines()
+        .iter()
+        .filter(|l| l["msg"] == "merkle backfill")
+        .count();
+    assert!(chunks >= 3, "{chunks} chunks");
+    // New changes extend the backfilled tree.
+    apply(&s, 2, "after");
+    let out = verify(&s, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.contains("2506 entries"), "{stdout}");
+}
+
+fn verify(s: &Server, extra: &[&str]) -> std::process::Output {
+    let vkey = signing_key().verifier().to_text();
+    let mut args = vec!["--server", s.base.as_str(), "--key", vkey.as_str()];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_audit-verify"))
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The folder with the counter object's SQLite file.
+fn db_dir(s: &Server) -> PathBuf {
+    s.state.join("v3/do/number-acidizer-Counter")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(from).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+    }
+}
+
+/// Runs the verifier and expects `kind` with exit status `code`.
+fn expect_tamper(s: &Server, state: &str, kind: &str, code: i32) {
+    let out = verify(s, &["--state", state]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{kind}: {all}");
+    assert!(all.contains(&format!("TAMPERED ({kind})")), "{all}");
+}
+
+#[test]
+fn the_verifier_names_each_kind_of_tampering() {
+    let mut s = signed_server();
+    let state_file = common::temp_dir("verifier").join("state");
+    let state = state_file.display().to_string();
+    apply(&s, 6, "early");
+    // A checkpoint at size 6 saved by an honest run.
+    let out = verify(&s, &["--state", &state]);
+    assert!(out.status.success(), "{}", text(&out));
+    s.stop();
+    let at_six = common::temp_dir("db-at-6");
+    copy_dir(&db_dir(&s), &at_six);
+    s.start_again();
+    apply(&s, 6, "late");
+    // The untouched history verifies and extends the saved checkpoint.
+    let out = verify(&s, &["--state", &state]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("extends the saved checkpoint of size 6"),
+        "{}",
+        text(&out)
+    );
+    s.stop();
+    let pristine = common::temp_dir("db-at-12");
+    copy_dir(&db_dir(&s), &pristine);
+    let saved = std::fs::read_to_string(&state_file).unwrap();
+
+    let cases: &[(&str, &str, i32)] = &[
+        // An edited amount: the value no longer follows from it.
+        ("UPDATE audit SET amount = amount + 1 WHERE version = 4", "wrong-value", 6),
+        // An edited value, chain kept at that row: the next entry's previous_value breaks.
+        (
+            "UPDATE audit SET value = value + 5, amount = amount + 5 WHERE version = 5 AND operation = 'increment'",
+            "broken-chain",
+            5,
+        ),
+        // A deleted row: a gap.
+        ("DELETE FROM audit WHERE version = 7", "gap", 4),
+        // Two rows swapped: the versions are still contiguous, the chain is not.
+        (
+            "UPDATE audit SET version = -1 WHERE version = 8;
+             UPDATE audit SET version = 8 WHERE version = 9;
+             UPDATE audit SET version = 9 WHERE version = -1",
+            "broken-chain",
+            5,
+        ),
+        // A rewrite that keeps every rule: only the hashes notice.
+        ("UPDATE audit SET request_id = 'forged' WHERE version = 10", "root-mismatch", 8),
+    ];
+    for (sql, kind, code) in cases {
+        copy_dir(&pristine, &db_dir(&s));
+        std::fs::write(&state_file, &saved).unwrap();
+        s.sql(sql);
+        s.start_again();
+        expect_tamper(&s, &state, kind, *code);
+        s.stop();
+    }
+
+    // The database rolled back to the copy at size 6: smaller than the saved checkpoint.
+    copy_dir(&at_six, &db_dir(&s));
+    std::fs::write(&state_file, &saved).unwrap();
+    s.start_again();
+    expect_tamper(&s, &state, "rolled-back", 9);
+    // And grown past it again with other changes: not an extension of the saved tree.
+    apply(&s, 8, "rewritten");
+    expect_tamper(&s, &state, "inconsistent", 10);
+    // The state file was not replaced by a failed run.
+    assert_eq!(std::fs::read_to_string(&state_file).unwrap(), saved);
+
+    // The untouched history still verifies.
+    s.stop();
+    copy_dir(&pristine, &db_dir(&s));
+    s.start_again();
+    let out = verify(&s, &["--state", &state]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The replay agrees with the pure core's own auditor.
+    let mut a = Auditor::new();
+    for v in s.audit_all() {
+        a.push(&ledger::entry_from_json(&v).unwrap()).unwrap();
+    }
+    assert_eq!(a.size(), 12);
+}
