@@ -125,6 +125,31 @@ def ledger_read(op_id, summary, description, ok, params=(), extra=("503",)):
     for method in ("get", "head"):
         r[method]["tags"] = ["ledger"]
     return r
+def relay_list():
+    get = {
+        "operationId": "adminRelays",
+        "summary": "Every connected relay (admin)",
+        "description": "Needs `Authorization: Bearer <ADMIN_TOKEN>` (404 without a configured token). The relays connected to the counter now, each with its browser sockets, the last version it forwarded and its lag behind the counter.",
+        "tags": ["admin"],
+        "security": [{"admin": []}],
+        "responses": {"200": json_ok("The relays.", "#/components/schemas/RelayList"), **pick("400", "401", "404", "414", "503")},
+    }
+    head = {"operationId": "adminRelaysHead", "summary": "Every connected relay (headers only)", "tags": ["admin"], "security": [{"admin": []}],
+            "responses": {"200": {"description": "As GET, without a body."}, **pick("400", "401", "404", "414", "503")}}
+    return {"get": get, "head": head, "options": {**preflight, "operationId": "adminRelaysPreflight"}}
+
+def hook(op_id, summary, description, relay):
+    o = {
+        "operationId": op_id,
+        "summary": summary,
+        "description": description + " Needs `Authorization: Bearer <ADMIN_TOKEN>` and exists only when `ADMIN_TEST_HOOKS` is `1` (404 otherwise).",
+        "tags": ["admin"],
+        "security": [{"admin": []}],
+        "responses": {"200": json_ok("Done.", "#/components/schemas/HookDone"), **pick("400", "401", "404", "414", "503")},
+    }
+    if relay:
+        o["parameters"] = [{"$ref": "#/components/parameters/Relay"}]
+    return {"post": o, "options": {**preflight, "operationId": f"{op_id}Preflight"}}
 
 int53 = {"type": "integer", "minimum": -MAX, "maximum": MAX}
 version = {"type": "integer", "minimum": 0, "maximum": MAX}
@@ -153,8 +178,10 @@ doc = {
     "paths": {
         "/api/value": read(
             "getValue", "Read the counter",
-            "Reflects every acknowledged change. `ETag` is the version.",
-            json_ok("The current value.", "#/components/schemas/Value", {"ETag": {"$ref": "#/components/headers/ETag"}}),
+            "By default (`consistency=linearizable`) the counter's own answer: it reflects every acknowledged change. `consistency=nearby` answers from the caller's regional relay's memory with the `version` it holds (`source: relay`), so staleness is visible; with `min_version`, the relay waits briefly for that version and otherwise asks the counter (`source: counter`): read-your-writes. A nearby read never shows a change that is not committed. Without relays, a nearby read is the counter's answer. `ETag` is the version.",
+            {"description": "The value.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}},
+             "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Value"}, {"$ref": "#/components/schemas/NearbyValue"}]}}}},
+            params=({"$ref": "#/components/parameters/Consistency"}, {"$ref": "#/components/parameters/MinVersion"}),
         ),
         "/api/increment": step("increment"),
         "/api/decrement": step("decrement"),
@@ -233,6 +260,10 @@ doc = {
             },
             "options": {**preflight, "operationId": "metricsPreflight"},
         },
+        "/api/admin/relays": relay_list(),
+        "/api/admin/relays/reset": hook("adminRelayReset", "Reset one relay (test hook)", "Resets the relay like a deploy does (`ctx.abort`): its browsers are dropped and resume with `since`.", True),
+        "/api/admin/relays/withhold": hook("adminRelayWithhold", "Withhold the next update from one relay (test hook)", "The relay drops the next update it receives from the counter, as if it were lost; it must fetch it before forwarding anything later.", True),
+        "/api/admin/counter/restart": hook("adminCounterRestart", "Restart the counter object (test hook)", "Resets the counter object (`ctx.abort`); relays resume from their last version.", False),
         "/api/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -258,11 +289,24 @@ doc = {
             "IfMatch": {"name": "If-Match", "in": "header", "required": False, "description": "Apply only if the current version is one of these strong entity tags (`\"12\"`) or `*`. Weak or non-numeric tags never match (412). An empty value counts as absent.", "schema": {"type": "string", "maxLength": 512, "pattern": IF_MATCH_PATTERN}, "examples": {"version": {"value": "\"1\""}, "any": {"value": "*"}}},
             "After": {"name": "after", "in": "query", "required": False, "description": "Entries with a version greater than this.", "schema": {**version, "default": 0}},
             "Limit": {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+            "Consistency": {"name": "consistency", "in": "query", "required": False, "description": "`linearizable` (the counter) or `nearby` (the caller's regional relay).", "schema": {"type": "string", "enum": ["linearizable", "nearby"], "default": "linearizable"}},
+            "MinVersion": {"name": "min_version", "in": "query", "required": False, "description": "With `consistency=nearby`: at least this version (read-your-writes). A linearizable read always includes every acknowledged change, so there it asks nothing more.", "schema": version},
+            "Relay": {"name": "relay", "in": "query", "required": True, "description": "A relay's name, `<region>-<shard>` (see `GET /api/admin/relays`).", "schema": {"type": "string", "pattern": "^(wnam|enam|sam|weur|eeur|apac|oc|afr|me)-(0|[1-9][0-9]{0,2})$"}},
             "Since": {"name": "since", "in": "query", "required": False, "description": "The last version this client saw.", "schema": version},
         },
         "schemas": {
             "Value": {"type": "object", "additionalProperties": False, "required": ["value", "version", "updated_at"],
                       "properties": {"value": int53, "version": version, "updated_at": {"oneOf": [timestamp, {"type": "null"}]}}},
+            "NearbyValue": {"type": "object", "additionalProperties": False, "required": ["value", "version", "source"],
+                            "properties": {"value": int53, "version": version, "source": {"type": "string", "enum": ["relay", "counter"]}}},
+            "RelayList": {"type": "object", "additionalProperties": False, "required": ["version", "count", "relays"],
+                          "properties": {"version": version, "count": {"type": "integer", "minimum": 0},
+                                         "relays": {"type": "array", "items": {"type": "object", "required": ["relay", "sockets", "version", "upstream", "lag"],
+                                                    "properties": {"relay": {"type": "string"}, "sockets": {"type": "integer", "minimum": 0},
+                                                                   "version": {"oneOf": [version, {"type": "null"}]}, "upstream": {"type": "boolean"},
+                                                                   "memory": {"type": "integer"}, "pending": {"type": "integer"},
+                                                                   "lag": {"oneOf": [version, {"type": "null"}]}}}}}},
+            "HookDone": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}},
             "AmountBody": {"type": "object", "additionalProperties": False,
                            "properties": {"amount": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 1}}},
             "SetBody": {"type": "object", "additionalProperties": False, "required": ["value"], "properties": {"value": int53}},
@@ -287,7 +331,8 @@ doc = {
             "Health": {"type": "object", "required": ["status", "schema_version", "version"],
                        "properties": {"status": {"const": "ok"}, "schema_version": {"type": "integer"}, "latest_schema_version": {"type": "integer"},
                                       "value": int53, "version": version, "audit_entries": {"type": "integer"},
-                                      "sockets": {"type": "integer"}, "database_bytes": {"type": "integer"}}},
+                                      "sockets": {"type": "integer", "description": "Sockets the counter holds itself (with relays on: the relays' upstream sockets)."},
+                                      "relays": {"type": "integer", "description": "Relays connected upstream now."}, "database_bytes": {"type": "integer"}}},
             "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
                         "description": "RFC 9457 problem details. `status` equals the HTTP status.",
                         "properties": {"type": {"type": "string", "format": "uri-reference"}, "title": {"type": "string"},

@@ -96,6 +96,14 @@ extern "C" {
     #[wasm_bindgen(method, js_name = toArray)]
     fn to_array(this: &RawIter) -> js_sys::Array;
 
+    /// `ctx` of a Durable Object, for what workers-rs does not bind.
+    pub type ObjectContext;
+
+    /// `ctx.abort(reason)`: resets the object (every socket it holds is dropped, the next
+    /// event builds it again); throws the reason to the caller.
+    #[wasm_bindgen(method, catch)]
+    pub fn abort(this: &ObjectContext, reason: &str) -> Result<(), JsValue>;
+
     /// A promise, seen through our own binding.
     pub type Thenable;
 

@@ -16,7 +16,7 @@
 //! | the one counter object | [`counter`] (`counter/mod.rs`) | yes |
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
 //! | counter + audit entry (the key's record) in one transaction | `counter/store.rs`, [`ffi`] (`transactionSync`) | yes |
-//! | push to every socket | `counter/broadcast.rs`, [`core::realtime`] | yes / **no** |
+//! | push to every socket (with relays: to every relay, which pushes to its browsers) | `counter/broadcast.rs`, [`relay`], [`core::realtime`], [`core::relay`] | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
 //! | one log line and one metrics data point per request | `edge/mod.rs` (`finish`), `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
 //! | the object's metrics (`GET /api/metrics`, Prometheus text) | `counter/mod.rs`, [`core::prometheus`] | yes / **no** |
@@ -33,6 +33,10 @@
 //!   event at a time in it; its handlers never yield, so mutations are serialized without
 //!   locks, and its output gate holds every response and broadcast until the write behind it
 //!   is durable.
+//! - **The relays** ([`relay`]) are Durable Objects near the browsers, a few per region. Each
+//!   holds one upstream socket to the counter and carries the browsers' sockets and nearby
+//!   reads, so the counter sends each update once per relay, never once per browser. The edge
+//!   picks a caller's relay ([`edge`]'s `relays.rs`).
 //! - **The web app** (`web/`) is static files served by the assets binding; the Worker only
 //!   sees `/api/*`.
 
@@ -46,9 +50,13 @@ pub mod edge;
 pub mod ffi;
 #[cfg(target_arch = "wasm32")]
 pub mod http;
+#[cfg(target_arch = "wasm32")]
+pub mod relay;
 
 #[cfg(target_arch = "wasm32")]
 pub use counter::Counter;
+#[cfg(target_arch = "wasm32")]
+pub use relay::Relay;
 
 /// Runs once per isolate: panics (which would be bugs) are logged with their message.
 #[cfg(target_arch = "wasm32")]

@@ -17,6 +17,8 @@
 //!   (imports only `merkle`); [`ledger`]: an audit entry's leaf bytes, the replay checks of
 //!   the offline verifier, the proof queries.
 //! - [`realtime`]: how sockets start and what clients may send.
+//! - [`relay`]: the relay tier: regions and shards, the in-order feed with gap detection and
+//!   the recent updates in memory, the edge → relay call, nearby reads.
 //! - [`wire`]: the edge → object call, encoded in one URL; [`retry`]: when a failed call is
 //!   tried again.
 //! - [`cors`]: cross-origin rules; [`auth`]: the admin token check.
@@ -43,6 +45,7 @@ pub mod problem;
 pub mod prometheus;
 pub mod query;
 pub mod realtime;
+pub mod relay;
 pub mod retry;
 pub mod routes;
 pub mod schema;

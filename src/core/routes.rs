@@ -32,6 +32,15 @@ pub enum Route {
     AdminReset,
     /// `GET /api/metrics` (admin): the object's metrics as Prometheus text.
     Metrics,
+    /// `GET /api/admin/relays`: every connected relay's sockets, version and lag.
+    AdminRelays,
+    /// `POST /api/admin/relays/reset?relay=…` (test hook): reset one relay.
+    AdminRelayReset,
+    /// `POST /api/admin/relays/withhold?relay=…` (test hook): drop one update on its way to
+    /// one relay.
+    AdminRelayWithhold,
+    /// `POST /api/admin/counter/restart` (test hook): reset the counter object.
+    AdminCounterRestart,
     /// `OPTIONS` on any of the above (CORS preflight).
     Preflight,
 }
@@ -113,6 +122,26 @@ const TABLE: &[PathSpec] = &[
         "/api/metrics",
         "GET, HEAD, OPTIONS",
         &[("GET", Route::Metrics), ("HEAD", Route::Metrics)],
+    ),
+    (
+        "/api/admin/relays",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::AdminRelays), ("HEAD", Route::AdminRelays)],
+    ),
+    (
+        "/api/admin/relays/reset",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminRelayReset)],
+    ),
+    (
+        "/api/admin/relays/withhold",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminRelayWithhold)],
+    ),
+    (
+        "/api/admin/counter/restart",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminCounterRestart)],
     ),
 ];
 

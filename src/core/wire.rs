@@ -41,6 +41,13 @@ pub enum ObjectCall {
     Inclusion(InclusionQuery),
     /// A consistency proof.
     Consistency(ConsistencyQuery),
+    /// Accept a relay's upstream socket (tagged as a relay, not counted against any client),
+    /// replaying changes after `since` like any socket.
+    Upstream { since: Option<u64>, relay: String },
+    /// List the relays connected upstream (admin).
+    Relays,
+    /// Test hook: reset the object (`ctx.abort`), as a deploy or a crash would.
+    Restart,
 }
 
 impl ObjectCall {
@@ -50,6 +57,12 @@ impl ObjectCall {
             ObjectCall::Value => format!("{ORIGIN}/value"),
             ObjectCall::Health => format!("{ORIGIN}/health"),
             ObjectCall::Metrics => format!("{ORIGIN}/metrics"),
+            ObjectCall::Relays => format!("{ORIGIN}/relays"),
+            ObjectCall::Restart => format!("{ORIGIN}/restart"),
+            ObjectCall::Upstream { since, relay } => match since {
+                Some(v) => format!("{ORIGIN}/upstream?relay={relay}&since={v}"),
+                None => format!("{ORIGIN}/upstream?relay={relay}"),
+            },
             ObjectCall::Audit(q) => format!("{ORIGIN}/audit?{}", q.encode()),
             ObjectCall::Checkpoint => format!("{ORIGIN}/checkpoint"),
             ObjectCall::Key => format!("{ORIGIN}/key"),
@@ -87,6 +100,25 @@ impl ObjectCall {
             "/value" if q.is_empty() => Ok(ObjectCall::Value),
             "/health" if q.is_empty() => Ok(ObjectCall::Health),
             "/metrics" if q.is_empty() => Ok(ObjectCall::Metrics),
+            "/relays" if q.is_empty() => Ok(ObjectCall::Relays),
+            "/restart" if q.is_empty() => Ok(ObjectCall::Restart),
+            "/upstream" => {
+                let pairs = query::parse(q, &["relay", "since"]).map_err(bad)?;
+                let since = query::uint(&pairs, "since", 0, super::vocab::MAX_VALUE as u64, None)
+                    .map_err(bad)?;
+                // A relay name (`<region>-<shard>`, see `core::relay`): it becomes a socket tag.
+                let relay = pairs
+                    .iter()
+                    .find(|(n, _)| *n == "relay")
+                    .map(|(_, v)| v.clone())
+                    .filter(|r| {
+                        (3..=16).contains(&r.len())
+                            && r.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    })
+                    .ok_or(Problem::Internal)?;
+                Ok(ObjectCall::Upstream { since, relay })
+            }
             "/audit" => AuditQuery::parse(q).map(ObjectCall::Audit).map_err(bad),
             "/checkpoint" if q.is_empty() => Ok(ObjectCall::Checkpoint),
             "/key" if q.is_empty() => Ok(ObjectCall::Key),
@@ -193,6 +225,16 @@ mod tests {
                 from: 2,
                 to: Some(9),
             }),
+            ObjectCall::Relays,
+            ObjectCall::Restart,
+            ObjectCall::Upstream {
+                since: Some(12),
+                relay: "weur-2".into(),
+            },
+            ObjectCall::Upstream {
+                since: None,
+                relay: "enam-0".into(),
+            },
             ObjectCall::Audit(AuditQuery {
                 after: 3,
                 limit: 50,
@@ -250,6 +292,9 @@ mod tests {
             "https://counter/mutate?op=increment&n=1&key=k",
             "https://counter/mutate?op=increment&n=1&key=k&client=<script>",
             "https://counter/connect?client=unknown&since=-1",
+            "https://counter/upstream?relay=Mars:1",
+            "https://counter/upstream?since=1",
+            "https://counter/restart?x=1",
         ] {
             assert_eq!(ObjectCall::decode(bad), Err(Problem::Internal), "{bad}");
         }

@@ -52,9 +52,22 @@ pub fn accept(
     since: Option<u64>,
     current: &Snapshot,
 ) -> Result<(), String> {
+    accept_tagged(state, store, server, &[client], since, current)
+}
+
+/// [`accept`] with the socket's tags given: a relay's upstream socket is tagged as a relay.
+pub fn accept_tagged(
+    state: &State,
+    store: &Store,
+    server: &WebSocket,
+    tags: &[&str],
+    since: Option<u64>,
+    current: &Snapshot,
+) -> Result<(), String> {
+    let tags = tags.iter().map(|t| JsValue::from_str(t)).collect();
     state
         .as_raw()
-        .accept_websocket_with_tags(server, vec![JsValue::from_str(client)])
+        .accept_websocket_with_tags(server, tags)
         .map_err(|e| crate::ffi::error_text(&e))?;
     match realtime::start(since, current.version) {
         Start::Snapshot => send(server, &current.snapshot_message()),
@@ -75,6 +88,23 @@ pub fn count_for(state: &State, client: &str) -> usize {
         .get_websockets_with_tag(client)
         .map(|v| v.len())
         .unwrap_or(0)
+}
+
+/// The names of the relays whose upstream sockets are open (each once).
+pub fn relay_names(state: &State) -> Vec<String> {
+    let raw = state.as_raw();
+    let prefix = format!("{}:", crate::core::relay::UPSTREAM_TAG);
+    let mut names: Vec<String> = raw
+        .get_websockets_with_tag(crate::core::relay::UPSTREAM_TAG)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|ws| raw.get_tags(ws).ok())
+        .flat_map(|tags| tags.into_iter())
+        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Number of open sockets.

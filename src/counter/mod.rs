@@ -16,7 +16,7 @@
 //! types, which costs a promise and a dozen JS↔Wasm crossings per call and would give up the
 //! run-to-completion guarantee above.
 
-mod broadcast;
+pub(crate) mod broadcast;
 mod ledger;
 mod store;
 
@@ -36,6 +36,7 @@ use crate::core::json::JsonWriter;
 use crate::core::limits::{self, RateLimiter};
 use crate::core::problem::Problem;
 use crate::core::prometheus::{self, Tally};
+use crate::core::relay::UPSTREAM_TAG;
 use crate::core::schema;
 use crate::core::state::Snapshot;
 use crate::core::time::rfc3339_millis;
@@ -174,6 +175,9 @@ impl Counter {
             },
             ObjectCall::Inclusion(q) => reply(self.ledger.inclusion(&self.store, &q)),
             ObjectCall::Consistency(q) => reply(self.ledger.consistency(&self.store, &q)),
+            ObjectCall::Upstream { since, relay } => self.upstream(&current, since, &relay),
+            ObjectCall::Relays => self.relays(&current),
+            ObjectCall::Restart => self.restart(),
         }
     }
 
@@ -338,6 +342,50 @@ impl Counter {
         Ok(response.into())
     }
 
+    /// A relay's upstream socket: a socket like any other, tagged as a relay (and with the
+    /// relay's name), so the broadcast sends it every update once and no client cap counts it.
+    fn upstream(
+        &self,
+        current: &Snapshot,
+        since: Option<u64>,
+        relay: &str,
+    ) -> Result<Response, JsValue> {
+        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
+        let server: &web_sys::WebSocket = pair.server.as_ref();
+        let tags = [UPSTREAM_TAG, &format!("{UPSTREAM_TAG}:{relay}")];
+        if let Err(e) =
+            broadcast::accept_tagged(&self.state, &self.store, server, &tags, since, current)
+        {
+            log_event("error", "relay accept failed", |w| {
+                w.string("error", &e);
+            });
+            return http::problem(&Problem::Internal);
+        }
+        let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
+        Ok(response.into())
+    }
+
+    /// The relays connected upstream now, by name, and the counter's version (admin).
+    fn relays(&self, current: &Snapshot) -> Result<Response, JsValue> {
+        let names = broadcast::relay_names(&self.state);
+        let body = JsonWriter::object()
+            .uint("version", current.version)
+            .raw("relays", &crate::core::relay::name_list(&names))
+            .finish();
+        http::json(&body, &[])
+    }
+
+    /// Test hook: resets the object the way a deploy does (every socket is dropped; the next
+    /// request builds it again from storage). The call itself fails with the reason.
+    fn restart(&self) -> Result<Response, JsValue> {
+        log_event("info", "counter restart requested", |_| {});
+        self.state
+            .as_raw()
+            .unchecked_ref::<crate::ffi::ObjectContext>()
+            .abort("restart requested")?;
+        http::problem(&Problem::Internal)
+    }
+
     fn health(&self, current: &Snapshot) -> Result<Response, JsValue> {
         let audit_rows = self
             .store
@@ -351,6 +399,10 @@ impl Counter {
             .uint("version", current.version)
             .uint("audit_entries", audit_rows)
             .uint("sockets", broadcast::count(&self.state) as u64)
+            .uint(
+                "relays",
+                broadcast::count_for(&self.state, UPSTREAM_TAG) as u64,
+            )
             .uint("database_bytes", self.store.size_bytes())
             .finish();
         http::json(&body, &[])

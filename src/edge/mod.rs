@@ -23,6 +23,7 @@ mod body;
 mod config;
 mod forward;
 mod metrics;
+mod relays;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -35,6 +36,7 @@ use crate::core::idempotency::{self, RequestKey};
 use crate::core::log::{self, Arrival, Departure};
 use crate::core::metrics::{End, Start};
 use crate::core::problem::Problem;
+use crate::core::relay::ValueRead;
 use crate::core::routes::{self, Route};
 use crate::core::vocab::Operation;
 use crate::core::wire::{self, ObjectCall};
@@ -127,6 +129,8 @@ enum Plan {
     Static(String),
     /// Read the body first: the only step that has to wait for the client.
     ReadBody(Pending),
+    /// Ask the relay tier (a socket or nearby read through a relay, the relay admin views).
+    Relay(relays::Call),
 }
 
 /// A mutation waiting for its body.
@@ -175,7 +179,16 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         _ => None,
     };
 
-    let plan = plan(&req, &headers, &config, &url, query, &access, &mut facts);
+    let relay_settings = relays::settings(&env);
+    let plan = plan(
+        &req,
+        &headers,
+        (&config, relay_settings),
+        &url,
+        query,
+        &access,
+        &mut facts,
+    );
     if logged {
         facts.read_client(&headers);
     }
@@ -192,6 +205,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         }
         Ok(Plan::Call(call)) => forward::call(&env, &call).map(|(p, url)| (p, Some(url))),
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
+        Ok(Plan::Relay(call)) => Ok((relays::run(env, req, call), None)),
         Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
         Ok(Plan::ReadBody(pending)) => {
             return Ok(with_body(req, env, pending, facts, origin.map(String::from)).into())
@@ -225,7 +239,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
 fn plan(
     req: &Request,
     headers: &Headers,
-    config: &Config,
+    (config, relay_settings): (&Config, relays::Settings),
     url: &str,
     query: &str,
     access: &Access,
@@ -247,7 +261,36 @@ fn plan(
     }
     let header = |name: &str| header(headers, name);
     match route {
-        Route::Value => no_query(query).map(|()| Plan::Call(ObjectCall::Value)),
+        Route::Value => match ValueRead::parse(query)? {
+            ValueRead::Nearby { min_version } if relay_settings.per_relay > 0 => {
+                facts.read_client(headers);
+                Ok(Plan::Relay(relays::Call::Nearby {
+                    region: relays::region_of(req),
+                    client: facts.client.clone(),
+                    min_version,
+                }))
+            }
+            // Without relays, a nearby read is the counter's own (linearizable) answer.
+            _ => Ok(Plan::Call(ObjectCall::Value)),
+        },
+        Route::AdminRelays => {
+            no_query(query)?;
+            config.authorize_admin(header("authorization")?.as_deref())?;
+            Ok(Plan::Relay(relays::Call::List))
+        }
+        Route::AdminRelayReset | Route::AdminRelayWithhold | Route::AdminCounterRestart => {
+            config.authorize_admin(header("authorization")?.as_deref())?;
+            if !relay_settings.hooks {
+                return Err(Problem::NotFound);
+            }
+            let relay = if route == Route::AdminCounterRestart {
+                no_query(query)?;
+                None
+            } else {
+                Some(relay_param(query)?)
+            };
+            Ok(Plan::Relay(relays::Call::Hook { route, relay }))
+        }
         Route::Health => no_query(query).map(|()| Plan::Call(ObjectCall::Health)),
         Route::Metrics => {
             no_query(query)?;
@@ -293,6 +336,13 @@ fn plan(
                 return Err(Problem::UpgradeRequired);
             }
             facts.read_client(headers);
+            if relay_settings.per_relay > 0 {
+                return Ok(Plan::Relay(relays::Call::Connect {
+                    region: relays::region_of(req),
+                    client: facts.client.clone(),
+                    since,
+                }));
+            }
             Ok(Plan::Connect(ObjectCall::Connect {
                 since,
                 client: facts.client.clone(),
@@ -605,6 +655,21 @@ fn preflight(path: &str, access: &Access) -> Result<Response, Problem> {
             http::respond(204, http::JSON, "", &[("allow", methods)]).map_err(|_| Problem::Internal)
         }
     }
+}
+
+/// `relay=<region>-<shard>`, the one parameter of the relay test hooks.
+fn relay_param(query: &str) -> Result<String, Problem> {
+    let pairs = crate::core::query::parse(query, &["relay"])?;
+    pairs
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .filter(|v| crate::core::relay::parse_relay_name(v).is_some())
+        .ok_or_else(|| {
+            Problem::InvalidQuery(
+                "relay must name a relay, such as enam-0 (see GET /api/admin/relays).".into(),
+            )
+        })
 }
 
 fn no_query(query: &str) -> Result<(), Problem> {

@@ -1,0 +1,921 @@
+//! Rules of the relay tier: which relay a caller reaches, how a relay keeps the stream in
+//! order, and what it can serve from memory.
+//!
+//! A relay is a Durable Object near a group of browsers. It holds one upstream WebSocket to
+//! the counter (which sends it every committed update once), keeps the recent updates in a
+//! [`Feed`], and fans them out to its own browser sockets. Nothing here touches the platform:
+//! the relay object ([`crate::relay`]) feeds upstream messages and audit pages in and sends
+//! what comes out.
+//!
+//! - [`region`]: a caller's `request.cf` (continent, longitude) → a location hint.
+//! - [`shard_order`]: the shards of a region in the order a caller tries them (its address
+//!   decides where it starts, so one client's sockets stay together).
+//! - [`Feed`]: forward version v only after v − 1; on a gap, say which versions to fetch from
+//!   the audit trail; drop duplicates; serve `since` from the last updates in memory.
+//! - [`RelayCall`]: the edge → relay call, encoded in one URL like [`super::wire`].
+//! - [`ValueRead`]: `GET /api/value?consistency=…&min_version=…`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::audit::{AuditEntry, AuditQuery, MAX_LIMIT};
+use super::json::JsonWriter;
+use super::problem::Problem;
+use super::query;
+use super::realtime::{self, Start};
+use super::vocab::{truncate, Operation, MAX_VALUE};
+
+/// Updates a relay keeps in memory: at least [`realtime::MAX_REPLAY`], so every `since` that
+/// gets a replay at all is served without asking the counter.
+pub const RING: usize = 1024;
+
+/// Out-of-order updates a relay holds while it fetches a gap; more are dropped (the gap fetch
+/// brings them again).
+pub const MAX_PENDING: usize = 4096;
+
+/// The default cap of browser sockets per relay (`RELAY_SOCKETS_PER_RELAY`).
+pub const DEFAULT_SOCKETS_PER_RELAY: u32 = 2500;
+
+/// The default number of relays per region (`RELAY_SHARDS`).
+pub const DEFAULT_SHARDS: u32 = 4;
+
+/// The most shards per region a configuration may ask for.
+pub const MAX_SHARDS: u32 = 256;
+
+/// The tag of every relay's upstream socket at the counter.
+pub const UPSTREAM_TAG: &str = "relay";
+
+/// Response header of a relay that is full: how many sockets the caller's client holds there.
+pub const FULL_HEADER: &str = "relay-full";
+
+/// The regions relays are placed in: Cloudflare's Durable Object location hints.
+pub const REGIONS: [&str; 9] = [
+    "wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me",
+];
+
+/// The location hint for a caller from `continent` (`request.cf.continent`: `NA`, `SA`, `EU`,
+/// `AS`, `OC`, `AF`, `AN`) at `longitude` (`request.cf.longitude`). Unknown callers (the local
+/// runtime, or no `cf` at all) go to `enam`.
+pub fn region(continent: Option<&str>, longitude: Option<f64>) -> &'static str {
+    let lon = longitude.filter(|l| l.is_finite());
+    match continent {
+        Some("NA") => match lon {
+            Some(l) if l < -100.0 => "wnam",
+            _ => "enam",
+        },
+        Some("SA") => "sam",
+        Some("EU") => match lon {
+            Some(l) if l >= 20.0 => "eeur",
+            _ => "weur",
+        },
+        Some("AS") => match lon {
+            Some(l) if l < 63.0 => "me",
+            _ => "apac",
+        },
+        Some("OC") | Some("AN") => "oc",
+        Some("AF") => "afr",
+        _ => "enam",
+    }
+}
+
+/// A relay's name: `<region>-<shard>`, e.g. `enam-0`.
+pub fn relay_name(region: &str, shard: u32) -> String {
+    format!("{region}-{shard}")
+}
+
+/// Whether `name` is a relay name ([`relay_name`] of a known region and a shard below
+/// [`MAX_SHARDS`]); returns its region.
+pub fn parse_relay_name(name: &str) -> Option<&'static str> {
+    let (region, shard) = name.rsplit_once('-')?;
+    let region = REGIONS.iter().find(|r| **r == region)?;
+    let canonical = !shard.is_empty()
+        && shard.len() <= 3
+        && shard.bytes().all(|b| b.is_ascii_digit())
+        && (shard == "0" || !shard.starts_with('0'));
+    let shard: u32 = shard.parse().ok().filter(|_| canonical)?;
+    (shard < MAX_SHARDS).then_some(*region)
+}
+
+/// The shards `0..shards` in the order a client tries them: starting at one chosen by its
+/// address (so a client's sockets land on one relay while it has room), then the next ones,
+/// wrapping around.
+pub fn shard_order(client: &str, shards: u32) -> impl Iterator<Item = u32> {
+    let shards = shards.max(1);
+    let start = fnv1a(client.as_bytes()) % shards;
+    (0..shards).map(move |i| (start + i) % shards)
+}
+
+/// 32-bit FNV-1a: a stable, even spread of addresses over shards.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Milliseconds to wait before reconnect attempt `attempt` (1, 2, …): full jitter over an
+/// exponential cap from 200 ms to 15 s, so that a thousand relays dropped by one deploy come
+/// back spread out. `random` is in `0..1`.
+pub fn backoff_ms(attempt: u32, random: f64) -> u64 {
+    let cap = (200u64 << attempt.saturating_sub(1).min(7)).min(15_000);
+    // Never zero: even the first retry waits a little, spreading a simultaneous drop.
+    ((cap as f64 * random.clamp(0.0, 1.0)) as u64).max(20)
+}
+
+/// The relay's latest forwarded state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Known {
+    pub value: i64,
+    pub version: u64,
+}
+
+impl Known {
+    /// `{"type":"snapshot","value","version"}`, as the counter writes it.
+    pub fn snapshot_message(&self) -> String {
+        JsonWriter::object_with_capacity(80)
+            .string("type", "snapshot")
+            .int("value", self.value)
+            .uint("version", self.version)
+            .finish()
+    }
+
+    /// The body of a nearby read: `{"value","version","source"}`.
+    pub fn nearby_json(&self, source: &str) -> String {
+        JsonWriter::object_with_capacity(80)
+            .int("value", self.value)
+            .uint("version", self.version)
+            .string("source", source)
+            .finish()
+    }
+}
+
+/// One message from the counter on a relay's upstream socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    Snapshot(Known),
+    /// An update: its version and value, and the message itself (forwarded verbatim).
+    Update(Known, String),
+}
+
+/// Reads a message from the counter; `None` for anything that is neither a snapshot nor an
+/// update (a `pong`, an error).
+pub fn parse_upstream(text: &str) -> Option<Upstream> {
+    let v: serde_json::Value = serde_json::from_slice(text.as_bytes()).ok()?;
+    let known = Known {
+        value: v.get("value")?.as_i64()?,
+        version: v.get("version")?.as_u64()?,
+    };
+    match v.get("type")?.as_str()? {
+        "snapshot" => Some(Upstream::Snapshot(known)),
+        "update" => Some(Upstream::Update(known, text.to_owned())),
+        _ => None,
+    }
+}
+
+/// The entries of a `GET /api/audit` page (the counter's answer to a relay's fetch).
+pub fn parse_audit_page(body: &str) -> Result<Vec<AuditEntry>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body.as_bytes()).map_err(|e| e.to_string())?;
+    let entries = v
+        .get("entries")
+        .and_then(|e| e.as_array())
+        .ok_or("no entries")?;
+    entries
+        .iter()
+        .map(|e| {
+            let int = |k: &str| e.get(k).and_then(|x| x.as_i64()).ok_or(format!("no {k}"));
+            let text = |k: &str| {
+                e.get(k)
+                    .and_then(|x| x.as_str())
+                    .map(str::to_owned)
+                    .ok_or(format!("no {k}"))
+            };
+            Ok(AuditEntry {
+                version: e
+                    .get("version")
+                    .and_then(|x| x.as_u64())
+                    .ok_or("no version")?,
+                operation: Operation::parse(&text("operation")?).ok_or("bad operation")?,
+                amount: int("amount")?,
+                previous_value: int("previous_value")?,
+                value: int("value")?,
+                request_id: text("request_id")?,
+                at: text("at")?,
+            })
+        })
+        .collect()
+}
+
+/// How a browser socket connecting to a relay with `since` starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Send these messages (a snapshot, or the missed updates, possibly none), then go live.
+    Send(Vec<String>),
+    /// The relay has no state yet (its upstream is connecting): wait.
+    NotReady,
+    /// The client is ahead of this relay: wait for the relay to catch up (briefly; after that
+    /// it is ahead of the counter and gets a snapshot, as the counter would send it).
+    Ahead,
+    /// The missed updates are older than the relay's memory: fetch this page from the counter
+    /// first ([`Feed::backfill`]).
+    Backfill(AuditQuery),
+}
+
+/// What a relay knows of the stream, and the rules that keep it in order.
+#[derive(Debug, Default)]
+pub struct Feed {
+    known: Option<Known>,
+    /// The last updates forwarded, contiguous, ending at `known.version`.
+    ring: VecDeque<(u64, String)>,
+    /// Updates that arrived before their predecessor, by version.
+    pending: BTreeMap<u64, (Known, String)>,
+    /// The highest version the counter is known to have committed.
+    target: u64,
+}
+
+impl Feed {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The latest forwarded state, once the relay has one.
+    pub fn known(&self) -> Option<&Known> {
+        self.known.as_ref()
+    }
+
+    /// The version to resume the upstream from.
+    pub fn since(&self) -> Option<u64> {
+        self.known.as_ref().map(|k| k.version)
+    }
+
+    /// Updates held in memory, and out-of-order ones waiting.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.ring.len(), self.pending.len())
+    }
+
+    /// The highest version the counter is known to have committed.
+    pub fn target(&self) -> u64 {
+        self.target.max(self.since().unwrap_or(0))
+    }
+
+    /// A snapshot from the counter (the start of an upstream connection). The first one gives
+    /// the relay its state; later ones (a resume more than 1,000 behind) only tell how far the
+    /// counter is, and the versions in between are fetched ([`Feed::gap`]). Returns whether
+    /// this was the relay's first state.
+    pub fn on_snapshot(&mut self, snap: Known) -> bool {
+        self.target = self.target.max(snap.version);
+        if self.known.is_none() {
+            self.known = Some(snap);
+            self.ring.clear();
+            let v = self.since().unwrap_or(0);
+            self.pending = self.pending.split_off(&(v + 1));
+            return true;
+        }
+        false
+    }
+
+    /// An update from the counter, or from a gap fetch. Returns the messages to forward now,
+    /// in version order: this one and any held ones it unblocks, or nothing (a duplicate, or a
+    /// gap before it, which [`Feed::gap`] then names).
+    pub fn on_update(&mut self, k: Known, message: String) -> Vec<String> {
+        self.target = self.target.max(k.version);
+        let Some(last) = self.since() else {
+            // No state yet: hold it until the snapshot says where the stream is.
+            self.hold(k, message);
+            return Vec::new();
+        };
+        if k.version <= last {
+            return Vec::new();
+        }
+        if k.version > last + 1 {
+            self.hold(k, message);
+            return Vec::new();
+        }
+        let mut out = vec![self.adopt(k, message)];
+        loop {
+            let next = self.since().unwrap_or(0) + 1;
+            let Some((&first, _)) = self.pending.first_key_value() else {
+                break;
+            };
+            if first > next {
+                break;
+            }
+            if let Some((k, m)) = self.pending.remove(&first) {
+                if first == next {
+                    out.push(self.adopt(k, m));
+                }
+            }
+        }
+        out
+    }
+
+    fn hold(&mut self, k: Known, message: String) {
+        if self.pending.len() < MAX_PENDING {
+            self.pending.insert(k.version, (k, message));
+        }
+    }
+
+    fn adopt(&mut self, k: Known, message: String) -> String {
+        self.ring.push_back((k.version, message.clone()));
+        while self.ring.len() > RING {
+            self.ring.pop_front();
+        }
+        self.known = Some(k);
+        message
+    }
+
+    /// The audit page to fetch when versions are missing between what was forwarded and what
+    /// the counter has committed.
+    pub fn gap(&self) -> Option<AuditQuery> {
+        let last = self.since()?;
+        (self.target > last).then(|| AuditQuery {
+            after: last,
+            limit: (self.target - last).min(MAX_LIMIT),
+        })
+    }
+
+    /// Feeds the entries of a gap fetch; returns the messages to forward, in order.
+    pub fn fill(&mut self, entries: &[AuditEntry]) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in entries {
+            let k = Known {
+                value: e.value,
+                version: e.version,
+            };
+            out.extend(self.on_update(k, e.update_message()));
+        }
+        out
+    }
+
+    /// How a socket connecting with `since` starts: the same rule as the counter's
+    /// ([`realtime::start`]), served from memory.
+    pub fn catch_up(&self, since: Option<u64>) -> CatchUp {
+        let Some(known) = &self.known else {
+            return CatchUp::NotReady;
+        };
+        match realtime::start(since, known.version) {
+            Start::Snapshot if since.is_some_and(|s| s > known.version) => CatchUp::Ahead,
+            Start::Snapshot => CatchUp::Send(vec![known.snapshot_message()]),
+            Start::Replay { after } => {
+                let first = self.ring.front().map_or(known.version + 1, |(v, _)| *v);
+                if after + 1 >= first {
+                    let skip = (after + 1 - first) as usize;
+                    CatchUp::Send(
+                        self.ring
+                            .iter()
+                            .skip(skip)
+                            .map(|(_, m)| m.clone())
+                            .collect(),
+                    )
+                } else {
+                    CatchUp::Backfill(AuditQuery {
+                        after,
+                        limit: (first - 1 - after).min(MAX_LIMIT),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Puts older updates (a backfill page) in front of the memory, so that sockets resuming
+    /// from before the relay's own start are served from it. Only the entries that continue
+    /// the memory backwards, without a hole, are kept.
+    pub fn backfill(&mut self, entries: &[AuditEntry]) {
+        let Some(known) = &self.known else { return };
+        let mut first = self.ring.front().map_or(known.version + 1, |(v, _)| *v);
+        let floor = known.version.saturating_sub(realtime::MAX_REPLAY) + 1;
+        for e in entries.iter().rev() {
+            if e.version + 1 == first && e.version >= floor && self.ring.len() < RING {
+                self.ring.push_front((e.version, e.update_message()));
+                first = e.version;
+            }
+        }
+    }
+}
+
+/// `GET /api/value`'s query: which read the caller wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueRead {
+    /// The counter's own answer (the default): every acknowledged write is in it.
+    Linearizable,
+    /// The regional relay's memory; with `min_version`, at least that version.
+    Nearby { min_version: Option<u64> },
+}
+
+impl ValueRead {
+    /// Parses `consistency=linearizable|nearby` and `min_version=<v>`. A linearizable read
+    /// already includes every acknowledged change, so `min_version` asks nothing more of it.
+    pub fn parse(q: &str) -> Result<Self, Problem> {
+        let pairs = query::parse(q, &["consistency", "min_version"])?;
+        let min_version = query::uint(&pairs, "min_version", 0, MAX_VALUE as u64, None)?;
+        let consistency = pairs
+            .iter()
+            .find(|(n, _)| *n == "consistency")
+            .map(|(_, v)| v.as_str());
+        match consistency {
+            None | Some("linearizable") => Ok(ValueRead::Linearizable),
+            Some("nearby") => Ok(ValueRead::Nearby { min_version }),
+            Some(other) => Err(Problem::InvalidQuery(format!(
+                "consistency must be linearizable or nearby; got {:?}.",
+                truncate(other, 40)
+            ))),
+        }
+    }
+}
+
+/// The origin of edge → relay URLs; the relay ignores it.
+pub const RELAY_ORIGIN: &str = "https://relay";
+
+/// One thing the edge asks a relay to do. Every call names the relay, which is how a relay
+/// learns its own name (the platform does not tell an object its name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayCall {
+    /// Accept a browser socket (the request carries the upgrade). `held`: sockets the client
+    /// has on the relays it passed because they were full, counted against its cap.
+    Connect {
+        relay: String,
+        client: String,
+        since: Option<u64>,
+        held: u32,
+    },
+    /// A nearby read.
+    Value {
+        relay: String,
+        min_version: Option<u64>,
+    },
+    /// The relay's sockets, version, upstream state and lag behind `counter`, the counter's
+    /// version (admin).
+    Stats { relay: String, counter: u64 },
+    /// Test hook: reset the relay (`ctx.abort`).
+    Reset { relay: String },
+    /// Test hook: drop the next update from the counter, as if it were lost on the way.
+    Withhold { relay: String },
+}
+
+impl RelayCall {
+    pub fn relay(&self) -> &str {
+        match self {
+            RelayCall::Connect { relay, .. }
+            | RelayCall::Value { relay, .. }
+            | RelayCall::Stats { relay, .. }
+            | RelayCall::Reset { relay }
+            | RelayCall::Withhold { relay } => relay,
+        }
+    }
+
+    /// The internal URL for this call.
+    pub fn encode(&self) -> String {
+        let o = RELAY_ORIGIN;
+        match self {
+            RelayCall::Connect {
+                relay,
+                client,
+                since,
+                held,
+            } => {
+                let mut url = format!("{o}/connect?relay={relay}&client={client}&held={held}");
+                if let Some(s) = since {
+                    url.push_str(&format!("&since={s}"));
+                }
+                url
+            }
+            RelayCall::Value { relay, min_version } => match min_version {
+                Some(v) => format!("{o}/value?relay={relay}&min_version={v}"),
+                None => format!("{o}/value?relay={relay}"),
+            },
+            RelayCall::Stats { relay, counter } => {
+                format!("{o}/stats?relay={relay}&counter={counter}")
+            }
+            RelayCall::Reset { relay } => format!("{o}/reset?relay={relay}"),
+            RelayCall::Withhold { relay } => format!("{o}/withhold?relay={relay}"),
+        }
+    }
+
+    /// Decodes an internal URL; anything else is an internal error (only the edge makes these).
+    pub fn decode(url: &str) -> Result<Self, Problem> {
+        let rest = url.strip_prefix(RELAY_ORIGIN).ok_or(Problem::Internal)?;
+        let (path, q) = rest.split_once('?').unwrap_or((rest, ""));
+        let bad = |_| Problem::Internal;
+        let pairs = query::parse(
+            q,
+            &["relay", "client", "since", "held", "min_version", "counter"],
+        )
+        .map_err(bad)?;
+        let get = |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+        let relay = get("relay")
+            .filter(|r| parse_relay_name(r).is_some())
+            .ok_or(Problem::Internal)?
+            .clone();
+        let uint = |name| query::uint(&pairs, name, 0, MAX_VALUE as u64, None).map_err(bad);
+        let only = |names: &[&str]| pairs.iter().all(|(n, _)| names.contains(n));
+        match path {
+            "/connect" if only(&["relay", "client", "since", "held"]) => {
+                let client = get("client")
+                    .filter(|c| super::wire::is_client_id(c))
+                    .ok_or(Problem::Internal)?
+                    .clone();
+                let held = uint("held")?.ok_or(Problem::Internal)?;
+                Ok(RelayCall::Connect {
+                    relay,
+                    client,
+                    since: uint("since")?,
+                    held: u32::try_from(held).map_err(|_| Problem::Internal)?,
+                })
+            }
+            "/value" if only(&["relay", "min_version"]) => Ok(RelayCall::Value {
+                relay,
+                min_version: uint("min_version")?,
+            }),
+            "/stats" if only(&["relay", "counter"]) => Ok(RelayCall::Stats {
+                relay,
+                counter: uint("counter")?.ok_or(Problem::Internal)?,
+            }),
+            "/reset" if only(&["relay"]) => Ok(RelayCall::Reset { relay }),
+            "/withhold" if only(&["relay"]) => Ok(RelayCall::Withhold { relay }),
+            _ => Err(Problem::Internal),
+        }
+    }
+}
+
+/// A relay's line in the admin view: `{"relay","sockets","version","upstream","lag",
+/// "memory","pending"}`; `lag` is how many versions it is behind `counter`.
+pub fn stats_json(
+    relay: &str,
+    sockets: usize,
+    feed: &Feed,
+    upstream: bool,
+    counter: u64,
+) -> String {
+    let version = feed.since();
+    let (memory, pending) = feed.sizes();
+    JsonWriter::object()
+        .string("relay", relay)
+        .uint("sockets", sockets as u64)
+        .opt_uint("version", version)
+        .bool("upstream", upstream)
+        .opt_uint("lag", version.map(|v| counter.saturating_sub(v)))
+        .uint("memory", memory as u64)
+        .uint("pending", pending as u64)
+        .finish()
+}
+
+/// A JSON array of strings that need no escaping (relay names).
+pub fn name_list(names: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        super::json::push_string(&mut out, n);
+    }
+    out.push(']');
+    out
+}
+
+/// A relay setting: absent = `default`; otherwise a non-negative integer up to `max`.
+pub fn parse_setting(raw: Option<&str>, default: u32, max: u32) -> Result<u32, String> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| format!("expected an integer from 0 to {max}, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(version: u64) -> Known {
+        Known {
+            value: version as i64 * 10,
+            version,
+        }
+    }
+
+    fn entry(version: u64) -> AuditEntry {
+        AuditEntry {
+            version,
+            operation: Operation::Increment,
+            amount: 10,
+            previous_value: (version as i64 - 1) * 10,
+            value: version as i64 * 10,
+            request_id: format!("k{version}"),
+            at: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    fn msg(version: u64) -> String {
+        entry(version).update_message()
+    }
+
+    fn upd(f: &mut Feed, v: u64) -> Vec<u64> {
+        f.on_update(k(v), msg(v))
+            .iter()
+            .map(|m| match parse_upstream(m) {
+                Some(Upstream::Update(k, _)) => k.version,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn regions_from_cf() {
+        assert_eq!(region(Some("NA"), Some(-122.4)), "wnam");
+        assert_eq!(region(Some("NA"), Some(-74.0)), "enam");
+        assert_eq!(region(Some("NA"), None), "enam");
+        assert_eq!(region(Some("SA"), Some(-46.6)), "sam");
+        assert_eq!(region(Some("EU"), Some(2.35)), "weur");
+        assert_eq!(region(Some("EU"), Some(21.0)), "eeur");
+        assert_eq!(region(Some("AS"), Some(139.7)), "apac");
+        assert_eq!(region(Some("AS"), Some(55.3)), "me");
+        assert_eq!(region(Some("OC"), Some(151.2)), "oc");
+        assert_eq!(region(Some("AF"), Some(28.0)), "afr");
+        assert_eq!(region(None, None), "enam");
+        assert_eq!(region(Some("XX"), Some(f64::NAN)), "enam");
+        for r in REGIONS {
+            assert_eq!(parse_relay_name(&relay_name(r, 7)), Some(r));
+        }
+    }
+
+    #[test]
+    fn relay_names_are_strict() {
+        assert_eq!(parse_relay_name("enam-0"), Some("enam"));
+        assert_eq!(parse_relay_name("enam-255"), Some("enam"));
+        for bad in [
+            "enam", "enam-", "enam-256", "enam-01", "enam--1", "mars-1", "enam-1a", "-1", "",
+        ] {
+            assert_eq!(parse_relay_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_client_starts_at_its_own_shard_and_tries_every_one() {
+        let order: Vec<u32> = shard_order("203.0.113.9", 12).collect();
+        assert_eq!(order.len(), 12);
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..12).collect::<Vec<_>>());
+        assert_eq!(order, shard_order("203.0.113.9", 12).collect::<Vec<_>>());
+        for w in order.windows(2) {
+            assert_eq!(w[1], (w[0] + 1) % 12);
+        }
+        // Addresses spread over the shards.
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            seen.insert(shard_order(&format!("10.0.{}.{}", i / 10, i), 12).next());
+        }
+        assert_eq!(seen.len(), 12);
+        assert_eq!(shard_order("x", 0).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        assert!(backoff_ms(1, 0.0) >= 20);
+        assert!(backoff_ms(1, 1.0) <= 200);
+        assert!(backoff_ms(3, 1.0) <= 800);
+        assert_eq!(backoff_ms(40, 1.0), 15_000);
+        assert!(backoff_ms(2, 0.5) < backoff_ms(2, 0.9));
+    }
+
+    #[test]
+    fn forwards_in_order_holds_gaps_and_drops_duplicates() {
+        let mut f = Feed::new();
+        assert_eq!(f.catch_up(None), CatchUp::NotReady);
+        assert_eq!(upd(&mut f, 6), Vec::<u64>::new(), "no state yet: held");
+        assert!(f.on_snapshot(k(5)));
+        assert_eq!(f.gap().map(|q| (q.after, q.limit)), Some((5, 1)));
+        assert_eq!(upd(&mut f, 6), vec![6]);
+        assert_eq!(upd(&mut f, 6), Vec::<u64>::new(), "duplicate");
+        assert_eq!(upd(&mut f, 9), Vec::<u64>::new(), "gap before 9");
+        assert_eq!(upd(&mut f, 8), Vec::<u64>::new());
+        assert_eq!(f.gap().map(|q| (q.after, q.limit)), Some((6, 3)));
+        // The gap fetch brings 7..=9; 8 and 9 were held, and come out once, in order.
+        assert_eq!(f.fill(&[entry(7), entry(8), entry(9)]).len(), 3);
+        assert_eq!(f.gap(), None);
+        assert_eq!(f.known(), Some(&k(9)));
+        assert_eq!(upd(&mut f, 10), vec![10]);
+        assert_eq!(f.sizes(), (5, 0));
+    }
+
+    #[test]
+    fn a_later_snapshot_is_a_gap_not_a_jump() {
+        let mut f = Feed::new();
+        f.on_snapshot(k(1));
+        assert!(
+            !f.on_snapshot(k(3000)),
+            "only the first snapshot is adopted"
+        );
+        assert_eq!(f.known(), Some(&k(1)));
+        let q = f.gap().unwrap();
+        assert_eq!((q.after, q.limit), (1, 1000));
+        let page: Vec<AuditEntry> = (2..=1001).map(entry).collect();
+        assert_eq!(f.fill(&page).len(), 1000);
+        assert_eq!(f.gap().map(|q| (q.after, q.limit)), Some((1001, 1000)));
+    }
+
+    #[test]
+    fn serves_since_from_memory_or_asks_for_one_backfill() {
+        let mut f = Feed::new();
+        f.on_snapshot(k(2000));
+        assert_eq!(f.catch_up(Some(2000)), CatchUp::Send(vec![]));
+        assert_eq!(
+            f.catch_up(None),
+            CatchUp::Send(vec![k(2000).snapshot_message()])
+        );
+        assert_eq!(f.catch_up(Some(2001)), CatchUp::Ahead);
+        assert_eq!(
+            f.catch_up(Some(999)),
+            CatchUp::Send(vec![k(2000).snapshot_message()]),
+            "more than 1,000 behind"
+        );
+        for v in 2001..=2010 {
+            upd(&mut f, v);
+        }
+        assert_eq!(
+            f.catch_up(Some(2008)),
+            CatchUp::Send(vec![msg(2009), msg(2010)])
+        );
+        // From before the relay's start: one page from the counter, then from memory.
+        let CatchUp::Backfill(q) = f.catch_up(Some(1500)) else {
+            panic!()
+        };
+        assert_eq!((q.after, q.limit), (1500, 500));
+        let page: Vec<AuditEntry> = (1501..=2000).map(entry).collect();
+        f.backfill(&page);
+        let CatchUp::Send(m) = f.catch_up(Some(1500)) else {
+            panic!()
+        };
+        assert_eq!(m.len(), 510);
+        assert_eq!(m[0], msg(1501));
+        assert_eq!(m[509], msg(2010));
+        // Exactly 1,000 behind is still served.
+        let CatchUp::Backfill(q) = f.catch_up(Some(1010)) else {
+            panic!()
+        };
+        f.backfill(&(q.after + 1..=1500).map(entry).collect::<Vec<_>>());
+        let CatchUp::Send(m) = f.catch_up(Some(1010)) else {
+            panic!()
+        };
+        assert_eq!(m.len(), 1000);
+        // A backfill page with a hole is not used past the hole.
+        let mut g = Feed::new();
+        g.on_snapshot(k(100));
+        g.backfill(&[entry(97), entry(99), entry(100)]);
+        assert_eq!(
+            g.sizes().0,
+            2,
+            "100 and 99 continue the memory, 97 does not"
+        );
+        assert_eq!(g.catch_up(Some(98)), CatchUp::Send(vec![msg(99), msg(100)]));
+    }
+
+    #[test]
+    fn memory_keeps_the_last_updates() {
+        let mut f = Feed::new();
+        f.on_snapshot(k(0));
+        for v in 1..=3000 {
+            upd(&mut f, v);
+        }
+        assert_eq!(f.sizes().0, RING);
+        let CatchUp::Send(m) = f.catch_up(Some(2000)) else {
+            panic!()
+        };
+        assert_eq!(m.len(), 1000);
+    }
+
+    #[test]
+    fn upstream_messages_and_audit_pages() {
+        assert_eq!(
+            parse_upstream("{\"type\":\"snapshot\",\"value\":-3,\"version\":4}"),
+            Some(Upstream::Snapshot(Known {
+                value: -3,
+                version: 4
+            }))
+        );
+        let m = msg(8);
+        assert_eq!(parse_upstream(&m), Some(Upstream::Update(k(8), m.clone())));
+        assert_eq!(parse_upstream("pong"), None);
+        assert_eq!(parse_upstream("{\"type\":\"error\"}"), None);
+        let page = super::super::audit::page_json(&[entry(1), entry(2)], 10);
+        assert_eq!(parse_audit_page(&page), Ok(vec![entry(1), entry(2)]));
+        assert!(parse_audit_page("{}").is_err());
+    }
+
+    #[test]
+    fn value_reads() {
+        assert_eq!(ValueRead::parse(""), Ok(ValueRead::Linearizable));
+        assert_eq!(
+            ValueRead::parse("consistency=linearizable"),
+            Ok(ValueRead::Linearizable)
+        );
+        assert_eq!(
+            ValueRead::parse("consistency=nearby"),
+            Ok(ValueRead::Nearby { min_version: None })
+        );
+        assert_eq!(
+            ValueRead::parse("consistency=nearby&min_version=7"),
+            Ok(ValueRead::Nearby {
+                min_version: Some(7)
+            })
+        );
+        assert_eq!(
+            ValueRead::parse("min_version=7"),
+            Ok(ValueRead::Linearizable)
+        );
+        for bad in [
+            "consistency=strong",
+            "consistency=nearby&min_version=-1",
+            "consistency=nearby&consistency=nearby",
+            "x=1",
+        ] {
+            assert_eq!(
+                ValueRead::parse(bad).map_err(|p| p.status()),
+                Err(400),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn relay_calls_roundtrip() {
+        let calls = vec![
+            RelayCall::Connect {
+                relay: "enam-3".into(),
+                client: "203.0.113.9".into(),
+                since: Some(4),
+                held: 2,
+            },
+            RelayCall::Connect {
+                relay: "oc-0".into(),
+                client: "unknown".into(),
+                since: None,
+                held: 0,
+            },
+            RelayCall::Value {
+                relay: "weur-1".into(),
+                min_version: Some(9),
+            },
+            RelayCall::Value {
+                relay: "weur-1".into(),
+                min_version: None,
+            },
+            RelayCall::Stats {
+                relay: "apac-2".into(),
+                counter: 17,
+            },
+            RelayCall::Reset {
+                relay: "apac-2".into(),
+            },
+            RelayCall::Withhold {
+                relay: "apac-2".into(),
+            },
+        ];
+        for c in calls {
+            assert_eq!(
+                RelayCall::decode(&c.encode()),
+                Ok(c.clone()),
+                "{}",
+                c.encode()
+            );
+        }
+        for bad in [
+            "https://counter/stats?relay=enam-1",
+            "https://relay/stats?relay=mars-1&counter=1",
+            "https://relay/stats?relay=enam-1",
+            "https://relay/stats?relay=enam-1&counter=1&since=3",
+            "https://relay/connect?relay=enam-1&client=<x>&held=0",
+            "https://relay/connect?relay=enam-1&client=unknown",
+            "https://relay/nope?relay=enam-1",
+        ] {
+            assert_eq!(RelayCall::decode(bad), Err(Problem::Internal), "{bad}");
+        }
+    }
+
+    #[test]
+    fn admin_lines() {
+        let mut f = Feed::new();
+        let line = stats_json("enam-1", 3, &f, false, 9);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["version"], serde_json::Value::Null);
+        assert_eq!(v["lag"], serde_json::Value::Null);
+        f.on_snapshot(k(7));
+        let v: serde_json::Value =
+            serde_json::from_str(&stats_json("enam-1", 3, &f, true, 9)).unwrap();
+        assert_eq!(v["lag"], 2);
+        assert_eq!(v["sockets"], 3);
+        assert_eq!(
+            name_list(&["enam-0".into(), "oc-3".into()]),
+            "[\"enam-0\",\"oc-3\"]"
+        );
+    }
+
+    #[test]
+    fn settings() {
+        assert_eq!(parse_setting(None, 2500, 32768), Ok(2500));
+        assert_eq!(parse_setting(Some("0"), 2500, 32768), Ok(0));
+        assert_eq!(parse_setting(Some(" 50 "), 2500, 32768), Ok(50));
+        assert!(parse_setting(Some("-1"), 2500, 32768).is_err());
+        assert!(parse_setting(Some("40000"), 2500, 32768).is_err());
+    }
+}

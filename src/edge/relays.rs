@@ -1,0 +1,318 @@
+//! The edge's side of the relay tier: which relay a caller reaches, and the admin views.
+//!
+//! A socket (`/api/ws`) and a nearby read go to a relay of the caller's region
+//! ([`region::region`](crate::core::relay::region) from `request.cf`), starting at the shard
+//! its address hashes to, created there with that `locationHint`. A full relay answers 503 with
+//! `relay-full: <the client's sockets there>`; the edge then tries the next shard, passing on
+//! how many sockets the client holds on the relays it passed, so `WS_CONNECTIONS_PER_CLIENT`
+//! holds across relays. With `RELAY_SOCKETS_PER_RELAY = 0` there are no relays: sockets go to
+//! the counter as before.
+
+use std::cell::OnceCell;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{Request, RequestInit, Response};
+use worker::worker_sys::{DurableObject, DurableObjectNamespace};
+use worker::Env;
+
+use crate::core::json::JsonWriter;
+use crate::core::problem::Problem;
+use crate::core::relay::{self, RelayCall, FULL_HEADER};
+use crate::core::routes::Route;
+use crate::core::wire::ObjectCall;
+use crate::counter::OBJECT_NAME;
+use crate::http::{self, log_event};
+
+use super::config::string_var;
+
+/// The relay settings of this isolate.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// `RELAY_SOCKETS_PER_RELAY`: 0 = no relays.
+    pub per_relay: u32,
+    /// `RELAY_SHARDS`: relays per region.
+    pub shards: u32,
+    /// `ADMIN_TEST_HOOKS = "1"`: the admin test hooks exist.
+    pub hooks: bool,
+}
+
+thread_local! {
+    static SETTINGS: OnceCell<Settings> = const { OnceCell::new() };
+}
+
+/// The relay settings (read once per isolate; a malformed value is logged and the default
+/// used).
+pub fn settings(env: &Env) -> Settings {
+    SETTINGS.with(|s| {
+        *s.get_or_init(|| {
+            let read = |name: &str, default: u32, max: u32| {
+                relay::parse_setting(string_var(env, name).as_deref(), default, max).unwrap_or_else(
+                    |e| {
+                        log_event("error", "invalid relay setting; default used", |w| {
+                            w.string("var", name).string("error", &e);
+                        });
+                        default
+                    },
+                )
+            };
+            Settings {
+                per_relay: read(
+                    "RELAY_SOCKETS_PER_RELAY",
+                    relay::DEFAULT_SOCKETS_PER_RELAY,
+                    32_768,
+                ),
+                shards: read("RELAY_SHARDS", relay::DEFAULT_SHARDS, relay::MAX_SHARDS).max(1),
+                hooks: string_var(env, "ADMIN_TEST_HOOKS").as_deref() == Some("1"),
+            }
+        })
+    })
+}
+
+/// What the edge asks of the relay tier.
+pub enum Call {
+    /// A browser socket (`request` carries the upgrade).
+    Connect {
+        region: &'static str,
+        client: String,
+        since: Option<u64>,
+    },
+    /// A nearby read.
+    Nearby {
+        region: &'static str,
+        client: String,
+        min_version: Option<u64>,
+    },
+    /// `GET /api/admin/relays`.
+    List,
+    /// A test hook; `relay` for the relay hooks.
+    Hook { route: Route, relay: Option<String> },
+}
+
+/// The caller's region, from `request.cf` (continent, longitude).
+pub fn region_of(req: &Request) -> &'static str {
+    let cf = js_sys::Reflect::get(req, &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
+    if !cf.is_object() {
+        return relay::region(None, None);
+    }
+    let get = |k: &str| js_sys::Reflect::get(&cf, &JsValue::from_str(k)).ok();
+    let continent = get("continent").and_then(|v| v.as_string());
+    let longitude = get("longitude").and_then(|v| {
+        v.as_f64()
+            .or_else(|| v.as_string().and_then(|s| s.trim().parse().ok()))
+    });
+    relay::region(continent.as_deref(), longitude)
+}
+
+/// Runs `call`; the promise resolves to a response (problems included), never rejects.
+pub fn run(env: Env, req: Request, call: Call) -> js_sys::Promise {
+    future_to_promise(async move {
+        let outcome = match call {
+            Call::Connect {
+                region,
+                client,
+                since,
+            } => connect(&env, &req, region, &client, since).await,
+            Call::Nearby {
+                region,
+                client,
+                min_version,
+            } => nearby(&env, region, &client, min_version).await,
+            Call::List => list(&env).await,
+            Call::Hook { route, relay } => hook(&env, route, relay).await,
+        };
+        match outcome {
+            Ok(r) => Ok(r.into()),
+            Err(e) => {
+                log_event("error", "relay call failed", |w| {
+                    w.string("error", &crate::ffi::error_text(&e));
+                });
+                http::problem(&Problem::Unavailable {
+                    retry_after_secs: 2,
+                })
+                .map(Into::into)
+            }
+        }
+    })
+}
+
+fn relay_stub(env: &Env, name: &str) -> Result<DurableObject, JsValue> {
+    let ns: DurableObjectNamespace = binding(env, "RELAY")?;
+    let options = js_sys::Object::new();
+    if let Some(region) = relay::parse_relay_name(name) {
+        js_sys::Reflect::set(
+            &options,
+            &JsValue::from_str("locationHint"),
+            &JsValue::from_str(region),
+        )?;
+    }
+    ns.get_by_name_with_options(name, &options)
+}
+
+fn counter_stub(env: &Env) -> Result<DurableObject, JsValue> {
+    let ns: DurableObjectNamespace = binding(env, "COUNTER")?;
+    ns.get_by_name(OBJECT_NAME)
+}
+
+async fn fetch(stub: DurableObject, req: &Request) -> Result<Response, JsValue> {
+    JsFuture::from(stub.fetch_with_request(req)?)
+        .await?
+        .dyn_into()
+}
+
+async fn fetch_url(stub: DurableObject, url: &str) -> Result<Response, JsValue> {
+    JsFuture::from(stub.fetch_with_str(url)?).await?.dyn_into()
+}
+
+async fn connect(
+    env: &Env,
+    req: &Request,
+    region: &'static str,
+    client: &str,
+    since: Option<u64>,
+) -> Result<Response, JsValue> {
+    let shards = settings(env).shards;
+    let mut held: u32 = 0;
+    let mut last = None;
+    for shard in relay::shard_order(client, shards) {
+        let name = relay::relay_name(region, shard);
+        let url = RelayCall::Connect {
+            relay: name.clone(),
+            client: client.to_owned(),
+            since,
+            held,
+        }
+        .encode();
+        let init = RequestInit::new();
+        init.set_headers(&req.headers());
+        let internal = Request::new_with_str_and_init(&url, &init)?;
+        let resp = fetch(relay_stub(env, &name)?, &internal).await?;
+        match resp.headers().get(FULL_HEADER)? {
+            Some(here) => {
+                held = held.saturating_add(here.parse().unwrap_or(0));
+                last = Some(resp);
+            }
+            None => return Ok(resp),
+        }
+    }
+    // Every relay of the region is full: the last one's 503 (with Retry-After).
+    match last {
+        Some(r) => Ok(r),
+        None => http::problem(&Problem::Unavailable {
+            retry_after_secs: 5,
+        }),
+    }
+}
+
+async fn nearby(
+    env: &Env,
+    region: &'static str,
+    client: &str,
+    min_version: Option<u64>,
+) -> Result<Response, JsValue> {
+    let shard = relay::shard_order(client, settings(env).shards)
+        .next()
+        .unwrap_or(0);
+    let name = relay::relay_name(region, shard);
+    let url = RelayCall::Value {
+        relay: name.clone(),
+        min_version,
+    }
+    .encode();
+    fetch_url(relay_stub(env, &name)?, &url).await
+}
+
+/// Every relay connected to the counter, with its sockets, version and lag behind the
+/// counter, asked six at a time (the platform's limit of open subrequests per invocation).
+async fn list(env: &Env) -> Result<Response, JsValue> {
+    let resp = fetch_url(counter_stub(env)?, &ObjectCall::Relays.encode()).await?;
+    // JSON.parse: the runtime's parser, no code in the module.
+    let v = js_sys::JSON::parse(
+        &JsFuture::from(resp.text()?)
+            .await?
+            .as_string()
+            .unwrap_or_default(),
+    )?;
+    let version = js_sys::Reflect::get(&v, &JsValue::from_str("version"))?
+        .as_f64()
+        .unwrap_or(0.0) as u64;
+    let names: Vec<String> =
+        js_sys::Array::from(&js_sys::Reflect::get(&v, &JsValue::from_str("relays"))?)
+            .iter()
+            .filter_map(|n| n.as_string())
+            .filter(|n| relay::parse_relay_name(n).is_some())
+            .collect();
+    let mut rows = Vec::with_capacity(names.len());
+    for chunk in names.chunks(6) {
+        let mut promises = Vec::new();
+        for name in chunk {
+            let url = RelayCall::Stats {
+                relay: name.clone(),
+                counter: version,
+            }
+            .encode();
+            promises.push(relay_stub(env, name)?.fetch_with_str(&url)?);
+        }
+        for p in promises {
+            let resp: Response = JsFuture::from(p).await?.dyn_into()?;
+            rows.push(
+                JsFuture::from(resp.text()?)
+                    .await?
+                    .as_string()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let body = JsonWriter::object()
+        .uint("version", version)
+        .uint("count", rows.len() as u64)
+        .raw("relays", &format!("[{}]", rows.join(",")))
+        .finish();
+    http::json(&body, &[])
+}
+
+/// A test hook. A reset makes the call itself fail (the object is gone); that is the
+/// expected outcome and answers 200.
+async fn hook(env: &Env, route: Route, relay: Option<String>) -> Result<Response, JsValue> {
+    let name = relay.unwrap_or_default();
+    let (stub, url, what) = match route {
+        Route::AdminRelayReset => (
+            relay_stub(env, &name)?,
+            RelayCall::Reset {
+                relay: name.clone(),
+            }
+            .encode(),
+            "reset",
+        ),
+        Route::AdminRelayWithhold => (
+            relay_stub(env, &name)?,
+            RelayCall::Withhold {
+                relay: name.clone(),
+            }
+            .encode(),
+            "withholding",
+        ),
+        _ => (
+            counter_stub(env)?,
+            ObjectCall::Restart.encode(),
+            "restarted",
+        ),
+    };
+    let target = if name.is_empty() { "counter" } else { &name };
+    let ok = JsonWriter::object().string(what, target).finish();
+    match fetch_url(stub, &url).await {
+        Ok(r) if r.status() == 200 || what != "withholding" => http::json(&ok, &[]),
+        Ok(r) => Ok(r),
+        Err(_) if what != "withholding" => http::json(&ok, &[]),
+        Err(e) => Err(e),
+    }
+}
+
+fn binding<T: JsCast>(env: &Env, name: &str) -> Result<T, JsValue> {
+    let v = js_sys::Reflect::get(env, &JsValue::from_str(name))?;
+    if v.is_undefined() {
+        return Err(JsValue::from_str(&format!("the binding {name} is missing")));
+    }
+    Ok(v.unchecked_into())
+}

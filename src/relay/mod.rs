@@ -1,0 +1,667 @@
+//! The relay: a Durable Object near a group of browsers that carries their sockets.
+//!
+//! The counter serializes every change and sends each committed update to every socket it
+//! holds. With relays on, the only sockets it holds are the relays' upstream sockets: one per
+//! relay, so one message per relay per change whatever the number of browsers. Each relay
+//! fans the update out to its own browsers, with exactly the browser protocol of the counter
+//! (snapshot, ordered updates, `?since=` resume, ping/pong, 1009/1008).
+//!
+//! - **Upstream.** The relay opens one WebSocket to the counter (`/upstream?since=<last
+//!   version>`); the counter accepts it with the hibernation API and a `relay` tag, so the
+//!   counter can still hibernate. The relay's own end cannot hibernate, which is fine: it lives
+//!   while it holds browsers. When the upstream drops (a counter deploy, restart or eviction)
+//!   the relay reconnects with jittered backoff and resumes from its last version.
+//! - **Order.** Every update goes through the pure [`Feed`]: version v is forwarded only after
+//!   v − 1, duplicates are dropped, and a gap (a lost message, or a resume more than 1,000
+//!   behind) is filled from the counter's audit trail before anything later is forwarded.
+//! - **Memory.** The last [`RING`](crate::core::relay::RING) updates stay in memory, so a
+//!   browser resuming with `since` is served by the relay. Older (after the relay's own
+//!   restart) costs the relay one audit fetch, shared by every browser waiting for it.
+//! - **Browsers** are accepted with the hibernation API (the runtime answers `ping`) and
+//!   tagged with their client, which is how the per-client cap is counted. Accepting a socket
+//!   and sending its catch-up happen in one synchronous step, so the next forwarded update
+//!   continues exactly where the catch-up ended.
+//!
+//! Like the counter, a plain `#[wasm_bindgen]` class; the request handlers that must wait
+//! (for the upstream, a backfill, a nearby read's `min_version`) return promises.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use web_sys::{Headers, Request, RequestInit, Response, WebSocket};
+use worker::durable::State;
+use worker::worker_sys::WebSocketRequestResponsePair;
+use worker::worker_sys::{DurableObject, DurableObjectNamespace, DurableObjectState};
+use worker::{Delay, Env};
+
+use crate::core::audit::{AuditEntry, AuditQuery};
+use crate::core::problem::Problem;
+use crate::core::relay::{
+    self, backoff_ms, parse_audit_page, parse_upstream, CatchUp, Feed, Known, RelayCall, Upstream,
+    FULL_HEADER,
+};
+use crate::core::wire::ObjectCall;
+use crate::counter::broadcast;
+use crate::counter::OBJECT_NAME;
+use crate::http::{self, log_event, now_ms};
+
+/// How long a browser's connect waits for the relay's state (its upstream connecting, or a
+/// backfill) before it gets 503.
+const READY_WAIT_MS: i64 = 5000;
+/// How long a browser ahead of the relay waits for the relay to catch up before it is treated
+/// as ahead of the counter (a snapshot).
+const AHEAD_WAIT_MS: i64 = 1000;
+/// How long a nearby read waits for `min_version` before it asks the counter.
+const NEARBY_WAIT_MS: i64 = 500;
+/// The watchdog: while the relay holds browsers, an alarm checks its upstream this often.
+const WATCHDOG_MS: f64 = 30_000.0;
+/// Close code for browsers of a relay that lost its memory: reconnect (with `since`).
+const CLOSE_RESTART: u16 = 1012;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The relay's end of its upstream socket, seen through our own binding.
+    type Upstreamed;
+
+    #[wasm_bindgen(method, catch)]
+    fn accept(this: &Upstreamed) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, js_name = addEventListener)]
+    fn listen(this: &Upstreamed, kind: &str, f: &js_sys::Function);
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(f: &js_sys::Function, ms: i32) -> JsValue;
+}
+
+/// The state of the upstream socket.
+enum Link {
+    /// Not connected, nothing under way.
+    Down,
+    /// A reconnect is scheduled or the socket is being opened.
+    Connecting,
+    /// Connected. The handle keeps the socket's JavaScript object referenced while current.
+    Up(#[allow(dead_code)] WebSocket),
+}
+
+/// The Durable Object class bound as `RELAY`.
+#[wasm_bindgen]
+pub struct Relay {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    state: State,
+    env: Env,
+    /// `<region>-<shard>`, learnt from the first call (every call names its relay).
+    name: RefCell<String>,
+    feed: RefCell<Feed>,
+    link: RefCell<Link>,
+    /// Which upstream socket is current: events of an older one are ignored.
+    generation: Cell<u32>,
+    attempt: Cell<u32>,
+    filling: Cell<bool>,
+    backfill: Cell<Option<AuditQuery>>,
+    backfilling: Cell<bool>,
+    /// Test hook: drop the next update from the counter.
+    withhold: Cell<bool>,
+    watchdog: Cell<bool>,
+    /// Promise resolvers of requests waiting for the feed to move.
+    waiters: RefCell<Vec<js_sys::Function>>,
+    /// `RELAY_SOCKETS_PER_RELAY` (0: no cap here).
+    socket_cap: u32,
+    /// `WS_CONNECTIONS_PER_CLIENT` (0: no cap).
+    client_cap: u32,
+}
+
+#[wasm_bindgen]
+impl Relay {
+    #[wasm_bindgen(constructor)]
+    pub fn new(raw: DurableObjectState, env: Env) -> Relay {
+        let state = State::from(raw);
+        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+            let _ = state.as_raw().set_websocket_auto_response(&pair);
+        }
+        // Sockets that outlived this relay's memory (it was evicted or reset while the runtime
+        // kept them): nobody knows what they saw, so they reconnect with their own `since`.
+        let orphans = state.as_raw().get_websockets().unwrap_or_default();
+        for ws in &orphans {
+            let _ = ws.close_with_code_and_reason(CLOSE_RESTART, "relay restarted; reconnect");
+        }
+        log_event("info", "relay started", |w| {
+            w.uint("orphans_closed", orphans.len() as u64);
+        });
+        let socket_cap = setting(
+            &env,
+            "RELAY_SOCKETS_PER_RELAY",
+            relay::DEFAULT_SOCKETS_PER_RELAY,
+        );
+        let client_cap = setting(&env, "WS_CONNECTIONS_PER_CLIENT", 0);
+        Relay {
+            inner: Rc::new(Inner {
+                state,
+                env,
+                name: RefCell::new(String::new()),
+                feed: RefCell::new(Feed::new()),
+                link: RefCell::new(Link::Down),
+                generation: Cell::new(0),
+                attempt: Cell::new(0),
+                filling: Cell::new(false),
+                backfill: Cell::new(None),
+                backfilling: Cell::new(false),
+                withhold: Cell::new(false),
+                watchdog: Cell::new(false),
+                waiters: RefCell::new(Vec::new()),
+                socket_cap,
+                client_cap,
+            }),
+        }
+    }
+
+    /// One call from the edge: a `Response`, or a `Promise` of one.
+    pub fn fetch(&self, req: Request) -> Result<JsValue, JsValue> {
+        let call = match RelayCall::decode(&req.url()) {
+            Ok(call) => call,
+            Err(p) => return http::problem(&p).map(Into::into),
+        };
+        let inner = &self.inner;
+        if inner.name.borrow().is_empty() {
+            *inner.name.borrow_mut() = call.relay().to_owned();
+        }
+        match call {
+            RelayCall::Connect {
+                client,
+                since,
+                held,
+                ..
+            } => {
+                if let Some(refusal) = inner.refuse(&client, held)? {
+                    return Ok(refusal.into());
+                }
+                let inner = inner.clone();
+                Ok(future_to_promise(connect(inner, client, since, held)).into())
+            }
+            RelayCall::Value { min_version, .. } => {
+                Ok(future_to_promise(nearby(inner.clone(), min_version)).into())
+            }
+            RelayCall::Stats { counter, .. } => {
+                let up = matches!(*inner.link.borrow(), Link::Up(_));
+                let body = relay::stats_json(
+                    &inner.name.borrow(),
+                    broadcast::count(&inner.state),
+                    &inner.feed.borrow(),
+                    up,
+                    counter,
+                );
+                http::json(&body, &[]).map(Into::into)
+            }
+            RelayCall::Reset { .. } => {
+                log_event("info", "relay reset requested", |w| {
+                    w.string("relay", &inner.name.borrow());
+                });
+                inner
+                    .state
+                    .as_raw()
+                    .unchecked_ref::<crate::ffi::ObjectContext>()
+                    .abort("reset requested")?;
+                http::problem(&Problem::Internal).map(Into::into)
+            }
+            RelayCall::Withhold { .. } => {
+                inner.withhold.set(true);
+                Inner::ensure_upstream(inner);
+                http::json("{\"withholding\":true}", &[]).map(Into::into)
+            }
+        }
+    }
+
+    /// A message from a browser (never `ping`: the runtime answers that).
+    #[wasm_bindgen(js_name = webSocketMessage)]
+    pub fn websocket_message(&self, ws: WebSocket, message: JsValue) {
+        let (len, binary) = match message.as_string() {
+            Some(text) => (text.len(), false),
+            None => (
+                message
+                    .dyn_ref::<js_sys::ArrayBuffer>()
+                    .map_or(0, |b| b.byte_length() as usize),
+                true,
+            ),
+        };
+        broadcast::on_message(&ws, len, binary, now_ms());
+    }
+
+    /// A browser closed its socket.
+    #[wasm_bindgen(js_name = webSocketClose)]
+    pub fn websocket_close(&self, ws: WebSocket, code: u16, reason: String, _clean: bool) {
+        broadcast::on_close(&ws, code, &reason);
+    }
+
+    #[wasm_bindgen(js_name = webSocketError)]
+    pub fn websocket_error(&self, _ws: WebSocket, _error: JsValue) {}
+
+    /// The watchdog: while browsers are connected, make sure the upstream is (it would only
+    /// be down here if a reconnect is under way, or the relay was rebuilt; a rebuilt relay
+    /// has already closed its orphaned sockets in the constructor).
+    pub fn alarm(&self) {
+        let inner = &self.inner;
+        inner.watchdog.set(false);
+        if broadcast::count(&inner.state) > 0 {
+            Inner::ensure_upstream(inner);
+            inner.arm_watchdog();
+        }
+    }
+}
+
+impl Inner {
+    /// Refuses a browser when this relay is full (503 with [`FULL_HEADER`]: the edge moves on
+    /// to the next shard) or its client is at its cap (429). `held`: the client's sockets on
+    /// the relays the edge passed because they were full.
+    fn refuse(&self, client: &str, held: u32) -> Result<Option<Response>, JsValue> {
+        let here = broadcast::count_for(&self.state, client);
+        if self.socket_cap > 0 && broadcast::count(&self.state) >= self.socket_cap as usize {
+            let r = http::problem(&Problem::Unavailable {
+                retry_after_secs: 5,
+            })?;
+            r.headers().set(FULL_HEADER, &here.to_string())?;
+            return Ok(Some(r));
+        }
+        if self.client_cap > 0 && held as usize + here >= self.client_cap as usize {
+            return Ok(Some(http::problem(&Problem::TooManyRequests {
+                retry_after_secs: 10,
+                detail: format!(
+                    "This client already has {} open connections, the most allowed; close one first.",
+                    self.client_cap
+                ),
+            })?));
+        }
+        Ok(None)
+    }
+
+    /// Accepts a browser socket and sends its catch-up, in one synchronous step.
+    fn accept(&self, client: &str, held: u32, messages: &[String]) -> Result<JsValue, JsValue> {
+        if let Some(refusal) = self.refuse(client, held)? {
+            return Ok(refusal.into());
+        }
+        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
+        let server: &WebSocket = pair.server.as_ref();
+        self.state
+            .as_raw()
+            .accept_websocket_with_tags(server, vec![JsValue::from_str(client)])?;
+        for m in messages {
+            let _ = server.send_with_str(m);
+        }
+        self.arm_watchdog();
+        let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
+        Ok(web_sys::Response::from(response).into())
+    }
+
+    fn arm_watchdog(&self) {
+        if self.watchdog.replace(true) {
+            return;
+        }
+        if let Ok(storage) = self.state.as_raw().storage() {
+            let at = js_sys::Date::new(&JsValue::from_f64(js_sys::Date::now() + WATCHDOG_MS));
+            let _ = storage.set_alarm(at, js_sys::Object::new());
+        }
+    }
+
+    /// Starts connecting upstream unless connected or under way.
+    fn ensure_upstream(this: &Rc<Inner>) {
+        if !matches!(*this.link.borrow(), Link::Down) {
+            return;
+        }
+        *this.link.borrow_mut() = Link::Connecting;
+        spawn_local(open_upstream(this.clone()));
+    }
+
+    fn counter(&self) -> Result<DurableObject, JsValue> {
+        let ns: DurableObjectNamespace = binding(&self.env, "COUNTER")?;
+        ns.get_by_name(OBJECT_NAME)
+    }
+
+    /// A message from the counter.
+    fn on_upstream(this: &Rc<Inner>, text: &str) {
+        let out = match parse_upstream(text) {
+            Some(Upstream::Snapshot(k)) => {
+                this.feed.borrow_mut().on_snapshot(k);
+                Vec::new()
+            }
+            Some(Upstream::Update(k, m)) => {
+                if this.withhold.replace(false) {
+                    log_event("info", "relay withheld an update", |w| {
+                        w.string("relay", &this.name.borrow())
+                            .uint("version", k.version);
+                    });
+                    return;
+                }
+                this.feed.borrow_mut().on_update(k, m)
+            }
+            None => return,
+        };
+        this.forward(&out);
+        this.wake();
+        if this.feed.borrow().gap().is_some() {
+            Inner::start_fill(this);
+        }
+    }
+
+    fn forward(&self, messages: &[String]) {
+        for m in messages {
+            broadcast::broadcast(&self.state, m);
+        }
+    }
+
+    /// Resolves every waiting request's promise: the feed moved.
+    fn wake(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for resolve in waiters {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    }
+
+    /// Waits until the feed moves or `ms` pass.
+    async fn changed(this: &Rc<Inner>, ms: i32) {
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+            set_timeout(&resolve, ms);
+            this.waiters.borrow_mut().push(resolve);
+        });
+        let _ = JsFuture::from(promise).await;
+    }
+
+    fn upstream_lost(this: &Rc<Inner>, generation: u32, why: &str) {
+        if generation != this.generation.get() || !matches!(*this.link.borrow(), Link::Up(_)) {
+            return;
+        }
+        log_event("warn", "relay upstream lost", |w| {
+            w.string("relay", &this.name.borrow()).string("why", why);
+        });
+        *this.link.borrow_mut() = Link::Connecting;
+        Inner::reconnect_later(this);
+    }
+
+    fn reconnect_later(this: &Rc<Inner>) {
+        let attempt = this.attempt.get() + 1;
+        this.attempt.set(attempt);
+        let ms = backoff_ms(attempt, js_sys::Math::random());
+        let this = this.clone();
+        spawn_local(async move {
+            Delay::from(Duration::from_millis(ms)).await;
+            open_upstream(this).await;
+        });
+    }
+
+    /// Fetches missing versions from the counter until the feed has no gap.
+    fn start_fill(this: &Rc<Inner>) {
+        if this.filling.replace(true) {
+            return;
+        }
+        let this = this.clone();
+        spawn_local(async move {
+            let mut failures = 0;
+            loop {
+                let Some(q) = this.feed.borrow().gap() else {
+                    break;
+                };
+                match audit(&this, q).await {
+                    Ok(entries) if entries.is_empty() => break,
+                    Ok(entries) => {
+                        let out = this.feed.borrow_mut().fill(&entries);
+                        log_event("info", "relay filled a gap", |w| {
+                            w.string("relay", &this.name.borrow())
+                                .uint("after", q.after)
+                                .uint("forwarded", out.len() as u64);
+                        });
+                        this.forward(&out);
+                        this.wake();
+                        failures = 0;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        log_event("error", "relay gap fetch failed", |w| {
+                            w.string("error", &e);
+                        });
+                        let ms = backoff_ms(failures, js_sys::Math::random());
+                        Delay::from(Duration::from_millis(ms)).await;
+                    }
+                }
+            }
+            this.filling.set(false);
+        });
+    }
+
+    /// Asks for older updates for browsers resuming from before the relay's memory: one fetch
+    /// at a time, for the oldest `since` waiting.
+    fn request_backfill(this: &Rc<Inner>, q: AuditQuery) {
+        match this.backfill.get() {
+            Some(w) if w.after <= q.after => {}
+            _ => this.backfill.set(Some(q)),
+        }
+        if this.backfilling.replace(true) {
+            return;
+        }
+        let this = this.clone();
+        spawn_local(async move {
+            while let Some(wanted) = this.backfill.take() {
+                let q = match this.feed.borrow().catch_up(Some(wanted.after)) {
+                    CatchUp::Backfill(q) => q,
+                    _ => continue,
+                };
+                match audit(&this, q).await {
+                    Ok(entries) => this.feed.borrow_mut().backfill(&entries),
+                    Err(e) => {
+                        log_event("error", "relay backfill failed", |w| {
+                            w.string("error", &e);
+                        });
+                        Delay::from(Duration::from_millis(200)).await;
+                    }
+                }
+                this.wake();
+            }
+            this.backfilling.set(false);
+        });
+    }
+}
+
+/// Opens the upstream socket with `since` = the last forwarded version.
+async fn open_upstream(this: Rc<Inner>) {
+    let generation = this.generation.get().wrapping_add(1);
+    this.generation.set(generation);
+    let since = this.feed.borrow().since();
+    match dial(&this, since).await {
+        Ok(ws) => {
+            let listen = |kind: &str, why: &'static str| {
+                let inner = this.clone();
+                let f = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
+                    Inner::upstream_lost(&inner, generation, why);
+                });
+                ws.listen(kind, f.as_ref().unchecked_ref());
+                // One pair of listeners per connection, kept for the relay's life.
+                f.forget();
+            };
+            listen("close", "closed");
+            listen("error", "error");
+            let inner = this.clone();
+            let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                if generation != inner.generation.get() {
+                    return;
+                }
+                if let Some(text) = js_sys::Reflect::get(&e, &JsValue::from_str("data"))
+                    .ok()
+                    .and_then(|d| d.as_string())
+                {
+                    Inner::on_upstream(&inner, &text);
+                }
+            });
+            ws.listen("message", on_message.as_ref().unchecked_ref());
+            on_message.forget();
+            this.attempt.set(0);
+            log_event("info", "relay connected upstream", |w| {
+                w.string("relay", &this.name.borrow())
+                    .opt_uint("since", since);
+            });
+            *this.link.borrow_mut() = Link::Up(ws.unchecked_into());
+        }
+        Err(e) => {
+            log_event("error", "relay upstream connect failed", |w| {
+                w.string("relay", &this.name.borrow())
+                    .string("error", &crate::ffi::error_text(&e));
+            });
+            Inner::reconnect_later(&this);
+        }
+    }
+}
+
+async fn dial(this: &Rc<Inner>, since: Option<u64>) -> Result<Upstreamed, JsValue> {
+    let url = ObjectCall::Upstream {
+        since,
+        relay: this.name.borrow().clone(),
+    }
+    .encode();
+    let headers = Headers::new()?;
+    headers.set("upgrade", "websocket")?;
+    let init = RequestInit::new();
+    init.set_headers(&headers);
+    let req = Request::new_with_str_and_init(&url, &init)?;
+    let resp: Response = JsFuture::from(this.counter()?.fetch_with_request(&req)?)
+        .await?
+        .dyn_into()?;
+    let ws = js_sys::Reflect::get(&resp, &JsValue::from_str("webSocket"))?;
+    if ws.is_null() || ws.is_undefined() {
+        return Err(JsValue::from_str(&format!(
+            "the counter answered {} without a socket",
+            resp.status()
+        )));
+    }
+    let ws: Upstreamed = ws.unchecked_into();
+    ws.accept()?;
+    Ok(ws)
+}
+
+/// One audit page from the counter.
+async fn audit(this: &Rc<Inner>, q: AuditQuery) -> Result<Vec<AuditEntry>, String> {
+    let text = text_of(this, &ObjectCall::Audit(q).encode()).await?;
+    parse_audit_page(&text)
+}
+
+async fn text_of(this: &Rc<Inner>, url: &str) -> Result<String, String> {
+    let fetch = async {
+        let resp: Response = JsFuture::from(this.counter()?.fetch_with_str(url)?)
+            .await?
+            .dyn_into()?;
+        if resp.status() != 200 {
+            return Err(JsValue::from_str(&format!("status {}", resp.status())));
+        }
+        JsFuture::from(resp.text()?).await
+    };
+    fetch
+        .await
+        .map_err(|e| crate::ffi::error_text(&e))?
+        .as_string()
+        .ok_or_else(|| "not text".to_string())
+}
+
+/// A browser's socket: waits until the relay can start it exactly as the counter would,
+/// then accepts it and sends the catch-up in one step.
+async fn connect(
+    this: Rc<Inner>,
+    client: String,
+    since: Option<u64>,
+    held: u32,
+) -> Result<JsValue, JsValue> {
+    Inner::ensure_upstream(&this);
+    let started = now_ms();
+    loop {
+        let waited = now_ms() - started;
+        let step = this.feed.borrow().catch_up(since);
+        match step {
+            CatchUp::Send(messages) => return this.accept(&client, held, &messages),
+            CatchUp::Ahead if waited >= AHEAD_WAIT_MS => {
+                let snapshot = this.feed.borrow().known().map(Known::snapshot_message);
+                return this.accept(&client, held, &snapshot.into_iter().collect::<Vec<_>>());
+            }
+            CatchUp::Backfill(q) => Inner::request_backfill(&this, q),
+            CatchUp::NotReady => Inner::ensure_upstream(&this),
+            CatchUp::Ahead => {}
+        }
+        if waited >= READY_WAIT_MS {
+            return http::problem(&Problem::Unavailable {
+                retry_after_secs: 2,
+            })
+            .map(Into::into);
+        }
+        Inner::changed(&this, 250).await;
+    }
+}
+
+/// A nearby read: the relay's state once it has `min_version` (and is connected upstream);
+/// otherwise, after a short wait, the counter's.
+async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<JsValue, JsValue> {
+    Inner::ensure_upstream(&this);
+    let started = now_ms();
+    loop {
+        let up = matches!(*this.link.borrow(), Link::Up(_));
+        let known = this.feed.borrow().known().cloned();
+        if let Some(k) = known.filter(|k| up && min_version.is_none_or(|m| k.version >= m)) {
+            let etag = format!("\"{}\"", k.version);
+            return http::json(&k.nearby_json("relay"), &[("etag", &etag)]).map(Into::into);
+        }
+        if now_ms() - started >= NEARBY_WAIT_MS {
+            break;
+        }
+        Inner::changed(&this, 100).await;
+    }
+    let answer = text_of(&this, &ObjectCall::Value.encode())
+        .await
+        .and_then(|t| {
+            // JSON.parse: the runtime's parser, no code in the module.
+            let v = js_sys::JSON::parse(&t).map_err(|e| crate::ffi::error_text(&e))?;
+            let num = |k: &str| {
+                js_sys::Reflect::get(&v, &JsValue::from_str(k))
+                    .ok()
+                    .and_then(|n| n.as_f64())
+                    .ok_or_else(|| format!("no {k}"))
+            };
+            Ok(Known {
+                value: num("value")? as i64,
+                version: num("version")? as u64,
+            })
+        });
+    match answer {
+        Ok(k) => {
+            let etag = format!("\"{}\"", k.version);
+            http::json(&k.nearby_json("counter"), &[("etag", &etag)]).map(Into::into)
+        }
+        Err(e) => {
+            log_event("error", "relay value read failed", |w| {
+                w.string("error", &e);
+            });
+            http::problem(&Problem::Unavailable {
+                retry_after_secs: 2,
+            })
+            .map(Into::into)
+        }
+    }
+}
+
+/// A relay setting (absent: `default`; malformed: logged, `default`).
+fn setting(env: &Env, name: &str, default: u32) -> u32 {
+    let raw = js_sys::Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .and_then(|v| v.as_string());
+    relay::parse_setting(raw.as_deref(), default, 32_768).unwrap_or_else(|e| {
+        log_event("error", "invalid relay setting; default used", |w| {
+            w.string("var", name).string("error", &e);
+        });
+        default
+    })
+}
+
+fn binding<T: JsCast>(env: &Env, name: &str) -> Result<T, JsValue> {
+    let v = js_sys::Reflect::get(env, &JsValue::from_str(name))?;
+    if v.is_undefined() {
+        return Err(JsValue::from_str(&format!("the binding {name} is missing")));
+    }
+    Ok(v.unchecked_into())
+}

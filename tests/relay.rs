@@ -1,0 +1,470 @@
+//! The relay tier against the real runtime: browsers' sockets spread over many relays, each
+//! relay holding one upstream socket to the counter.
+//!
+//! With 50 sockets per relay and 12 relays per region, 500 sockets land on at least 10 relays;
+//! every socket gets every update exactly once, in version order, while many clients change
+//! the counter at once, and the counter holds relay connections only. Faults: a relay reset
+//! mid-stream (its browsers resume with `since`: no gap, no duplicate), the counter restarted
+//! under the relays (they resume; browsers keep their sockets and see no gap), an update
+//! withheld from one relay (it fills the gap before forwarding anything later). Nearby reads:
+//! `min_version` gives read-your-writes, and a nearby read never shows a version the counter
+//! has not committed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{key, shared, try_request, Options, Server, Socket};
+use serde_json::Value;
+
+const ADMIN: &str = "relay-admin-token-0123456789abcdef";
+const PER_RELAY: usize = 50;
+const SHARDS: u32 = 12;
+
+fn server() -> std::sync::MutexGuard<'static, Server> {
+    shared(|| Options {
+        vars: vec![
+            ("RELAY_SOCKETS_PER_RELAY".into(), PER_RELAY.to_string()),
+            ("RELAY_SHARDS".into(), SHARDS.to_string()),
+            ("ADMIN_TOKEN".into(), ADMIN.into()),
+            ("ADMIN_TEST_HOOKS".into(), "1".into()),
+        ],
+        ..Options::default()
+    })
+}
+
+fn auth() -> String {
+    format!("Bearer {ADMIN}")
+}
+
+/// `GET /api/admin/relays`.
+fn relays(s: &Server) -> Value {
+    let a = auth();
+    let r = s.request("GET", "/api/admin/relays", &[("authorization", &a)], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn admin_post(s: &Server, path: &str) -> Value {
+    let a = auth();
+    let r = s.request("POST", path, &[("authorization", &a)], None);
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.json()
+}
+
+/// The first log line that satisfies `pred`, waiting for it (the runtime writes its log
+/// asynchronously) up to 10 s.
+fn log_line(s: &Server, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(l) = s.log_lines().into_iter().find(|l| pred(l)) {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no log line: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A client address of its own per index, so sockets spread over the relays.
+fn ip(i: usize) -> String {
+    format!("10.{}.{}.{}", 20 + i / 65536, (i / 256) % 256, i % 256)
+}
+
+fn open(s: &Server, ip: &str, query: &str) -> Socket {
+    let url = format!("ws://127.0.0.1:{}/api/ws{query}", s.port);
+    let mut sock = Socket::connect(&url, &[("cf-connecting-ip", ip)]);
+    sock.set_timeout(Duration::from_secs(20));
+    sock
+}
+
+/// Changes from `threads` clients at once, `each` per client; returns when all are applied.
+/// A change that meets the counter restarting is retried with the same key.
+fn changes(base: &str, threads: usize, each: usize, tag: &str) -> Vec<std::thread::JoinHandle<()>> {
+    (0..threads)
+        .map(|t| {
+            let base = base.to_string();
+            let tag = format!("{tag}-{t}");
+            std::thread::spawn(move || {
+                for i in 0..each {
+                    let k = key(&format!("{tag}-{i}"));
+                    let who = format!("10.200.{t}.{}", i % 250);
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    loop {
+                        let r = try_request(
+                            &base,
+                            "POST",
+                            "/api/increment",
+                            &[("idempotency-key", &k), ("cf-connecting-ip", &who)],
+                            None,
+                        );
+                        if matches!(&r, Ok(r) if r.status == 200) {
+                            break;
+                        }
+                        assert!(Instant::now() < deadline, "change never applied: {r:?}");
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+fn join(handles: Vec<std::thread::JoinHandle<()>>) {
+    for h in handles {
+        h.join().expect("a change thread failed");
+    }
+}
+
+/// The update messages the audit trail says every socket must have seen, by version.
+fn expected_updates(s: &Server) -> BTreeMap<u64, Value> {
+    s.audit_all()
+        .into_iter()
+        .map(|e| {
+            let v = e["version"].as_u64().unwrap();
+            let u = serde_json::json!({
+                "type": "update", "value": e["value"], "version": v,
+                "previous_value": e["previous_value"], "operation": e["operation"],
+                "amount": e["amount"], "at": e["at"],
+            });
+            (v, u)
+        })
+        .collect()
+}
+
+/// A browser that resumes with `since` whenever its socket drops, and checks that what it
+/// receives is exactly the next version each time.
+struct Browser {
+    ip: String,
+    sock: Option<Socket>,
+    last: u64,
+    reconnects: usize,
+}
+
+impl Browser {
+    fn new(s: &Server, ip: String) -> Browser {
+        let mut sock = open(s, &ip, "");
+        let snap = sock.next_json();
+        assert_eq!(snap["type"], "snapshot", "{snap}");
+        Browser {
+            ip,
+            last: snap["version"].as_u64().unwrap(),
+            sock: Some(sock),
+            reconnects: 0,
+        }
+    }
+
+    /// Reads until version `until`, reconnecting with `since` if `resume`; panics on a gap, a
+    /// duplicate or a drop when `resume` is off.
+    fn read_until(&mut self, s: &Server, until: u64, want: &BTreeMap<u64, Value>, resume: bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.last < until {
+            assert!(
+                Instant::now() < deadline,
+                "{} stuck at {}",
+                self.ip,
+                self.last
+            );
+            let msg = self.sock.as_mut().and_then(|s| s.next_text());
+            let Some(text) = msg else {
+                assert!(resume, "{}: socket dropped at {}", self.ip, self.last);
+                self.sock = None;
+                std::thread::sleep(Duration::from_millis(50));
+                let url = format!("ws://127.0.0.1:{}/api/ws?since={}", s.port, self.last);
+                if let Ok(mut sock) = Socket::try_connect(&url, &[("cf-connecting-ip", &self.ip)]) {
+                    sock.set_timeout(Duration::from_secs(20));
+                    self.sock = Some(sock);
+                    self.reconnects += 1;
+                }
+                continue;
+            };
+            let m: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            assert_eq!(m["type"], "update", "{}: {m}", self.ip);
+            let v = m["version"].as_u64().unwrap();
+            assert_eq!(v, self.last + 1, "{}: gap or duplicate: {m}", self.ip);
+            if let Some(e) = want.get(&v) {
+                assert_eq!(&m, e, "{}: not the committed change", self.ip);
+            }
+            self.last = v;
+        }
+    }
+}
+
+#[test]
+fn five_hundred_sockets_over_relays_get_every_update_once_in_order() {
+    let s = server();
+    const SOCKETS: usize = 500;
+    // Open them from a few threads; each socket's first message is the snapshot.
+    let base_port = s.port;
+    let per = SOCKETS / 4;
+    let opened: Vec<(String, Socket, u64)> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                (t * per..(t + 1) * per)
+                    .map(|i| {
+                        let ip = ip(i);
+                        let url = format!("ws://127.0.0.1:{base_port}/api/ws");
+                        let mut sock = Socket::connect(&url, &[("cf-connecting-ip", &ip)]);
+                        sock.set_timeout(Duration::from_secs(30));
+                        let snap = sock.next_json();
+                        assert_eq!(snap["type"], "snapshot", "{snap}");
+                        (ip, sock, snap["version"].as_u64().unwrap())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(opened.len(), SOCKETS);
+    let v0 = opened[0].2;
+    assert!(opened.iter().all(|(_, _, v)| *v == v0));
+
+    // Spread over at least 10 relays, none over its cap; the counter holds relays only.
+    let list = relays(&s);
+    let rows = list["relays"].as_array().unwrap();
+    // (Other tests' relays may still be listed; their sockets are closed or closing.)
+    let total: u64 = rows.iter().map(|r| r["sockets"].as_u64().unwrap()).sum();
+    assert!(total >= SOCKETS as u64, "{list}");
+    let holding = rows
+        .iter()
+        .filter(|r| r["sockets"].as_u64().unwrap() > 0)
+        .count();
+    assert!(holding >= 10, "{list}");
+    for r in rows {
+        assert!(r["sockets"].as_u64().unwrap() <= PER_RELAY as u64, "{r}");
+        assert_eq!(r["upstream"], true, "{r}");
+    }
+    let h = s.health();
+    assert_eq!(h["sockets"], h["relays"], "{h}");
+    assert_eq!(h["relays"].as_u64().unwrap(), rows.len() as u64, "{h}");
+
+    // 120 changes from 8 clients at once.
+    join(changes(&s.base, 8, 15, "fan"));
+    let want = expected_updates(&s);
+    let last = *want.keys().last().unwrap();
+    assert_eq!(last, v0 + 120);
+    // A marker after everything: the next message on every socket must be exactly it.
+    let marker = s.increment(&key("marker"), 7).json();
+    let marker_v = marker["version"].as_u64().unwrap();
+    for (ip, mut sock, _) in opened {
+        for v in v0 + 1..=last {
+            let m = sock.next_json();
+            assert_eq!(m, want[&v], "{ip}: expected version {v}");
+        }
+        let m = sock.next_json();
+        assert_eq!(m["version"], marker_v, "{ip}: something between: {m}");
+        sock.close();
+    }
+    // Every relay is at the counter's version.
+    std::thread::sleep(Duration::from_millis(200));
+    for r in relays(&s)["relays"].as_array().unwrap() {
+        assert_eq!(r["lag"], 0, "{r}");
+    }
+}
+
+#[test]
+fn a_reset_relay_s_browsers_resume_without_gap_or_duplicate() {
+    let s = server();
+    let mut browsers: Vec<Browser> = (0..40).map(|i| Browser::new(&s, ip(1000 + i))).collect();
+    let start = browsers[0].last;
+    let running = changes(&s.base, 2, 30, "reset");
+    std::thread::sleep(Duration::from_millis(300));
+    // Reset the relay with the most sockets, mid-stream.
+    let list = relays(&s);
+    let busiest = list["relays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|r| r["sockets"].as_u64().unwrap())
+        .unwrap()["relay"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin_post(&s, &format!("/api/admin/relays/reset?relay={busiest}"));
+    join(running);
+    let want = expected_updates(&s);
+    let last = *want.keys().last().unwrap();
+    assert!(last >= start + 60);
+    for b in &mut browsers {
+        b.read_until(&s, last, &want, true);
+    }
+    let resumed = browsers.iter().filter(|b| b.reconnects > 0).count();
+    assert!(resumed > 0, "no browser was on the reset relay");
+    log_line(&s, "relay reset requested", |l| {
+        l["msg"] == "relay reset requested" && l["relay"] == busiest.as_str()
+    });
+    for b in browsers {
+        if let Some(sock) = b.sock {
+            sock.close();
+        }
+    }
+}
+
+#[test]
+fn relays_resume_after_the_counter_restarts_and_browsers_see_no_gap() {
+    let s = server();
+    let mut browsers: Vec<Browser> = (0..30).map(|i| Browser::new(&s, ip(2000 + i))).collect();
+    let running = changes(&s.base, 2, 25, "restart");
+    std::thread::sleep(Duration::from_millis(300));
+    admin_post(&s, "/api/admin/counter/restart");
+    join(running);
+    let want = expected_updates(&s);
+    let last = *want.keys().last().unwrap();
+    // Browsers keep their sockets (resume off: a drop fails the test) and miss nothing.
+    for b in &mut browsers {
+        b.read_until(&s, last, &want, false);
+    }
+    log_line(&s, "counter restart requested", |l| {
+        l["msg"] == "counter restart requested"
+    });
+    log_line(&s, "the relays noticed the restart", |l| {
+        l["msg"] == "relay upstream lost"
+    });
+    // Every relay is connected upstream again, at the counter's version.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = relays(&s);
+        let rows = list["relays"].as_array().unwrap().clone();
+        if !rows.is_empty() && rows.iter().all(|r| r["upstream"] == true && r["lag"] == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "relays did not resume: {list}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for b in browsers {
+        if let Some(sock) = b.sock {
+            sock.close();
+        }
+    }
+}
+
+#[test]
+fn a_withheld_update_is_fetched_before_anything_later_is_forwarded() {
+    let s = server();
+    let mut b = Browser::new(&s, ip(3000));
+    // The browser's relay: the one that now holds its client.
+    let list = relays(&s);
+    let region = list["relays"][0]["relay"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('-')
+        .unwrap()
+        .0
+        .to_string();
+    let shard = number_acidizer::core::relay::shard_order(&b.ip, SHARDS)
+        .next()
+        .unwrap();
+    let name = format!("{region}-{shard}");
+    admin_post(&s, &format!("/api/admin/relays/withhold?relay={name}"));
+    let before = b.last;
+    for i in 0..3 {
+        s.increment(&key("withheld"), i + 1);
+    }
+    let want = expected_updates(&s);
+    b.read_until(&s, before + 3, &want, false);
+    let withheld = log_line(&s, "the relay withheld an update", |l| {
+        l["msg"] == "relay withheld an update" && l["relay"] == name.as_str()
+    });
+    assert_eq!(withheld["version"], before + 1);
+    let filled = log_line(&s, "the relay filled the gap", |l| {
+        l["msg"] == "relay filled a gap" && l["relay"] == name.as_str()
+    });
+    assert_eq!(filled["after"], before);
+    b.sock.unwrap().close();
+}
+
+#[test]
+fn nearby_reads_give_read_your_writes_and_only_committed_versions() {
+    let s = server();
+    // Read your writes: every nearby read with min_version = the version just written sees
+    // at least it.
+    for i in 0..20 {
+        let who = ip(4000 + i);
+        let r = s.post(
+            "/api/increment",
+            &[("cf-connecting-ip", &who), ("idempotency-key", &key("ryw"))],
+            "",
+        );
+        let v = r.json()["version"].as_u64().unwrap();
+        let n = s.request(
+            "GET",
+            &format!("/api/value?consistency=nearby&min_version={v}"),
+            &[("cf-connecting-ip", &who)],
+            None,
+        );
+        assert_eq!(n.status, 200, "{}", n.body);
+        let body = n.json();
+        assert!(body["version"].as_u64().unwrap() >= v, "{body} after {v}");
+        assert!(
+            body["source"] == "relay" || body["source"] == "counter",
+            "{body}"
+        );
+        assert_eq!(
+            n.header("etag"),
+            Some(format!("\"{}\"", body["version"]).as_str())
+        );
+    }
+    // Under concurrent changes, every nearby read is a committed state: its (version, value)
+    // is in the audit trail.
+    let done = Arc::new(AtomicBool::new(false));
+    let base = s.base.clone();
+    let flag = done.clone();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut i = 0;
+        while !flag.load(Ordering::Relaxed) || seen.len() < 20 {
+            let who = format!("10.99.0.{}", i % 200);
+            i += 1;
+            let r = try_request(
+                &base,
+                "GET",
+                "/api/value?consistency=nearby",
+                &[("cf-connecting-ip", &who)],
+                None,
+            )
+            .unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            seen.push(r.json());
+        }
+        seen
+    });
+    join(changes(&s.base, 4, 20, "nearby"));
+    done.store(true, Ordering::Relaxed);
+    let seen = reader.join().unwrap();
+    let audit = expected_updates(&s);
+    let committed = *audit.keys().last().unwrap();
+    let relayed = seen.iter().filter(|r| r["source"] == "relay").count();
+    assert!(relayed > 0, "no read came from a relay: {seen:?}");
+    for r in &seen {
+        let v = r["version"].as_u64().unwrap();
+        assert!(v <= committed, "uncommitted version: {r}");
+        if v > 0 {
+            assert_eq!(r["value"], audit[&v]["value"], "{r}");
+        }
+    }
+    // Bad parameters change nothing and are refused.
+    s.get("/api/value?consistency=strong").problem(400);
+    // A linearizable read always includes every acknowledged change: min_version is moot.
+    assert_eq!(s.get("/api/value?min_version=3").status, 200);
+    s.get("/api/value?consistency=nearby&min_version=x")
+        .problem(400);
+}
+
+#[test]
+fn admin_views_and_hooks_need_the_token() {
+    let s = server();
+    s.get("/api/admin/relays").problem(401);
+    s.post("/api/admin/relays/reset?relay=enam-0", &[], "")
+        .problem(401);
+    s.post("/api/admin/counter/restart", &[], "").problem(401);
+    let a = auth();
+    let r = s.request(
+        "POST",
+        "/api/admin/relays/reset?relay=nowhere-1",
+        &[("authorization", &a)],
+        None,
+    );
+    r.problem(400);
+}
