@@ -9,8 +9,9 @@
 //   BENCH_ROUNDS=5          interleaved HTTP rounds (each target gets a fresh server per round)
 //   BENCH_DURATION=10       seconds per wrk run
 //   BENCH_COLD_RUNS=5       fresh starts per target for the cold-start figures
-//   BENCH_FANOUT="floor:1000,js-counter:1000,ours:1000,floor:10000,js-counter:10000,ours:10000"
-//                           fan-out runs (empty: none)
+//   BENCH_FANOUT="floor:1000,js-counter:1000,ours:1000,ours-relays:1000,floor:10000,js-counter:10000,ours:10000,ours-relays:10000"
+//                           fan-out runs (empty: none); ours-relays = through relays, one
+//                           relay per 500 sockets (RELAY_SHARDS = clients / 500)
 //   BENCH_FANOUT_CHANGES=20 changes per fan-out run
 //   BENCH_PACED="get:250,get:1000,post:125,post:500"   steady-rate latency runs (empty: none)
 //
@@ -33,7 +34,7 @@ const cfg = {
   duration_s: Number(env.BENCH_DURATION ?? 10),
   wrk: { threads: 2, connections: 16 },
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
-  fanout: (env.BENCH_FANOUT ?? 'floor:1000,js-counter:1000,ours:1000,floor:10000,js-counter:10000,ours:10000').split(',').filter(Boolean)
+  fanout: (env.BENCH_FANOUT ?? 'floor:1000,js-counter:1000,ours:1000,ours-relays:1000,floor:10000,js-counter:10000,ours:10000,ours-relays:10000').split(',').filter(Boolean)
     .map((s) => { const [target, n] = s.split(':'); return { target, clients: Number(n) }; }),
   fanout_changes: Number(env.BENCH_FANOUT_CHANGES ?? 20),
   fanout_interval_ms: 150,
@@ -51,7 +52,7 @@ for (const p of cfg.paced) {
   if (!['get', 'post'].includes(p.mode) || !(p.rate > 0)) throw new Error(`BENCH_PACED: "${p.mode}:${p.rate}" is not <get|post>:<req/s>`);
 }
 for (const f of cfg.fanout) {
-  if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <floor|js-counter|ours|ours-nolog>:<clients>`);
+  if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <floor|js-counter|ours|ours-nolog|ours-relays>:<clients>`);
 }
 const ORDER = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog']; // interleaved in this order every round
 const problems = []; // correctness failures: reported at the end, and the run fails
@@ -244,7 +245,12 @@ async function coldStarts() {
 async function fanouts() {
   for (const { target, clients } of cfg.fanout) {
     console.log(`fan-out: ${target}, ${clients} clients`);
-    const server = await startServer(target);
+    // Through relays: one relay per 500 sockets (each under its cap of 1,000 whatever the hash
+    // spread), so the counter sends clients / 500 messages per change.
+    const relays = target === 'ours-relays' ? Math.max(1, Math.ceil(clients / 500)) : 0;
+    const server = relays
+      ? await (async () => { const s = await start(target, { args: ['--var', `RELAY_SHARDS=${relays}`] }); running.add(s); return s; })()
+      : await startServer(target);
     try {
       await fetchJson(`${server.url}/api/value`); // build the object before timing connects
       const cpu0 = cpuSeconds(server);
@@ -259,10 +265,11 @@ async function fanouts() {
       const args = [path.join(ROOT, 'bench/fanout.mjs'), '--url', server.url, '--clients', String(clients),
         '--changes', String(cfg.fanout_changes), '--interval', String(cfg.fanout_interval_ms)];
       if (OUR_BUILDS.includes(target)) args.push('--health', '/api/health');
+      if (relays) args.push('--spread');
       const out = await run(process.execPath, args, 120_000 + clients * 30, true, onLine);
       const line = out.split('\n').find((l) => l.startsWith('FANOUT_JSON '));
       if (!line) throw new Error(`fanout printed no result:\n${out}`);
-      const r = { target, ...JSON.parse(line.slice('FANOUT_JSON '.length)) };
+      const r = { target, relay_shards: relays || null, ...JSON.parse(line.slice('FANOUT_JSON '.length)) };
       r.server_cpu_s = round2(cpuSeconds(server).total - cpu0.total);
       if (atReady && atDelivered && r.changes_applied) {
         r.server_cpu_ms_per_change = round1(((atDelivered.total - atReady.total) * 1000) / r.changes_applied);

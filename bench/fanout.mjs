@@ -2,7 +2,11 @@
 // WebSocket fan-out: does every change reach every open client, and how fast?
 //
 //   node bench/fanout.mjs --url http://127.0.0.1:<port> --clients 1000 [--changes 20]
-//        [--interval 150] [--health /api/health]
+//        [--interval 150] [--health /api/health] [--spread]
+//
+// --spread gives every socket its own client address (CF-Connecting-IP, which the local runtime
+// passes through), so that with relays on the sockets spread over a region's relays as real
+// visitors would.
 //
 // Opens N sockets to /api/ws, spread over several child processes (a process may hold at most
 // ~20,000 files, and one event loop parsing every message would become the bottleneck), waits for
@@ -37,6 +41,7 @@ async function coordinator() {
       changes: { type: 'string', default: '20' },
       interval: { type: 'string', default: '150' },
       health: { type: 'string' },
+      spread: { type: 'boolean', default: false },
     },
   });
   if (!a.url) {
@@ -69,18 +74,23 @@ async function coordinator() {
 
   // 1. Connect every socket and wait for its snapshot.
   const t0 = now();
-  const opened = await ask({ cmd: 'open', url: wsUrl, deadline: t0 + openTimeoutMs }, openTimeoutMs + 10_000);
+  const opened = await ask({ cmd: 'open', url: wsUrl, deadline: t0 + openTimeoutMs, spread: a.spread }, openTimeoutMs + 10_000);
   const connectMs = opened.flatMap((r) => r.connectMs ?? []).sort((x, y) => x - y);
   const ready = connectMs.length;
   const allReadyMs = Math.max(0, ...opened.map((r) => (r.lastSnapshotAt ?? t0) - t0));
   const baseVersions = new Set(opened.flatMap((r) => r.snapshotVersions ?? []));
   const openErrors = [...new Set(opened.flatMap((r) => r.errors ?? (r.timedOut ? ['a client process did not answer'] : [])))];
+  // The counter's own sockets: every one of them is sent each change once (straight to the
+  // counter: the browsers; with relays: the relays).
   let serverSockets = null;
+  let serverRelays = null;
   if (a.health) {
-    serverSockets = await getJson(a.url + a.health).then((h) => h.sockets ?? null, () => null);
+    const h = await getJson(a.url + a.health).catch(() => ({}));
+    serverSockets = h.sockets ?? null;
+    serverRelays = h.relays ?? null;
   }
   console.log(`fan-out ${N}: ${ready}/${N} sockets ready in ${allReadyMs.toFixed(0)} ms over ${procs} processes` +
-    (serverSockets !== null ? ` (server counts ${serverSockets})` : '') + (openErrors.length ? `; errors: ${openErrors.slice(0, 3).join('; ')}` : ''));
+    (serverSockets !== null ? ` (server counts ${serverSockets}${serverRelays ? `, of them ${serverRelays} relays` : ''})` : '') + (openErrors.length ? `; errors: ${openErrors.slice(0, 3).join('; ')}` : ''));
 
   // 2. Make M changes, ~interval ms apart, remembering when each was sent.
   const sentAt = {};
@@ -113,6 +123,8 @@ async function coordinator() {
     changes_applied: Object.keys(sentAt).length,
     ready,
     server_sockets: serverSockets,
+    server_relays: serverRelays,
+    counter_sends_per_change: serverSockets,
     connect: { all_ready_ms: round(allReadyMs), p50_ms: round(pct(connectMs, 50)), p99_ms: round(pct(connectMs, 99)) },
     snapshot_versions: [...baseVersions],
     expected_messages: ready * Object.keys(sentAt).length,
@@ -155,11 +167,14 @@ function client() {
   });
   process.on('disconnect', () => process.exit(0)); // the coordinator is gone: never linger
 
-  async function open({ url, count, deadline }) {
+  async function open({ url, count, deadline, spread }) {
     let next = 0;
+    const base = (process.pid % 200) * 65536; // distinct addresses per client process
     const one = () => new Promise((resolve) => {
       const s = { openedAt: now(), snapshotAt: null, snapshotVersion: null, updates: [], closed: false };
-      s.ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: Math.max(1000, deadline - now()) });
+      const n = base + sockets.length;
+      const headers = spread ? { 'CF-Connecting-IP': `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` } : {};
+      s.ws = new WebSocket(url, { perMessageDeflate: false, headers, handshakeTimeout: Math.max(1000, deadline - now()) });
       sockets.push(s);
       s.ws.on('message', (data) => {
         const at = now(); // first thing: the receipt time must not include our own parsing

@@ -9,6 +9,7 @@
 //
 //   node bench/miniflare.mjs --script <path/to/worker.js> --port <n>
 //        [--do <ClassName> [--binding <NAME>]]   SQLite-backed Durable Object (binding defaults to COUNTER)
+//        [--extra-do <ClassName>:<BINDING>]...   more SQLite-backed Durable Object classes of the same script
 //        [--wasm]                                 add the CompiledWasm module rule (workers-rs / wasm-bindgen output)
 //        [--compat <YYYY-MM-DD>]                  compatibility date (default 2026-04-01, as in wrangler.toml)
 //        [--persist <dir>]                        persist DO storage (default: in memory, fresh every start)
@@ -35,6 +36,7 @@ const { values: a } = parseArgs({
     compat: { type: 'string', default: '2026-04-01' },
     persist: { type: 'string' },
     var: { type: 'string', multiple: true, default: [] },
+    'extra-do': { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
     'workerd-verbose': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -74,6 +76,15 @@ if (vars.length) opts.bindings = Object.fromEntries(vars);
 if (a.do) {
   opts.durableObjects = { [a.binding]: { className: a.do, useSQLite: true } };
   opts.durableObjectsPersist = a.persist ?? false; // false = in-memory
+}
+for (const spec of a['extra-do']) {
+  const [className, binding] = spec.split(':');
+  if (!className || !binding) {
+    console.error('--extra-do takes Class:BINDING');
+    process.exit(2);
+  }
+  opts.durableObjects = { ...(opts.durableObjects ?? {}), [binding]: { className, useSQLite: true } };
+  opts.durableObjectsPersist = a.persist ?? false;
 }
 
 // Register our signal handler before `new Miniflare`: Miniflare 4 installs its own SIGINT/SIGTERM

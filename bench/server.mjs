@@ -19,16 +19,21 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 // the benchmark measures capacity, not the limiter saying no. `ours-nolog` is the very same
 // build with its per-request log line sampled away (REQUEST_LOG_SAMPLE_RATE=0): the peers log
 // nothing, and locally every log line also costs the launcher that relays it.
-const OURS_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
+// `ours` keeps every socket on the counter (RELAY_SOCKETS_PER_RELAY=0, the design before relays);
+// `ours-relays` is the same build with relays on: sockets go through Relay objects, each with one
+// upstream socket to the counter (RELAY_SHARDS is set per fan-out run).
+const BASE_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
+const OURS_ARGS = [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=0'];
 export const TARGETS = {
   noop: { script: 'bench/peers/noop/worker.js', args: [] },
   floor: { script: 'bench/peers/floor/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   ours: { script: 'build/index.js', args: OURS_ARGS },
   'ours-nolog': { script: 'build/index.js', args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
+  'ours-relays': { script: 'build/index.js', args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
 };
 /** The targets that run this repository's Worker (they serve /api/health). */
-export const OUR_BUILDS = ['ours', 'ours-nolog'];
+export const OUR_BUILDS = ['ours', 'ours-nolog', 'ours-relays'];
 
 const TICKS_PER_SEC = 100; // USER_HZ: /proc/<pid>/stat times are in these units on Linux
 /** Where server logs (and the snapshot of build/) go; bench/run.sh makes and removes it. */
@@ -59,7 +64,7 @@ async function freePort() {
 }
 
 /** Starts `target` on a fresh port with fresh in-memory state; resolves once it is ready. */
-export async function start(target, { timeoutMs = 60_000 } = {}) {
+export async function start(target, { timeoutMs = 60_000, args = [] } = {}) {
   const t = TARGETS[target];
   if (!t) throw new Error(`unknown target ${target}`);
   const port = await freePort();
@@ -70,7 +75,7 @@ export async function start(target, { timeoutMs = 60_000 } = {}) {
   // straight to a file so a chatty Worker never blocks on a pipe we would have to drain.
   const child = spawn(process.execPath, [
     path.join(ROOT, 'bench/miniflare.mjs'),
-    '--script', path.resolve(ROOT, t.script), '--port', String(port), '--compat', COMPAT_DATE, ...t.args,
+    '--script', path.resolve(ROOT, t.script), '--port', String(port), '--compat', COMPAT_DATE, ...t.args, ...args,
   ], { cwd: ROOT, detached: true, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   const pgid = child.pid;
