@@ -348,6 +348,7 @@ function meta() {
       compatibility_date: COMPAT_DATE,
     },
     load_average_before: os.loadavg().map((x) => +x.toFixed(2)),
+    note: process.env.BENCH_NOTE || null, // what else ran on the machine, in words
   };
 }
 

@@ -57,12 +57,22 @@ pub fn settings(env: &Env) -> Settings {
                     },
                 )
             };
+            let mut per_relay = read(
+                "RELAY_SOCKETS_PER_RELAY",
+                relay::DEFAULT_SOCKETS_PER_RELAY,
+                32_768,
+            );
+            // Without the binding there are no relays to reach: sockets go to the counter.
+            if per_relay > 0 && binding::<JsValue>(env, "RELAY").is_err() {
+                log_event(
+                    "error",
+                    "the RELAY binding is missing; relays are off",
+                    |_| {},
+                );
+                per_relay = 0;
+            }
             Settings {
-                per_relay: read(
-                    "RELAY_SOCKETS_PER_RELAY",
-                    relay::DEFAULT_SOCKETS_PER_RELAY,
-                    32_768,
-                ),
+                per_relay,
                 shards: read("RELAY_SHARDS", relay::DEFAULT_SHARDS, relay::MAX_SHARDS).max(1),
                 hooks: string_var(env, "ADMIN_TEST_HOOKS").as_deref() == Some("1"),
             }

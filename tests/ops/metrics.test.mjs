@@ -49,7 +49,7 @@ before(async () => {
         modulesRoot: path.dirname(SCRIPT),
         modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
         compatibilityDate: '2026-04-01',
-        durableObjects: { COUNTER: { className: 'Counter', useSQLite: true } },
+        durableObjects: { COUNTER: { className: 'Counter', useSQLite: true }, RELAY: { className: 'Relay', useSQLite: true } },
         durableObjectsPersist: false,
         bindings: {
           ADMIN_TOKEN: ADMIN,
