@@ -243,7 +243,7 @@ doc = {
             "get": {
                 "operationId": "getMetrics",
                 "summary": "The counter object's metrics (admin)",
-                "description": "Prometheus text exposition (version 0.0.4). Gauges: `acidizer_value`, `acidizer_version`, `acidizer_sockets`, `acidizer_database_bytes`, `acidizer_audit_entries`, `acidizer_schema_version`, `acidizer_start_time_seconds`. Counters since the object started: `acidizer_commits_total`, `acidizer_replays_total`, `acidizer_rate_limited_total{limit=\"changes\"|\"sockets\"}`. Needs `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token it does not exist (404).",
+                "description": "Prometheus text exposition (version 0.0.4). Gauges: `acidizer_value`, `acidizer_version`, `acidizer_sockets`, `acidizer_relays`, `acidizer_database_bytes`, `acidizer_audit_entries`, `acidizer_schema_version`, `acidizer_start_time_seconds`. Counters since the object started: `acidizer_commits_total`, `acidizer_replays_total`, `acidizer_rate_limited_total{limit=\"changes\"|\"sockets\"}`. Needs `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token it does not exist (404).",
                 "tags": ["admin"],
                 "security": [{"admin": []}],
                 "responses": {

@@ -32,8 +32,10 @@ pub struct Gauges {
     pub value: i64,
     /// The counter's version (applied changes).
     pub version: u64,
-    /// Open WebSockets.
+    /// WebSockets open on the object (browsers' and relays' upstream sockets).
     pub sockets: u64,
+    /// Relays connected upstream.
+    pub relays: u64,
     /// The size of the object's SQLite database.
     pub database_bytes: u64,
     /// Rows in the audit trail.
@@ -70,8 +72,14 @@ pub fn render(g: &Gauges, t: &Tally) -> String {
     family(
         "acidizer_sockets",
         "gauge",
-        "Open WebSocket connections.",
+        "WebSockets open on the counter object (browsers' and relays' upstream sockets).",
         &one(g.sockets.to_string()),
+    );
+    family(
+        "acidizer_relays",
+        "gauge",
+        "Relays connected upstream to the counter object.",
+        &one(g.relays.to_string()),
     );
     family(
         "acidizer_database_bytes",
@@ -139,6 +147,7 @@ mod tests {
             value: -12,
             version: 40,
             sockets: 3,
+            relays: 2,
             database_bytes: 16384,
             audit_entries: 40,
             schema_version: 3,
@@ -160,6 +169,7 @@ mod tests {
             ("acidizer_value", "gauge", "acidizer_value -12"),
             ("acidizer_version", "gauge", "acidizer_version 40"),
             ("acidizer_sockets", "gauge", "acidizer_sockets 3"),
+            ("acidizer_relays", "gauge", "acidizer_relays 2"),
             (
                 "acidizer_database_bytes",
                 "gauge",

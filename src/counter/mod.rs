@@ -427,6 +427,7 @@ impl Counter {
             value: current.value,
             version: current.version,
             sockets: broadcast::count(&self.state) as u64,
+            relays: broadcast::count_for(&self.state, UPSTREAM_TAG) as u64,
             database_bytes: self.store.size_bytes(),
             audit_entries,
             schema_version: self.schema_version,

@@ -206,7 +206,7 @@ test('GET /api/metrics is Prometheus text that prometheus_client parses, with th
   };
   const health = JSON.parse((await send('GET', '/api/health')).text);
   // The first test applied 3 changes, replayed 1 and had 1 refused by the rate limit.
-  for (const [name, type] of [['acidizer_commits', 'counter'], ['acidizer_replays', 'counter'], ['acidizer_rate_limited', 'counter'], ['acidizer_value', 'gauge'], ['acidizer_version', 'gauge'], ['acidizer_sockets', 'gauge'], ['acidizer_database_bytes', 'gauge'], ['acidizer_audit_entries', 'gauge'], ['acidizer_start_time_seconds', 'gauge']]) {
+  for (const [name, type] of [['acidizer_commits', 'counter'], ['acidizer_replays', 'counter'], ['acidizer_rate_limited', 'counter'], ['acidizer_value', 'gauge'], ['acidizer_version', 'gauge'], ['acidizer_sockets', 'gauge'], ['acidizer_relays', 'gauge'], ['acidizer_database_bytes', 'gauge'], ['acidizer_audit_entries', 'gauge'], ['acidizer_start_time_seconds', 'gauge']]) {
     assert.equal(families[name]?.type, type, name);
     assert.ok(families[name].help.length > 0, name);
   }
@@ -218,6 +218,7 @@ test('GET /api/metrics is Prometheus text that prometheus_client parses, with th
   assert.equal(value('acidizer_value'), health.value);
   assert.equal(value('acidizer_version'), health.version);
   assert.equal(value('acidizer_audit_entries'), health.audit_entries);
+  assert.equal(value('acidizer_relays'), health.relays);
   assert.equal(value('acidizer_database_bytes'), health.database_bytes);
   assert.ok(value('acidizer_start_time_seconds') > 1.7e9);
   // The parser is a real one: it refuses a malformed exposition.
