@@ -14,6 +14,8 @@
 //        [--compat <YYYY-MM-DD>]                  compatibility date (default 2026-04-01, as in wrangler.toml)
 //        [--persist <dir>]                        persist DO storage (default: in memory, fresh every start)
 //        [--var NAME=VALUE]...                    a plain-text var (env.NAME), like wrangler.toml [vars]
+//        [--metrics]                              bind METRICS (a dataset whose points are discarded) and
+//                                                 CF_VERSION_METADATA, so the Worker writes its points as deployed
 //        [--verbose]                              show Miniflare's own log at INFO level (logs every request: slow)
 //        [--workerd-verbose]                      pass --verbose to workerd (diagnostics)
 //
@@ -37,6 +39,7 @@ const { values: a } = parseArgs({
     persist: { type: 'string' },
     var: { type: 'string', multiple: true, default: [] },
     'extra-do': { type: 'string', multiple: true, default: [] },
+    metrics: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
     'workerd-verbose': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -87,6 +90,20 @@ for (const spec of a['extra-do']) {
   opts.durableObjectsPersist = a.persist ?? false;
 }
 
+// --metrics: the dataset is a wrapped binding whose writeDataPoint drops the point (what the local
+// runtime does with a real dataset too), so the Worker pays for building and writing every point.
+let mfOpts = opts;
+if (a.metrics) {
+  const { cf, host, port, log, verbose, durableObjectsPersist, ...worker } = opts;
+  worker.bindings = {
+    ...(worker.bindings ?? {}),
+    CF_VERSION_METADATA: { id: '00000000-0000-4000-8000-000000000000', tag: '', timestamp: '' },
+  };
+  worker.wrappedBindings = { METRICS: { scriptName: 'metrics-sink' } };
+  const sink = { name: 'metrics-sink', modules: true, script: 'export default function () { return { writeDataPoint() {} }; }' };
+  mfOpts = { cf, host, port, log, verbose, durableObjectsPersist, workers: [{ name: 'bench', ...worker }, sink] };
+}
+
 // Register our signal handler before `new Miniflare`: Miniflare 4 installs its own SIGINT/SIGTERM
 // exit hook in its constructor (it disposes workerd, removes its temporary miniflare-* dir and exits
 // with 128+signal), and that hook runs right after this listener. The dispose below is a fallback
@@ -106,7 +123,7 @@ process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
 const t0 = performance.now();
-mf = new Miniflare(opts);
+mf = new Miniflare(mfOpts);
 let url;
 try {
   url = await mf.ready;

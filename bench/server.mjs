@@ -30,10 +30,12 @@ export const TARGETS = {
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   ours: { script: 'build/index.js', args: OURS_ARGS },
   'ours-nolog': { script: 'build/index.js', args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
+  // As deployed: a METRICS dataset bound (its points discarded), so every request writes one.
+  'ours-metrics': { script: 'build/index.js', args: [...OURS_ARGS, '--metrics'] },
   'ours-relays': { script: 'build/index.js', args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
 };
 /** The targets that run this repository's Worker (they serve /api/health). */
-export const OUR_BUILDS = ['ours', 'ours-nolog', 'ours-relays'];
+export const OUR_BUILDS = ['ours', 'ours-nolog', 'ours-relays', 'ours-metrics'];
 
 const TICKS_PER_SEC = 100; // USER_HZ: /proc/<pid>/stat times are in these units on Linux
 /** Where server logs (and the snapshot of build/) go; bench/run.sh makes and removes it. */
