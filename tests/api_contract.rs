@@ -635,6 +635,11 @@ fn every_request_writes_one_structured_log_line() {
         assert!(l["version"].is_u64());
         assert_eq!(l["outcome"], outcome);
         assert!(l["ts"].is_string());
+        // The local runtime's version metadata: a fresh id per start, on every line.
+        assert!(
+            l["version_id"].as_str().is_some_and(|v| v.len() >= 8),
+            "{l}"
+        );
     }
     assert_eq!(lines[0]["version"], lines[1]["version"]);
     assert_eq!(
