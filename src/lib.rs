@@ -15,11 +15,13 @@
 //! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
 //! | the one counter object | [`counter`] (`counter/mod.rs`) | yes |
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
-//! | counter + audit entry (the key's record) in one transaction | `counter/store.rs`, [`ffi`] (`transactionSync`) | yes |
+//! | counter + audit entry (the key's record) + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`], [`core::merkle`] | yes / **no** |
 //! | push to every socket (with relays: to every relay, which pushes to its browsers) | `counter/broadcast.rs`, [`relay`], [`core::realtime`], [`core::relay`] | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
 //! | one log line and one metrics data point per request | `edge/mod.rs` (`finish`), `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
 //! | the object's metrics (`GET /api/metrics`, Prometheus text) | `counter/mod.rs`, [`core::prometheus`] | yes / **no** |
+//! | the ledger: checkpoints signed by the Worker, proofs from the object | `edge/checkpoint.rs`, `counter/ledger.rs`, [`core::checkpoint`], [`core::merkle`] | yes / **no** |
+//! | the offline verifier and key generator (native only) | `bin/audit-verify.rs`, `bin/audit-keygen.rs` | **no** |
 //!
 //! [`core`] holds every rule and compiles natively, so `cargo test --lib` checks it in
 //! milliseconds; the platform modules only exist in the `wasm32` build and stay thin.

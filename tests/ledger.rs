@@ -188,6 +188,34 @@ fn without_a_key_checkpoints_say_they_are_unsigned() {
 }
 
 #[test]
+fn a_key_whose_id_does_not_match_is_refused_and_never_logged() {
+    let good = signing_key().to_text();
+    // The same key under another key ID (the 8 hex digits after the name).
+    let (head, rest) = good.split_at("PRIVATE+KEY+acidizer.test/log+".len());
+    let wrong_id = if rest.starts_with('0') { "1" } else { "0" };
+    let bad = format!("{head}{wrong_id}{}", &rest[1..]);
+    let s = Server::start(Options {
+        vars: vec![("AUDIT_SIGNING_KEY".into(), bad.clone())],
+        ..Options::default()
+    });
+    apply(&s, 1, "badkey");
+    s.get("/api/audit/checkpoint").problem(500);
+    s.get("/api/audit/key").problem(500);
+    // The runtime relays log lines a moment later.
+    let mut log = s.log_text();
+    for _ in 0..50 {
+        if log.contains("invalid AUDIT_SIGNING_KEY") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        log = s.log_text();
+    }
+    assert!(log.contains("invalid AUDIT_SIGNING_KEY"), "{log}");
+    let secret_part = &bad[bad.rfind('+').unwrap() + 1..];
+    assert!(!log.contains(secret_part), "the key leaked into the log");
+}
+
+#[test]
 fn entries_from_before_the_tree_are_hashed_in_chunks() {
     let mut s = signed_server();
     apply(&s, 4, "before");

@@ -13,9 +13,15 @@
 //! Ed25519 signatures are deterministic, so the log signs each tree size with one signature,
 //! and the tree of a size is fixed by its leaves: it can never sign two roots for one size
 //! unless its stored history was changed, which is what the proofs expose.
+//!
+//! The Worker signs with the platform's WebCrypto (`crypto.subtle`, off the mutation path), so
+//! the Ed25519 arithmetic ([`SigningKey`], [`VerifierKey`], with `ed25519-dalek`) is only
+//! compiled natively: for the key generator, the offline verifier and the tests. What both
+//! sides share (key text, key IDs, note and checkpoint text) is here, pure.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+#[cfg(not(target_arch = "wasm32"))]
 use ed25519_dalek::{Signer, Verifier};
 use sha2::{Digest, Sha256};
 
@@ -97,7 +103,46 @@ fn split_key(text: &str) -> Result<(&str, u32, [u8; 32]), NoteError> {
     Ok((name, id, key))
 }
 
+/// `PRIVATE+KEY+<name>+<key ID>+<base64(0x01 ‖ seed)>` → `(name, key ID, seed)`. The key ID
+/// can only be checked against the public key, which the caller derives from the seed.
+pub fn parse_private_key(text: &str) -> Result<(&str, u32, [u8; 32]), NoteError> {
+    let rest = text
+        .trim()
+        .strip_prefix("PRIVATE+KEY+")
+        .ok_or(NoteError::MalformedKey(
+            "a signing key starts with PRIVATE+KEY+",
+        ))?;
+    split_key(rest)
+}
+
+/// The verifier key text `<name>+<key ID>+<base64(0x01 ‖ public key)>`.
+pub fn verifier_key_text(name: &str, public: &[u8; 32]) -> String {
+    let mut raw = vec![ALG_ED25519];
+    raw.extend_from_slice(public);
+    format!("{name}+{:08x}+{}", key_id(name, public), B64.encode(raw))
+}
+
+/// `text` (ending in a newline) as a signed note with one signature line.
+pub fn signed_note(text: &str, name: &str, id: u32, signature: &[u8; 64]) -> String {
+    let mut raw = Vec::with_capacity(68);
+    raw.extend_from_slice(&id.to_be_bytes());
+    raw.extend_from_slice(signature);
+    format!("{text}\n{SIG_PREFIX}{name} {}\n", B64.encode(raw))
+}
+
+/// The PKCS #8 (RFC 8410) form of an Ed25519 seed, which WebCrypto imports.
+pub fn pkcs8(seed: &[u8; 32]) -> Vec<u8> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let mut der = PREFIX.to_vec();
+    der.extend_from_slice(seed);
+    der
+}
+
 /// The log's signing key (the `AUDIT_SIGNING_KEY` secret).
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Clone)]
 pub struct SigningKey {
     name: String,
@@ -105,12 +150,14 @@ pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SigningKey({}+{:08x})", self.name, self.id)
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl SigningKey {
     /// A key named `name` from a 32-byte Ed25519 seed.
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<Self, NoteError> {
@@ -130,13 +177,7 @@ impl SigningKey {
 
     /// Parses `PRIVATE+KEY+<name>+<key ID>+<base64(0x01 ‖ seed)>`; the key ID must match.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let rest = text
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(NoteError::MalformedKey(
-                "a signing key starts with PRIVATE+KEY+",
-            ))?;
-        let (name, id, seed) = split_key(rest)?;
+        let (name, id, seed) = parse_private_key(text)?;
         let key = Self::from_seed(name, seed)?;
         if key.id != id {
             return Err(NoteError::MalformedKey("the key ID does not match the key"));
@@ -174,14 +215,17 @@ impl SigningKey {
     pub fn sign_note(&self, text: &str) -> String {
         debug_assert!(text.ends_with('\n'));
         let sig = self.key.sign(text.as_bytes());
-        let mut raw = Vec::with_capacity(68);
-        raw.extend_from_slice(&self.id.to_be_bytes());
-        raw.extend_from_slice(&sig.to_bytes());
-        format!("{text}\n{SIG_PREFIX}{} {}\n", self.name, B64.encode(raw))
+        signed_note(text, &self.name, self.id, &sig.to_bytes())
+    }
+
+    /// The 32-byte seed.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
     }
 }
 
 /// A verifier key: `<name>+<key ID>+<base64(0x01 ‖ public key)>`.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifierKey {
     name: String,
@@ -189,6 +233,7 @@ pub struct VerifierKey {
     key: ed25519_dalek::VerifyingKey,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl VerifierKey {
     /// Parses a verifier key; the key ID must match.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
@@ -207,9 +252,7 @@ impl VerifierKey {
 
     /// The key's text form.
     pub fn to_text(&self) -> String {
-        let mut raw = vec![ALG_ED25519];
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{:08x}+{}", self.name, self.id, B64.encode(raw))
+        verifier_key_text(&self.name, self.key.as_bytes())
     }
 
     /// The key's name.
@@ -257,7 +300,7 @@ pub fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
 }
 
 /// `— <name> <base64(key ID ‖ signature)>` → `(name, key ID, signature bytes)`.
-fn parse_sig_line(line: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
+pub fn parse_sig_line(line: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
         "a signature line starts with an em dash",
     ))?;
@@ -422,6 +465,24 @@ mod tests {
         .is_err());
         assert!(SigningKey::from_seed("a b", [7; 32]).is_err());
         assert!(SigningKey::from_seed("a+b", [7; 32]).is_err());
+    }
+
+    #[test]
+    fn the_pure_halves_agree_with_the_signer() {
+        let k = SigningKey::parse(PETER_SKEY).unwrap();
+        let (name, id, seed) = parse_private_key(PETER_SKEY).unwrap();
+        assert_eq!((name, id, seed), ("PeterNeumann", 0xc74f20a3, k.seed()));
+        let public = *k.verifier().key.as_bytes();
+        assert_eq!(verifier_key_text(name, &public), PETER_VKEY);
+        let sig: [u8; 64] = k.key.sign(TEXT.as_bytes()).to_bytes();
+        assert_eq!(
+            signed_note(TEXT, name, id, &sig),
+            format!("{TEXT}\n{PETER_SIG}")
+        );
+        // RFC 8410's PKCS #8 wrapping: 48 bytes, the seed last.
+        let der = pkcs8(&seed);
+        assert_eq!(der.len(), 48);
+        assert_eq!(&der[16..], &seed);
     }
 
     #[test]

@@ -431,6 +431,25 @@ pub fn inclusion_json(version: u64, tree_size: u64, leaf: &Hash, hashes: &[Hash]
         .finish()
 }
 
+/// The tree head the object gives the edge to make a checkpoint of: `{"tree_size","root"}`.
+pub fn tree_head_json(size: u64, root: &Hash) -> String {
+    super::json::JsonWriter::object_with_capacity(80)
+        .uint("tree_size", size)
+        .string("root", &encode_hash(root))
+        .finish()
+}
+
+/// The inverse of [`tree_head_json`].
+pub fn parse_tree_head(body: &str) -> Option<(u64, Hash)> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        tree_size: u64,
+        root: &'a str,
+    }
+    let h: Head = serde_json::from_str(body).ok()?;
+    Some((h.tree_size, decode_hash(h.root)?))
+}
+
 /// The body of a consistency proof.
 pub fn consistency_json(from: u64, to: u64, hashes: &[Hash]) -> String {
     super::json::JsonWriter::object_with_capacity(hashes.len() * 48 + 64)
@@ -719,6 +738,14 @@ mod tests {
         }
         let c = ConsistencyQuery { from: 1, to: None };
         assert_eq!(ConsistencyQuery::parse(&c.encode()), Ok(c));
+    }
+
+    #[test]
+    fn tree_heads_round_trip() {
+        let body = tree_head_json(12, &[3; 32]);
+        assert_eq!(parse_tree_head(&body), Some((12, [3; 32])));
+        assert_eq!(parse_tree_head("{\"tree_size\":1}"), None);
+        assert_eq!(parse_tree_head("{\"tree_size\":1,\"root\":\"AAAA\"}"), None);
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub fn empty_root() -> Hash {
     Sha256::digest([]).into()
 }
 
-/// `SHA-256(0x00 ‖ leaf)`.
+/// `SHA-256(0x00 ‖ leaf)`. Never inlined, like [`node_hash`]: one copy of SHA-256 in the
+/// Wasm module.
+#[inline(never)]
 pub fn leaf_hash(leaf: &[u8]) -> Hash {
     Sha256::new()
         .chain_update([0u8])
@@ -35,6 +37,7 @@ pub fn leaf_hash(leaf: &[u8]) -> Hash {
 }
 
 /// `SHA-256(0x01 ‖ left ‖ right)`.
+#[inline(never)]
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     Sha256::new()
         .chain_update([1u8])
@@ -88,7 +91,7 @@ pub fn perfect_nodes(start: u64, end: u64) -> Vec<Node> {
 /// The hash of leaves `start..end` of an RFC 6962 tree (`start < end`, `start` a multiple of
 /// the largest power of two not above `end - start`, which every subtree the proofs use is),
 /// from the hashes of complete subtrees. `None` if `get` lacks a node.
-pub fn range_hash(start: u64, end: u64, get: &impl Fn(Node) -> Option<Hash>) -> Option<Hash> {
+pub fn range_hash(start: u64, end: u64, get: &dyn Fn(Node) -> Option<Hash>) -> Option<Hash> {
     let nodes = perfect_nodes(start, end);
     // The complete subtrees decrease in size left to right; the tree joins them right to left.
     let mut iter = nodes.iter().rev();
@@ -100,7 +103,7 @@ pub fn range_hash(start: u64, end: u64, get: &impl Fn(Node) -> Option<Hash>) -> 
 }
 
 /// The root of the tree of `size` leaves.
-pub fn root(size: u64, get: &impl Fn(Node) -> Option<Hash>) -> Option<Hash> {
+pub fn root(size: u64, get: &dyn Fn(Node) -> Option<Hash>) -> Option<Hash> {
     if size == 0 {
         return Some(empty_root());
     }
@@ -178,7 +181,7 @@ pub fn nodes_for(ranges: &[Range]) -> Vec<Node> {
 pub fn inclusion_proof(
     index: u64,
     size: u64,
-    get: &impl Fn(Node) -> Option<Hash>,
+    get: &dyn Fn(Node) -> Option<Hash>,
 ) -> Option<Vec<Hash>> {
     if index >= size {
         return None;
@@ -194,7 +197,7 @@ pub fn inclusion_proof(
 pub fn consistency_proof(
     old: u64,
     new: u64,
-    get: &impl Fn(Node) -> Option<Hash>,
+    get: &dyn Fn(Node) -> Option<Hash>,
 ) -> Option<Vec<Hash>> {
     if old > new {
         return None;
@@ -361,7 +364,7 @@ impl Frontier {
 
     /// The frontier of the tree of `size` leaves from the hashes of its complete subtrees
     /// ([`Frontier::nodes`] says which). `None` if `get` lacks one.
-    pub fn load(size: u64, get: &impl Fn(Node) -> Option<Hash>) -> Option<Self> {
+    pub fn load(size: u64, get: &dyn Fn(Node) -> Option<Hash>) -> Option<Self> {
         let peaks = Self::nodes(size)
             .into_iter()
             .map(|n| get(n).map(|h| (n.level, h)))

@@ -33,10 +33,8 @@ pub enum ObjectCall {
     Health,
     /// Report the object's metrics (Prometheus text).
     Metrics,
-    /// The ledger's current checkpoint (signed note).
+    /// The ledger's tree head (size and root), which the edge makes the checkpoint of.
     Checkpoint,
-    /// The checkpoint verifier key.
-    Key,
     /// An inclusion proof.
     Inclusion(InclusionQuery),
     /// A consistency proof.
@@ -65,7 +63,6 @@ impl ObjectCall {
             },
             ObjectCall::Audit(q) => format!("{ORIGIN}/audit?{}", q.encode()),
             ObjectCall::Checkpoint => format!("{ORIGIN}/checkpoint"),
-            ObjectCall::Key => format!("{ORIGIN}/key"),
             ObjectCall::Inclusion(q) => format!("{ORIGIN}/inclusion?{}", q.encode()),
             ObjectCall::Consistency(q) => format!("{ORIGIN}/consistency?{}", q.encode()),
             ObjectCall::Connect { since, client } => match since {
@@ -121,7 +118,6 @@ impl ObjectCall {
             }
             "/audit" => AuditQuery::parse(q).map(ObjectCall::Audit).map_err(bad),
             "/checkpoint" if q.is_empty() => Ok(ObjectCall::Checkpoint),
-            "/key" if q.is_empty() => Ok(ObjectCall::Key),
             "/inclusion" => InclusionQuery::parse(q)
                 .map(ObjectCall::Inclusion)
                 .map_err(bad),
@@ -212,7 +208,6 @@ mod tests {
             ObjectCall::Health,
             ObjectCall::Metrics,
             ObjectCall::Checkpoint,
-            ObjectCall::Key,
             ObjectCall::Inclusion(InclusionQuery {
                 version: 3,
                 tree_size: Some(8),

@@ -10,13 +10,12 @@
 //!   from the object's alarm, [`CHUNK`] entries per transaction, so no single event holds the
 //!   object for long; meanwhile commits skip their rows (the backfill reaches them too) and
 //!   the ledger endpoints answer 503.
-//! - Checkpoints are signed with `AUDIT_SIGNING_KEY` when it is set; a signed note is cached
-//!   per tree size (Ed25519 is deterministic, so it is the same note every time).
+//! - The object only says what the tree is (its size and root, [`Ledger::tree_head`]); the
+//!   edge makes and signs the checkpoint (`edge/checkpoint.rs`), off the object's event loop.
 
 use std::cell::RefCell;
 
 use crate::core::audit::AuditEntry;
-use crate::core::checkpoint::{Checkpoint, SigningKey};
 use crate::core::ledger::{self, ConsistencyQuery, InclusionQuery};
 use crate::core::merkle::{self, Frontier, Hash};
 use crate::core::problem::Problem;
@@ -26,9 +25,6 @@ use super::store::Store;
 
 /// Entries hashed per backfill transaction.
 pub const CHUNK: u64 = 1000;
-
-/// The origin line of checkpoints when no signing key is set.
-pub const UNSIGNED_ORIGIN: &str = "number-acidizer/unsigned";
 
 /// Where the tree stands.
 enum Tree {
@@ -40,41 +36,14 @@ enum Tree {
     Broken,
 }
 
-/// The signing key, as configured.
-enum Signer {
-    None,
-    Key(Box<SigningKey>),
-    Invalid,
-}
-
 /// The ledger state of the one counter object.
 pub struct Ledger {
     tree: RefCell<Tree>,
-    signer: Signer,
-    /// The last signed note: `(tree size, text)`.
-    note: RefCell<Option<(u64, String)>>,
 }
 
 impl Ledger {
-    /// Loads the right edge for a counter at `version`; `key` is `AUDIT_SIGNING_KEY`.
-    pub fn load(store: &Store, version: u64, key: Option<String>) -> Ledger {
-        let signer = match key.as_deref().map(str::trim) {
-            None | Some("") => Signer::None,
-            Some(text) => match SigningKey::parse(text) {
-                Ok(k) => Signer::Key(Box::new(k)),
-                Err(e) => {
-                    // Never log the key itself.
-                    log_event(
-                        "error",
-                        "invalid AUDIT_SIGNING_KEY; checkpoints are refused",
-                        |w| {
-                            w.string("error", &e.to_string());
-                        },
-                    );
-                    Signer::Invalid
-                }
-            },
-        };
+    /// Loads the right edge for a counter at `version`.
+    pub fn load(store: &Store, version: u64) -> Ledger {
         let tree = match load_tree(store, version) {
             Ok(t) => t,
             Err(e) => {
@@ -86,8 +55,6 @@ impl Ledger {
         };
         Ledger {
             tree: RefCell::new(tree),
-            signer,
-            note: RefCell::new(None),
         }
     }
 
@@ -171,40 +138,10 @@ impl Ledger {
         }
     }
 
-    /// `GET /api/audit/checkpoint`: the signed note (or the unsigned checkpoint) of the
-    /// current tree, and whether it is signed.
-    pub fn checkpoint(&self) -> Result<(String, bool), Problem> {
+    /// The current tree's size and root, for the edge's checkpoint.
+    pub fn tree_head(&self) -> Result<String, Problem> {
         let f = self.live()?;
-        let key = match &self.signer {
-            Signer::Invalid => return Err(Problem::Internal),
-            Signer::None => None,
-            Signer::Key(k) => Some(k),
-        };
-        let cp = Checkpoint {
-            origin: key.map_or(UNSIGNED_ORIGIN, |k| k.name()).to_owned(),
-            size: f.size(),
-            root: f.root(),
-        };
-        let Some(key) = key else {
-            return Ok((cp.to_text(), false));
-        };
-        if let Some((size, text)) = &*self.note.borrow() {
-            if *size == cp.size {
-                return Ok((text.clone(), true));
-            }
-        }
-        let text = key.sign_note(&cp.to_text());
-        *self.note.borrow_mut() = Some((cp.size, text.clone()));
-        Ok((text, true))
-    }
-
-    /// `GET /api/audit/key`: the verifier key, if a signing key is set.
-    pub fn key(&self) -> Result<String, Problem> {
-        match &self.signer {
-            Signer::Key(k) => Ok(format!("{}\n", k.verifier().to_text())),
-            Signer::None => Err(Problem::NotFound),
-            Signer::Invalid => Err(Problem::Internal),
-        }
+        Ok(ledger::tree_head_json(f.size(), &f.root()))
     }
 
     /// `GET /api/audit/proof/inclusion`.

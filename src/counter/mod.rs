@@ -102,12 +102,9 @@ impl Counter {
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             let _ = state.as_raw().set_websocket_auto_response(&pair);
         }
-        let key = js_sys::Reflect::get(&env, &JsValue::from_str("AUDIT_SIGNING_KEY"))
-            .ok()
-            .and_then(|v| v.as_string());
         let ledger = match &current {
-            Ok(s) => Ledger::load(&store, s.version, key),
-            Err(_) => Ledger::load(&store, 0, key),
+            Ok(s) => Ledger::load(&store, s.version),
+            Err(_) => Ledger::load(&store, 0),
         };
         if ledger.building() {
             store.wake_soon();
@@ -157,22 +154,7 @@ impl Counter {
             ObjectCall::Connect { since, client } => self.connect(&current, since, &client),
             ObjectCall::Health => self.health(&current),
             ObjectCall::Metrics => self.metrics(&current),
-            ObjectCall::Checkpoint => match self.ledger.checkpoint() {
-                Ok((note, signed)) => http::respond(
-                    200,
-                    http::TEXT,
-                    &note,
-                    &[(
-                        "audit-checkpoint-signed",
-                        if signed { "true" } else { "false" },
-                    )],
-                ),
-                Err(p) => http::problem(&p),
-            },
-            ObjectCall::Key => match self.ledger.key() {
-                Ok(key) => http::respond(200, http::TEXT, &key, &[]),
-                Err(p) => http::problem(&p),
-            },
+            ObjectCall::Checkpoint => reply(self.ledger.tree_head()),
             ObjectCall::Inclusion(q) => reply(self.ledger.inclusion(&self.store, &q)),
             ObjectCall::Consistency(q) => reply(self.ledger.consistency(&self.store, &q)),
             ObjectCall::Upstream { since, relay } => self.upstream(&current, since, &relay),

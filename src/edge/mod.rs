@@ -20,6 +20,7 @@
 //! runs (`run_worker_first = ["/api/*"]` in wrangler.toml).
 
 mod body;
+mod checkpoint;
 mod config;
 mod forward;
 mod metrics;
@@ -127,6 +128,10 @@ enum Plan {
     Connect(ObjectCall),
     /// Serve a static file from the assets (the OpenAPI description).
     Static(String),
+    /// Make (and sign) the ledger's checkpoint.
+    Checkpoint,
+    /// Serve the checkpoint verifier key.
+    CheckpointKey,
     /// Read the body first: the only step that has to wait for the client.
     ReadBody(Pending),
     /// Ask the relay tier (a socket or nearby read through a relay, the relay admin views).
@@ -207,6 +212,8 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
         Ok(Plan::Relay(call)) => Ok((relays::run(env, req, call), None)),
         Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
+        Ok(Plan::Checkpoint) => Ok((checkpoint::checkpoint(env), None)),
+        Ok(Plan::CheckpointKey) => Ok((checkpoint::key(env), None)),
         Ok(Plan::ReadBody(pending)) => {
             return Ok(with_body(req, env, pending, facts, origin.map(String::from)).into())
         }
@@ -297,8 +304,8 @@ fn plan(
             config.authorize_admin(header("authorization")?.as_deref())?;
             Ok(Plan::Call(ObjectCall::Metrics))
         }
-        Route::Checkpoint => no_query(query).map(|()| Plan::Call(ObjectCall::Checkpoint)),
-        Route::AuditKey => no_query(query).map(|()| Plan::Call(ObjectCall::Key)),
+        Route::Checkpoint => no_query(query).map(|()| Plan::Checkpoint),
+        Route::AuditKey => no_query(query).map(|()| Plan::CheckpointKey),
         Route::Inclusion => Ok(Plan::Call(ObjectCall::Inclusion(
             crate::core::ledger::InclusionQuery::parse(query)?,
         ))),

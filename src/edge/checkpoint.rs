@@ -1,0 +1,239 @@
+//! `GET /api/audit/checkpoint` and `GET /api/audit/key`: the ledger's checkpoint, signed here.
+//!
+//! The counter object only says what its Merkle tree is (size and root). The edge makes the
+//! C2SP checkpoint of it and, when `AUDIT_SIGNING_KEY` is set, signs it as a note with the
+//! platform's WebCrypto Ed25519 (`crypto.subtle`): the signing arithmetic is not in the Wasm
+//! module, and signing never occupies the one counter object. The key is imported once per
+//! isolate (as PKCS #8); its public half, exported as a JWK, gives the key ID, which must match
+//! the one the secret names. The last signed note is kept per isolate: Ed25519 is
+//! deterministic, so a tree size always gets the same note.
+
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::Response;
+use worker::Env;
+
+use crate::core::checkpoint::{self, Checkpoint};
+use crate::core::ledger;
+use crate::core::merkle::Hash;
+use crate::core::problem::Problem;
+use crate::core::wire::ObjectCall;
+use crate::http::{self, log_event};
+
+use super::{config, forward};
+
+/// The origin line of checkpoints when no signing key is set.
+pub const UNSIGNED_ORIGIN: &str = "number-acidizer/unsigned";
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = importKey, catch)]
+    fn import_key(
+        format: &str,
+        data: &[u8],
+        algorithm: &str,
+        extractable: bool,
+        usages: &js_sys::Array,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = exportKey, catch)]
+    fn export_key(format: &str, key: &JsValue) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = sign, catch)]
+    fn sign(algorithm: &str, key: &JsValue, data: &[u8]) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// The signing key of this isolate.
+enum Signer {
+    /// `AUDIT_SIGNING_KEY` is not set: checkpoints are unsigned.
+    None,
+    Key {
+        name: String,
+        id: u32,
+        public: [u8; 32],
+        key: JsValue,
+    },
+    /// Set but unusable (the reason was logged, never the key).
+    Invalid,
+}
+
+thread_local! {
+    static SIGNER: OnceCell<Rc<Signer>> = const { OnceCell::new() };
+    /// The last signed note: `(size, root, note)`.
+    static NOTE: RefCell<Option<(u64, Hash, String)>> = const { RefCell::new(None) };
+}
+
+async fn signer(env: &Env) -> Rc<Signer> {
+    if let Some(s) = SIGNER.with(|c| c.get().cloned()) {
+        return s;
+    }
+    let loaded = Rc::new(load(config::string_var(env, "AUDIT_SIGNING_KEY")).await);
+    SIGNER.with(|c| c.get_or_init(|| loaded.clone()).clone())
+}
+
+async fn load(secret: Option<String>) -> Signer {
+    let Some(text) = secret.filter(|t| !t.trim().is_empty()) else {
+        return Signer::None;
+    };
+    match import(&text).await {
+        Ok(s) => s,
+        Err(why) => {
+            log_event(
+                "error",
+                "invalid AUDIT_SIGNING_KEY; checkpoints are refused",
+                |w| {
+                    w.string("error", &why);
+                },
+            );
+            Signer::Invalid
+        }
+    }
+}
+
+async fn import(text: &str) -> Result<Signer, String> {
+    let (name, id, seed) = checkpoint::parse_private_key(text).map_err(|e| e.to_string())?;
+    let js = |e: JsValue| crate::ffi::error_text(&e);
+    let usages = js_sys::Array::of1(&JsValue::from_str("sign"));
+    let key = JsFuture::from(
+        import_key("pkcs8", &checkpoint::pkcs8(&seed), "Ed25519", true, &usages).map_err(js)?,
+    )
+    .await
+    .map_err(js)?;
+    let jwk = JsFuture::from(export_key("jwk", &key).map_err(js)?)
+        .await
+        .map_err(js)?;
+    let public: [u8; 32] = js_sys::Reflect::get(&jwk, &JsValue::from_str("x"))
+        .ok()
+        .and_then(|x| x.as_string())
+        .and_then(|x| URL_SAFE_NO_PAD.decode(x).ok())
+        .and_then(|x| x.try_into().ok())
+        .ok_or("the platform did not give the public key")?;
+    if checkpoint::key_id(name, &public) != id {
+        return Err("the key ID does not match the key".into());
+    }
+    Ok(Signer::Key {
+        name: name.to_owned(),
+        id,
+        public,
+        key,
+    })
+}
+
+/// `GET /api/audit/key`: a promise of the response (never rejected).
+pub fn key(env: Env) -> js_sys::Promise {
+    future_to_promise(async move {
+        let r = match &*signer(&env).await {
+            Signer::Key { name, public, .. } => http::respond(
+                200,
+                http::TEXT,
+                &format!("{}\n", checkpoint::verifier_key_text(name, public)),
+                &[],
+            ),
+            Signer::None => http::problem(&Problem::NotFound),
+            Signer::Invalid => http::problem(&Problem::Internal),
+        };
+        r.map(Into::into)
+    })
+}
+
+/// `GET /api/audit/checkpoint`: a promise of the response (never rejected).
+pub fn checkpoint(env: Env) -> js_sys::Promise {
+    future_to_promise(async move {
+        let r = match make(&env).await {
+            Ok(r) => Ok(r),
+            Err(p) => http::problem(&p),
+        };
+        r.map(Into::into)
+    })
+}
+
+async fn make(env: &Env) -> Result<Response, Problem> {
+    let (promise, url) = forward::call(env, &ObjectCall::Checkpoint)?;
+    let response = match JsFuture::from(promise).await {
+        Ok(r) => r.dyn_into::<Response>(),
+        Err(error) => forward::retry(url, error).await,
+    }
+    .map_err(|_| Problem::Internal)?;
+    if response.status() != 200 {
+        // The object's own problem (503 while the tree is being built).
+        return Ok(response);
+    }
+    let body = match response.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|b| b.as_string()),
+        Err(_) => None,
+    };
+    let (size, root) = body
+        .as_deref()
+        .and_then(ledger::parse_tree_head)
+        .ok_or(Problem::Internal)?;
+    let signer = signer(env).await;
+    let (text, signed) = match &*signer {
+        Signer::Invalid => return Err(Problem::Internal),
+        Signer::None => (
+            Checkpoint {
+                origin: UNSIGNED_ORIGIN.into(),
+                size,
+                root,
+            }
+            .to_text(),
+            false,
+        ),
+        Signer::Key { name, id, key, .. } => (signed(name, *id, key, size, root).await?, true),
+    };
+    http::respond(
+        200,
+        http::TEXT,
+        &text,
+        &[(
+            "audit-checkpoint-signed",
+            if signed { "true" } else { "false" },
+        )],
+    )
+    .map_err(|_| Problem::Internal)
+}
+
+async fn signed(
+    name: &str,
+    id: u32,
+    key: &JsValue,
+    size: u64,
+    root: Hash,
+) -> Result<String, Problem> {
+    let cached = NOTE.with(|n| {
+        n.borrow()
+            .as_ref()
+            .filter(|(s, r, _)| *s == size && *r == root)
+            .map(|(_, _, note)| note.clone())
+    });
+    if let Some(note) = cached {
+        return Ok(note);
+    }
+    let text = Checkpoint {
+        origin: name.to_owned(),
+        size,
+        root,
+    }
+    .to_text();
+    let fail = |e: JsValue| {
+        log_event("error", "checkpoint signing failed", |w| {
+            w.string("error", &crate::ffi::error_text(&e));
+        });
+        Problem::Internal
+    };
+    let sig = JsFuture::from(sign("Ed25519", key, text.as_bytes()).map_err(fail)?)
+        .await
+        .map_err(fail)?;
+    let sig: [u8; 64] = js_sys::Uint8Array::new(&sig)
+        .to_vec()
+        .try_into()
+        .map_err(|_| Problem::Internal)?;
+    let note = checkpoint::signed_note(&text, name, id, &sig);
+    NOTE.with(|n| *n.borrow_mut() = Some((size, root, note.clone())));
+    Ok(note)
+}
