@@ -2,26 +2,29 @@
 //! the proof queries, and the replay checks anyone can run over the whole history.
 //!
 //! - Leaf bytes: the entry's canonical JSON (RFC 8785 — members sorted by name, no white
-//!   space). With integers within ±(2^53 − 1) and ASCII request ids, serde's compact output of
-//!   a struct whose fields are declared in sorted order is exactly that, without an
-//!   intermediate value. The export's NDJSON lines are these bytes.
+//!   space). With integers within ±(2^53 − 1) and RFC 8785's string escapes (which
+//!   [`JsonWriter`] and serde both write), the compact object with its members written in
+//!   sorted order is exactly that, without an intermediate value; a test holds it to serde's
+//!   output of the same struct and to a generic sort-and-print.
 //! - Leaf `i` (0-based) is the entry of version `i + 1`, so the tree of size `N` is the
 //!   history up to version `N`.
 //! - [`Auditor`] replays a history line by line in O(log N) memory and says precisely what is
 //!   wrong with it: a line that is not canonical, a gap, a broken `previous_value` chain, a
 //!   value that does not follow its operation, a root that differs from a checkpoint's.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::audit::AuditEntry;
 use super::checkpoint::{decode_hash, encode_hash, Checkpoint};
+use super::json::JsonWriter;
 use super::merkle::{self, Frontier, Hash};
 use super::problem::Problem;
 use super::query;
 use super::vocab::{Operation, MAX_VALUE};
 
 /// The leaf form of an audit entry: the same seven facts, members in sorted order.
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+#[derive(Deserialize, Debug, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 struct Leaf<'a> {
     amount: i64,
@@ -35,17 +38,16 @@ struct Leaf<'a> {
 
 /// The canonical JSON bytes of `e`: its Merkle leaf and its NDJSON export line.
 pub fn leaf_bytes(e: &AuditEntry) -> Vec<u8> {
-    let leaf = Leaf {
-        amount: e.amount,
-        at: &e.at,
-        operation: e.operation.as_str(),
-        previous_value: e.previous_value,
-        request_id: &e.request_id,
-        value: e.value,
-        version: e.version,
-    };
-    // Serializing a struct of integers and strings cannot fail.
-    serde_json::to_vec(&leaf).unwrap_or_default()
+    JsonWriter::object_with_capacity(192)
+        .int("amount", e.amount)
+        .string("at", &e.at)
+        .string("operation", e.operation.as_str())
+        .int("previous_value", e.previous_value)
+        .string("request_id", &e.request_id)
+        .int("value", e.value)
+        .uint("version", e.version)
+        .finish()
+        .into_bytes()
 }
 
 /// The leaf hash of `e`.
@@ -431,23 +433,10 @@ pub fn inclusion_json(version: u64, tree_size: u64, leaf: &Hash, hashes: &[Hash]
         .finish()
 }
 
-/// The tree head the object gives the edge to make a checkpoint of: `{"tree_size","root"}`.
-pub fn tree_head_json(size: u64, root: &Hash) -> String {
-    super::json::JsonWriter::object_with_capacity(80)
-        .uint("tree_size", size)
-        .string("root", &encode_hash(root))
-        .finish()
-}
-
-/// The inverse of [`tree_head_json`].
-pub fn parse_tree_head(body: &str) -> Option<(u64, Hash)> {
-    #[derive(Deserialize)]
-    struct Head<'a> {
-        tree_size: u64,
-        root: &'a str,
-    }
-    let h: Head = serde_json::from_str(body).ok()?;
-    Some((h.tree_size, decode_hash(h.root)?))
+/// What the object tells the edge to make a checkpoint of: the checkpoint's lines after the
+/// origin (`<size>\n<base64 root>\n`); the edge puts its key's name in front.
+pub fn tree_head(size: u64, root: &Hash) -> String {
+    format!("{size}\n{}\n", encode_hash(root))
 }
 
 /// The body of a consistency proof.
@@ -741,11 +730,45 @@ mod tests {
     }
 
     #[test]
-    fn tree_heads_round_trip() {
-        let body = tree_head_json(12, &[3; 32]);
-        assert_eq!(parse_tree_head(&body), Some((12, [3; 32])));
-        assert_eq!(parse_tree_head("{\"tree_size\":1}"), None);
-        assert_eq!(parse_tree_head("{\"tree_size\":1,\"root\":\"AAAA\"}"), None);
+    fn the_tree_head_is_a_checkpoint_without_its_origin() {
+        let cp = Checkpoint {
+            origin: "o.example/log".into(),
+            size: 12,
+            root: [3; 32],
+        };
+        assert_eq!(
+            format!("{}\n{}", cp.origin, tree_head(12, &[3; 32])),
+            cp.to_text()
+        );
+    }
+
+    #[test]
+    fn leaf_bytes_equal_serdes_output_for_any_text() {
+        for text in [
+            "plain",
+            "q\"uote\\",
+            "\u{8}\u{c}\n\r\t\u{1}\u{1f}",
+            "é/ü€",
+            "",
+        ] {
+            let mut e = entry(9, Operation::Set, -5, 7, -5);
+            e.request_id = text.into();
+            e.at = format!("{text}!");
+            let leaf = Leaf {
+                amount: e.amount,
+                at: &e.at,
+                operation: e.operation.as_str(),
+                previous_value: e.previous_value,
+                request_id: &e.request_id,
+                value: e.value,
+                version: e.version,
+            };
+            assert_eq!(
+                String::from_utf8(leaf_bytes(&e)).unwrap(),
+                serde_json::to_string(&leaf).unwrap(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

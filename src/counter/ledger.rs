@@ -141,7 +141,7 @@ impl Ledger {
     /// The current tree's size and root, for the edge's checkpoint.
     pub fn tree_head(&self) -> Result<String, Problem> {
         let f = self.live()?;
-        Ok(ledger::tree_head_json(f.size(), &f.root()))
+        Ok(ledger::tree_head(f.size(), &f.root()))
     }
 
     /// `GET /api/audit/proof/inclusion`.
@@ -158,7 +158,7 @@ impl Ledger {
         let mut ranges = merkle::inclusion_ranges(index, tree_size);
         ranges.push((index, index + 1));
         let nodes = read(store, &ranges)?;
-        let get = |n| nodes.get(&n).copied();
+        let get = |n| find(&nodes, n);
         let proof = merkle::inclusion_proof(index, tree_size, &get).ok_or_else(missing)?;
         let leaf = merkle::range_hash(index, index + 1, &get).ok_or_else(missing)?;
         Ok(ledger::inclusion_json(q.version, tree_size, &leaf, &proof))
@@ -175,17 +175,19 @@ impl Ledger {
             return Err(ledger::beyond("from", q.from, to));
         }
         let nodes = read(store, &merkle::consistency_ranges(q.from, to))?;
-        let get = |n| nodes.get(&n).copied();
+        let get = |n| find(&nodes, n);
         let proof = merkle::consistency_proof(q.from, to, &get).ok_or_else(missing)?;
         Ok(ledger::consistency_json(q.from, to, &proof))
     }
 }
 
+/// A node among those read.
+fn find(nodes: &[(merkle::Node, Hash)], n: merkle::Node) -> Option<Hash> {
+    nodes.iter().find(|(m, _)| *m == n).map(|(_, h)| *h)
+}
+
 /// The stored hashes the ranges need.
-fn read(
-    store: &Store,
-    ranges: &[merkle::Range],
-) -> Result<std::collections::HashMap<merkle::Node, Hash>, Problem> {
+fn read(store: &Store, ranges: &[merkle::Range]) -> Result<Vec<(merkle::Node, Hash)>, Problem> {
     store.merkle_nodes(&merkle::nodes_for(ranges)).map_err(|e| {
         log_event("error", "merkle read failed", |w| {
             w.string("error", &e);
@@ -203,7 +205,7 @@ fn missing() -> Problem {
 fn load_tree(store: &Store, version: u64) -> Result<Tree, String> {
     let size = store.merkle_size()?.min(version);
     let nodes = store.merkle_nodes(&Frontier::nodes(size))?;
-    let frontier = Frontier::load(size, &|n| nodes.get(&n).copied())
+    let frontier = Frontier::load(size, &|n| find(&nodes, n))
         .ok_or_else(|| format!("a Merkle row of the tree of size {size} is missing"))?;
     Ok(if size == version {
         Tree::Live(frontier)

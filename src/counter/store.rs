@@ -11,8 +11,6 @@
 
 use wasm_bindgen::JsValue;
 
-use std::collections::HashMap;
-
 use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::merkle::{Hash, Node};
 use crate::core::schema::{self, META_TABLE};
@@ -167,8 +165,8 @@ impl Store {
 
     /// The hashes of complete subtrees, read in one statement. Node `(level, index)` lives in
     /// the row of the entry that completed it, at position `level`. Missing ones are absent.
-    pub fn merkle_nodes(&self, nodes: &[Node]) -> Result<HashMap<Node, Hash>, String> {
-        let mut out = HashMap::with_capacity(nodes.len());
+    pub fn merkle_nodes(&self, nodes: &[Node]) -> Result<Vec<(Node, Hash)>, String> {
+        let mut out = Vec::with_capacity(nodes.len());
         if nodes.is_empty() {
             return Ok(out);
         }
@@ -182,21 +180,22 @@ impl Store {
             list.join(",")
         );
         let rows = self.sql.exec(&query).map_err(|e| error_text(&e))?.rows();
-        let mut by_version: HashMap<u64, Vec<u8>> = HashMap::with_capacity(nodes.len());
+        let mut by_version: Vec<(u64, Vec<u8>)> = Vec::with_capacity(nodes.len());
         for i in 0..rows.length() {
             let row = row_at(&rows, i).ok_or_else(|| "a merkle row is not an array".to_string())?;
             let version = int(&row.get(0))? as u64;
             let bytes = js_sys::Uint8Array::new(&row.get(1)).to_vec();
-            by_version.insert(version, bytes);
+            by_version.push((version, bytes));
         }
         for n in nodes {
             let at = n.level as usize * 32;
             if let Some(h) = by_version
-                .get(&(n.last_leaf() + 1))
-                .and_then(|b| b.get(at..at + 32))
+                .iter()
+                .find(|(v, _)| *v == n.last_leaf() + 1)
+                .and_then(|(_, b)| b.get(at..at + 32))
                 .and_then(|b| Hash::try_from(b).ok())
             {
-                out.insert(*n, h);
+                out.push((*n, h));
             }
         }
         Ok(out)

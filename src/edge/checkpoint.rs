@@ -19,9 +19,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::Response;
 use worker::Env;
 
-use crate::core::checkpoint::{self, Checkpoint};
-use crate::core::ledger;
-use crate::core::merkle::Hash;
+use crate::core::checkpoint;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event};
@@ -65,8 +63,8 @@ enum Signer {
 
 thread_local! {
     static SIGNER: OnceCell<Rc<Signer>> = const { OnceCell::new() };
-    /// The last signed note: `(size, root, note)`.
-    static NOTE: RefCell<Option<(u64, Hash, String)>> = const { RefCell::new(None) };
+    /// The last signed note: `(tree head, note)`.
+    static NOTE: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
 async fn signer(env: &Env) -> Rc<Signer> {
@@ -164,32 +162,22 @@ async fn make(env: &Env) -> Result<Response, Problem> {
         // The object's own problem (503 while the tree is being built).
         return Ok(response);
     }
-    let body = match response.text() {
+    let head = match response.text() {
         Ok(p) => JsFuture::from(p).await.ok().and_then(|b| b.as_string()),
         Err(_) => None,
-    };
-    let (size, root) = body
-        .as_deref()
-        .and_then(ledger::parse_tree_head)
-        .ok_or(Problem::Internal)?;
+    }
+    .filter(|h| h.ends_with('\n') && h.lines().count() == 2)
+    .ok_or(Problem::Internal)?;
     let signer = signer(env).await;
-    let (text, signed) = match &*signer {
+    let (note, signed) = match &*signer {
         Signer::Invalid => return Err(Problem::Internal),
-        Signer::None => (
-            Checkpoint {
-                origin: UNSIGNED_ORIGIN.into(),
-                size,
-                root,
-            }
-            .to_text(),
-            false,
-        ),
-        Signer::Key { name, id, key, .. } => (signed(name, *id, key, size, root).await?, true),
+        Signer::None => (format!("{UNSIGNED_ORIGIN}\n{head}"), false),
+        Signer::Key { name, id, key, .. } => (signed(name, *id, key, head).await?, true),
     };
     http::respond(
         200,
         http::TEXT,
-        &text,
+        &note,
         &[(
             "audit-checkpoint-signed",
             if signed { "true" } else { "false" },
@@ -198,28 +186,19 @@ async fn make(env: &Env) -> Result<Response, Problem> {
     .map_err(|_| Problem::Internal)
 }
 
-async fn signed(
-    name: &str,
-    id: u32,
-    key: &JsValue,
-    size: u64,
-    root: Hash,
-) -> Result<String, Problem> {
+/// The signed note of the checkpoint `<name>\n<head>`, where `head` is the tree head's
+/// `<size>\n<base64 root>\n` as the object wrote it.
+async fn signed(name: &str, id: u32, key: &JsValue, head: String) -> Result<String, Problem> {
     let cached = NOTE.with(|n| {
         n.borrow()
             .as_ref()
-            .filter(|(s, r, _)| *s == size && *r == root)
-            .map(|(_, _, note)| note.clone())
+            .filter(|(h, _)| *h == head)
+            .map(|(_, note)| note.clone())
     });
     if let Some(note) = cached {
         return Ok(note);
     }
-    let text = Checkpoint {
-        origin: name.to_owned(),
-        size,
-        root,
-    }
-    .to_text();
+    let text = format!("{name}\n{head}");
     let fail = |e: JsValue| {
         log_event("error", "checkpoint signing failed", |w| {
             w.string("error", &crate::ffi::error_text(&e));
@@ -234,6 +213,6 @@ async fn signed(
         .try_into()
         .map_err(|_| Problem::Internal)?;
     let note = checkpoint::signed_note(&text, name, id, &sig);
-    NOTE.with(|n| *n.borrow_mut() = Some((size, root, note.clone())));
+    NOTE.with(|n| *n.borrow_mut() = Some((head, note.clone())));
     Ok(note)
 }
