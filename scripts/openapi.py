@@ -203,6 +203,18 @@ doc = {
             text_ok("The verifier key, one line."),
             extra=("404", "500"),
         ),
+        "/api/audit/export": ledger_read(
+            "exportAudit", "Export the audit trail",
+            "The entries `after+1..=until` (`until` defaults to the tree size when the export starts), streamed page by page with flat memory. NDJSON (default): one line per entry, exactly its Merkle leaf bytes (canonical JSON). CSV: RFC 4180 with a header row and CRLF; text cells that a spreadsheet could read as a formula get a leading `'`. `Audit-Tree-Size` is the tree the export is pinned to and `Audit-Checkpoint` its checkpoint (base64 of the note). 400 when `until` is beyond the log.",
+            {"description": "The export.", "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/csv; charset=utf-8; header=present": {"schema": {"type": "string"}}},
+             "headers": {"Audit-Tree-Size": {"schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                         "Audit-Checkpoint": {"schema": {"type": "string"}, "description": "Base64 of the checkpoint note."},
+                         "Content-Disposition": {"schema": {"type": "string"}}}},
+            params=({"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}},
+                    {"name": "after", "in": "query", "required": False, "schema": {**version, "default": 0}},
+                    {"name": "until", "in": "query", "required": False, "schema": version}),
+            extra=("500", "503"),
+        ),
         "/api/audit/proof/inclusion": ledger_read(
             "getInclusionProof", "Inclusion proof of an entry",
             "Proves that the entry of `version` is leaf `version - 1` of the tree of `tree_size` leaves (default: the current size). `hashes` in RFC 9162 order. 400 when a size is beyond the log.",

@@ -104,6 +104,32 @@ extern "C" {
     #[wasm_bindgen(method, catch)]
     pub fn abort(this: &ObjectContext, reason: &str) -> Result<(), JsValue>;
 
+    /// `new TransformStream()`: what a streamed response body is written through.
+    pub type TransformStream;
+    #[wasm_bindgen(constructor, catch)]
+    pub fn new() -> Result<TransformStream, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    pub fn readable(this: &TransformStream) -> web_sys::ReadableStream;
+    #[wasm_bindgen(method, getter)]
+    pub fn writable(this: &TransformStream) -> WritableStream;
+
+    /// The writing end of a stream.
+    pub type WritableStream;
+    #[wasm_bindgen(method, js_name = getWriter)]
+    pub fn get_writer(this: &WritableStream) -> StreamWriter;
+
+    /// `WritableStreamDefaultWriter`.
+    pub type StreamWriter;
+    /// Resolves when the reader wants more (backpressure).
+    #[wasm_bindgen(method, getter)]
+    pub fn ready(this: &StreamWriter) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    pub fn write(this: &StreamWriter, chunk: &js_sys::Uint8Array) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    pub fn close(this: &StreamWriter) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    pub fn abort(this: &StreamWriter, reason: &JsValue) -> js_sys::Promise;
+
     /// A promise, seen through our own binding.
     pub type Thenable;
 

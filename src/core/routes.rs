@@ -22,6 +22,8 @@ pub enum Route {
     Inclusion,
     /// `GET /api/audit/proof/consistency`
     Consistency,
+    /// `GET /api/audit/export`
+    Export,
     /// `GET /api/ws` (WebSocket)
     Socket,
     /// `GET /api/openapi.json`
@@ -86,6 +88,11 @@ const TABLE: &[PathSpec] = &[
         "/api/audit/key",
         "GET, HEAD, OPTIONS",
         &[("GET", Route::AuditKey), ("HEAD", Route::AuditKey)],
+    ),
+    (
+        "/api/audit/export",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Export), ("HEAD", Route::Export)],
     ),
     (
         "/api/audit/proof/inclusion",

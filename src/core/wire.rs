@@ -10,7 +10,7 @@
 use super::audit::AuditQuery;
 use super::command::{IfMatch, Mutation};
 use super::idempotency::RequestKey;
-use super::ledger::{ConsistencyQuery, InclusionQuery};
+use super::ledger::{ConsistencyQuery, ExportQuery, InclusionQuery};
 use super::problem::Problem;
 use super::query;
 use super::vocab::Operation;
@@ -39,6 +39,8 @@ pub enum ObjectCall {
     Inclusion(InclusionQuery),
     /// A consistency proof.
     Consistency(ConsistencyQuery),
+    /// One page of an export: the entries `after+1..=until` as NDJSON or CSV.
+    ExportPage { csv: bool, after: u64, until: u64 },
     /// Accept a relay's upstream socket (tagged as a relay, not counted against any client),
     /// replaying changes after `since` like any socket.
     Upstream { since: Option<u64>, relay: String },
@@ -65,6 +67,10 @@ impl ObjectCall {
             ObjectCall::Checkpoint => format!("{ORIGIN}/checkpoint"),
             ObjectCall::Inclusion(q) => format!("{ORIGIN}/inclusion?{}", q.encode()),
             ObjectCall::Consistency(q) => format!("{ORIGIN}/consistency?{}", q.encode()),
+            ObjectCall::ExportPage { csv, after, until } => format!(
+                "{ORIGIN}/export?{}",
+                ExportQuery::encode_page(*csv, *after, *until)
+            ),
             ObjectCall::Connect { since, client } => match since {
                 Some(v) => format!("{ORIGIN}/connect?client={client}&since={v}"),
                 None => format!("{ORIGIN}/connect?client={client}"),
@@ -124,6 +130,14 @@ impl ObjectCall {
             "/consistency" => ConsistencyQuery::parse(q)
                 .map(ObjectCall::Consistency)
                 .map_err(bad),
+            "/export" => match ExportQuery::parse(q) {
+                Ok(ExportQuery {
+                    csv,
+                    after,
+                    until: Some(until),
+                }) => Ok(ObjectCall::ExportPage { csv, after, until }),
+                _ => Err(Problem::Internal),
+            },
             "/connect" => {
                 let pairs = query::parse(q, &["client", "since"]).map_err(bad)?;
                 let since = query::uint(&pairs, "since", 0, super::vocab::MAX_VALUE as u64, None)
@@ -220,6 +234,11 @@ mod tests {
                 from: 2,
                 to: Some(9),
             }),
+            ObjectCall::ExportPage {
+                csv: true,
+                after: 0,
+                until: 1000,
+            },
             ObjectCall::Relays,
             ObjectCall::Restart,
             ObjectCall::Upstream {
@@ -281,6 +300,7 @@ mod tests {
             "https://counter/checkpoint?x=1",
             "https://counter/inclusion?version=0",
             "https://counter/consistency?from=3&to=2",
+            "https://counter/export?format=csv&after=3",
             "https://counter/mutate?op=explode&n=1&key=k&client=unknown",
             "https://counter/mutate?op=increment&n=1&key=bad%20key&client=unknown",
             "https://counter/mutate?op=increment&n=x&key=k&client=unknown",

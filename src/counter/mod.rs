@@ -157,6 +157,27 @@ impl Counter {
             ObjectCall::Checkpoint => reply(self.ledger.tree_head()),
             ObjectCall::Inclusion(q) => reply(self.ledger.inclusion(&self.store, &q)),
             ObjectCall::Consistency(q) => reply(self.ledger.consistency(&self.store, &q)),
+            ObjectCall::ExportPage { csv, after, until } => {
+                match self.store.audit(
+                    after,
+                    until
+                        .saturating_sub(after)
+                        .min(crate::core::ledger::EXPORT_PAGE),
+                ) {
+                    Ok(rows) => http::respond(
+                        200,
+                        http::TEXT,
+                        &crate::core::ledger::export_page(&rows, csv),
+                        &[],
+                    ),
+                    Err(e) => {
+                        log_event("error", "export read failed", |w| {
+                            w.string("error", &e);
+                        });
+                        http::problem(&Problem::Internal)
+                    }
+                }
+            }
             ObjectCall::Upstream { since, relay } => self.upstream(&current, since, &relay),
             ObjectCall::Relays => self.relays(&current),
             ObjectCall::Restart => self.restart(),

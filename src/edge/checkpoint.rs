@@ -152,28 +152,7 @@ pub fn checkpoint(env: Env) -> js_sys::Promise {
 }
 
 async fn make(env: &Env) -> Result<Response, Problem> {
-    let (promise, url) = forward::call(env, &ObjectCall::Checkpoint)?;
-    let response = match JsFuture::from(promise).await {
-        Ok(r) => r.dyn_into::<Response>(),
-        Err(error) => forward::retry(url, error).await,
-    }
-    .map_err(|_| Problem::Internal)?;
-    if response.status() != 200 {
-        // The object's own problem (503 while the tree is being built).
-        return Ok(response);
-    }
-    let head = match response.text() {
-        Ok(p) => JsFuture::from(p).await.ok().and_then(|b| b.as_string()),
-        Err(_) => None,
-    }
-    .filter(|h| h.ends_with('\n') && h.lines().count() == 2)
-    .ok_or(Problem::Internal)?;
-    let signer = signer(env).await;
-    let (note, signed) = match &*signer {
-        Signer::Invalid => return Err(Problem::Internal),
-        Signer::None => (format!("{UNSIGNED_ORIGIN}\n{head}"), false),
-        Signer::Key { name, id, key, .. } => (signed(name, *id, key, head).await?, true),
-    };
+    let (note, signed, _) = note(env).await?;
     http::respond(
         200,
         http::TEXT,
@@ -184,6 +163,44 @@ async fn make(env: &Env) -> Result<Response, Problem> {
         )],
     )
     .map_err(|_| Problem::Internal)
+}
+
+/// The checkpoint of the current tree: `(note, signed, tree size)`. While the object is still
+/// hashing existing entries this is its 503.
+pub async fn note(env: &Env) -> Result<(String, bool, u64), Problem> {
+    let (promise, url) = forward::call(env, &ObjectCall::Checkpoint)?;
+    let response = match JsFuture::from(promise).await {
+        Ok(r) => r.dyn_into::<Response>(),
+        Err(error) => forward::retry(url, error).await,
+    }
+    .map_err(|_| Problem::Internal)?;
+    match response.status() {
+        200 => {}
+        503 => {
+            return Err(Problem::Unavailable {
+                retry_after_secs: 5,
+            })
+        }
+        _ => return Err(Problem::Internal),
+    }
+    let head = match response.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|b| b.as_string()),
+        Err(_) => None,
+    }
+    .filter(|h| h.ends_with('\n') && h.lines().count() == 2)
+    .ok_or(Problem::Internal)?;
+    let size = head
+        .lines()
+        .next()
+        .and_then(|l| l.parse::<u64>().ok())
+        .ok_or(Problem::Internal)?;
+    let signer = signer(env).await;
+    let (note, signed) = match &*signer {
+        Signer::Invalid => return Err(Problem::Internal),
+        Signer::None => (format!("{UNSIGNED_ORIGIN}\n{head}"), false),
+        Signer::Key { name, id, key, .. } => (signed(name, *id, key, head).await?, true),
+    };
+    Ok((note, signed, size))
 }
 
 /// The signed note of the checkpoint `<name>\n<head>`, where `head` is the tree head's

@@ -22,6 +22,7 @@
 mod body;
 mod checkpoint;
 mod config;
+mod export;
 mod forward;
 mod metrics;
 mod relays;
@@ -132,6 +133,8 @@ enum Plan {
     Checkpoint,
     /// Serve the checkpoint verifier key.
     CheckpointKey,
+    /// Stream an export of the audit trail (`true`: headers only).
+    Export(crate::core::ledger::ExportQuery, bool),
     /// Read the body first: the only step that has to wait for the client.
     ReadBody(Pending),
     /// Ask the relay tier (a socket or nearby read through a relay, the relay admin views).
@@ -214,6 +217,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
         Ok(Plan::Checkpoint) => Ok((checkpoint::checkpoint(env), None)),
         Ok(Plan::CheckpointKey) => Ok((checkpoint::key(env), None)),
+        Ok(Plan::Export(q, head)) => Ok((export::export(env, q, head), None)),
         Ok(Plan::ReadBody(pending)) => {
             return Ok(with_body(req, env, pending, facts, origin.map(String::from)).into())
         }
@@ -306,6 +310,10 @@ fn plan(
         }
         Route::Checkpoint => no_query(query).map(|()| Plan::Checkpoint),
         Route::AuditKey => no_query(query).map(|()| Plan::CheckpointKey),
+        Route::Export => Ok(Plan::Export(
+            crate::core::ledger::ExportQuery::parse(query)?,
+            facts.method == "HEAD",
+        )),
         Route::Inclusion => Ok(Plan::Call(ObjectCall::Inclusion(
             crate::core::ledger::InclusionQuery::parse(query)?,
         ))),
