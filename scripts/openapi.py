@@ -178,10 +178,13 @@ doc = {
     "paths": {
         "/api/value": read(
             "getValue", "Read the counter",
-            "By default (`consistency=linearizable`) the counter's own answer: it reflects every acknowledged change. `consistency=nearby` answers from the caller's regional relay's memory with the `version` it holds (`source: relay`), so staleness is visible; with `min_version`, the relay waits briefly for that version and otherwise asks the counter (`source: counter`): read-your-writes. A nearby read never shows a change that is not committed. Without relays, a nearby read is the counter's answer. `ETag` is the version.",
+            "By default (`consistency=linearizable`) the counter's own answer: it reflects every acknowledged change. `consistency=nearby` answers from the caller's regional relay's memory with the `version` it holds (`source: relay`), so staleness is visible; with `min_version`, the relay waits briefly for that version and otherwise asks the counter (`source: counter`): read-your-writes. A nearby read never shows a change that is not committed. Without relays, a nearby read is the counter's answer. `ETag` is the version. With `as_of_version` (or `as_of`, an RFC 3339 instant: the last change at or before it) the counter answers the value after that past version from its audit entry, with its inclusion proof in the current tree when `proof=true`; these do not combine with `consistency`.",
             {"description": "The value.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}},
-             "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Value"}, {"$ref": "#/components/schemas/NearbyValue"}]}}}},
-            params=({"$ref": "#/components/parameters/Consistency"}, {"$ref": "#/components/parameters/MinVersion"}),
+             "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Value"}, {"$ref": "#/components/schemas/NearbyValue"}, {"$ref": "#/components/schemas/PastValue"}]}}}},
+            params=({"$ref": "#/components/parameters/Consistency"}, {"$ref": "#/components/parameters/MinVersion"},
+                    {"name": "as_of_version", "in": "query", "required": False, "schema": version},
+                    {"name": "as_of", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "proof", "in": "query", "required": False, "schema": {"type": "boolean", "default": False}}),
         ),
         "/api/increment": step("increment"),
         "/api/decrement": step("decrement"),
@@ -309,6 +312,9 @@ doc = {
         "schemas": {
             "Value": {"type": "object", "additionalProperties": False, "required": ["value", "version", "updated_at"],
                       "properties": {"value": int53, "version": version, "updated_at": {"oneOf": [timestamp, {"type": "null"}]}}},
+            "PastValue": {"type": "object", "additionalProperties": False, "required": ["value", "version", "updated_at"],
+                          "properties": {"value": int53, "version": version, "updated_at": {"oneOf": [timestamp, {"type": "null"}]},
+                                         "inclusion": {"$ref": "#/components/schemas/InclusionProof"}}},
             "NearbyValue": {"type": "object", "additionalProperties": False, "required": ["value", "version", "source"],
                             "properties": {"value": int53, "version": version, "source": {"type": "string", "enum": ["relay", "counter"]}}},
             "RelayList": {"type": "object", "additionalProperties": False, "required": ["version", "count", "relays"],

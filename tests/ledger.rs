@@ -135,6 +135,63 @@ fn checkpoints_and_proofs_verify_with_the_pure_core() {
         21
     );
 
+    // Past values: as of every version, the value replaying entries 1..v gives.
+    let mut replay = Auditor::new();
+    let mut values = vec![0i64];
+    for v in &entries {
+        replay.push(&ledger::entry_from_json(v).unwrap()).unwrap();
+        values.push(replay.value());
+    }
+    for v in 0..=21u64 {
+        let r = s.get(&format!("/api/value?as_of_version={v}"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got = r.json();
+        assert_eq!(got["version"], v);
+        assert_eq!(got["value"], values[v as usize], "as of {v}");
+        if v > 0 {
+            assert_eq!(got["updated_at"], entries[v as usize - 1]["at"]);
+        }
+        // As of the instant of entry v: the last change at or before it.
+        if v > 0 {
+            let at = entries[v as usize - 1]["at"].as_str().unwrap();
+            let got = s.get(&format!("/api/value?as_of={at}")).json();
+            let last = entries
+                .iter()
+                .rposition(|e| e["at"].as_str().unwrap() <= at)
+                .unwrap()
+                + 1;
+            assert_eq!(got["version"], last as u64, "as of {at}");
+            assert_eq!(got["value"], values[last]);
+        }
+    }
+    let before = s.get("/api/value?as_of=2000-01-01T00:00:00Z").json();
+    assert_eq!(
+        (before["version"].as_u64(), before["value"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert!(before["updated_at"].is_null());
+    let later = s.get("/api/value?as_of=2999-01-01T01:00:00%2B01:00").json();
+    assert_eq!(later["version"], 21);
+    // With its inclusion proof in the current tree.
+    let p = s.get("/api/value?as_of_version=9&proof=true").json();
+    let inc = &p["inclusion"];
+    assert_eq!(
+        (inc["version"].as_u64(), inc["tree_size"].as_u64()),
+        (Some(9), Some(21))
+    );
+    let leaf = ledger::entry_hash(&ledger::entry_from_json(&entries[8]).unwrap());
+    merkle::verify_inclusion(8, 21, &leaf, &hashes(inc), &cp.root).unwrap();
+    for bad in [
+        "/api/value?as_of_version=22",
+        "/api/value?as_of_version=1&as_of=2026-01-01T00:00:00Z",
+        "/api/value?as_of=yesterday",
+        "/api/value?as_of_version=3&proof=maybe",
+        "/api/value?as_of_version=3&consistency=nearby",
+    ] {
+        let p = s.get(bad).problem(400);
+        assert_eq!(p["type"], "/problems/invalid-query", "{bad}: {p}");
+    }
+
     // Strict queries: every refusal is a 400 problem.
     for bad in [
         "/api/audit/proof/inclusion",

@@ -15,6 +15,97 @@ pub fn rfc3339_millis(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{milli:03}Z")
 }
 
+/// Parses an RFC 3339 date-time (`2026-11-29T20:00:00Z`, `…T21:00:00.5+01:00`; `T` and `Z`
+/// in either case) into milliseconds since the epoch; digits after the third of a fraction
+/// are dropped. `None` for anything else, including leap seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't'))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > month_days[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || sec > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            if i - start < 3 {
+                millis += i64::from(b[i] - b'0') * [100, 10, 1][i - start];
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let m = oh * 60 + om;
+            if *sign == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    Some(((days * 24 + h) * 60 + mi - offset_min) * 60_000 + sec * 1000 + millis)
+}
+
+/// Days from 1970-01-01 to the given date (the inverse of [`civil_from_days`]).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Year, month (1..=12), day (1..=31) of the day `z` days after 1970-01-01.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -32,6 +123,43 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_parses_back() {
+        for ms in [
+            0,
+            951_782_400_000,
+            1_795_986_813_895,
+            -86_400_001,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339_millis(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-29T21:00:00+01:00"),
+            parse_rfc3339("2026-11-29T20:00:00Z")
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-29t19:30:00.1234-00:30"),
+            Some(parse_rfc3339("2026-11-29T20:00:00.123Z").unwrap())
+        );
+        for bad in [
+            "",
+            "2026-11-29",
+            "2026-11-29T20:00:00",
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T24:00:00Z",
+            "2026-11-29T20:00:60Z",
+            "2026-11-29T20:00:00.Z",
+            "2026-11-29 20:00:00Z",
+            "2026-11-29T20:00:00+0100",
+            "2026-11-29T20:00:00Zx",
+            "+026-11-29T20:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn known_instants() {

@@ -10,7 +10,7 @@
 use super::audit::AuditQuery;
 use super::command::{IfMatch, Mutation};
 use super::idempotency::RequestKey;
-use super::ledger::{ConsistencyQuery, ExportQuery, InclusionQuery};
+use super::ledger::{AsOfQuery, ConsistencyQuery, ExportQuery, InclusionQuery};
 use super::problem::Problem;
 use super::query;
 use super::vocab::Operation;
@@ -39,6 +39,8 @@ pub enum ObjectCall {
     Inclusion(InclusionQuery),
     /// A consistency proof.
     Consistency(ConsistencyQuery),
+    /// The value as of a past version or instant.
+    ValueAsOf(AsOfQuery),
     /// One page of an export: the entries `after+1..=until` as NDJSON or CSV.
     ExportPage { csv: bool, after: u64, until: u64 },
     /// Accept a relay's upstream socket (tagged as a relay, not counted against any client),
@@ -67,6 +69,7 @@ impl ObjectCall {
             ObjectCall::Checkpoint => format!("{ORIGIN}/checkpoint"),
             ObjectCall::Inclusion(q) => format!("{ORIGIN}/inclusion?{}", q.encode()),
             ObjectCall::Consistency(q) => format!("{ORIGIN}/consistency?{}", q.encode()),
+            ObjectCall::ValueAsOf(q) => format!("{ORIGIN}/as_of?{}", q.encode()),
             ObjectCall::ExportPage { csv, after, until } => format!(
                 "{ORIGIN}/export?{}",
                 ExportQuery::encode_page(*csv, *after, *until)
@@ -130,6 +133,7 @@ impl ObjectCall {
             "/consistency" => ConsistencyQuery::parse(q)
                 .map(ObjectCall::Consistency)
                 .map_err(bad),
+            "/as_of" => AsOfQuery::parse(q).map(ObjectCall::ValueAsOf).map_err(bad),
             "/export" => match ExportQuery::parse(q) {
                 Ok(ExportQuery {
                     csv,
@@ -239,6 +243,10 @@ mod tests {
                 after: 0,
                 until: 1000,
             },
+            ObjectCall::ValueAsOf(AsOfQuery {
+                at: crate::core::ledger::AsOf::Time("2026-11-29T20:00:00.000Z".into()),
+                proof: true,
+            }),
             ObjectCall::Relays,
             ObjectCall::Restart,
             ObjectCall::Upstream {

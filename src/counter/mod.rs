@@ -157,6 +157,7 @@ impl Counter {
             ObjectCall::Checkpoint => reply(self.ledger.tree_head()),
             ObjectCall::Inclusion(q) => reply(self.ledger.inclusion(&self.store, &q)),
             ObjectCall::Consistency(q) => reply(self.ledger.consistency(&self.store, &q)),
+            ObjectCall::ValueAsOf(q) => reply(self.value_as_of(&current, &q)),
             ObjectCall::ExportPage { csv, after, until } => {
                 match self.store.audit(
                     after,
@@ -438,6 +439,56 @@ impl Counter {
         };
         let body = prometheus::render(&gauges, &self.tally.get());
         http::respond(200, prometheus::CONTENT_TYPE, &body, &[])
+    }
+}
+
+impl Counter {
+    /// `GET /api/value?as_of_version=|as_of=`: the value after a past version, from its audit
+    /// entry (found by binary search over versions for an instant: `at` never decreases).
+    fn value_as_of(
+        &self,
+        current: &Snapshot,
+        q: &crate::core::ledger::AsOfQuery,
+    ) -> Result<String, Problem> {
+        use crate::core::ledger::{self, AsOf, InclusionQuery};
+        let internal = |e: String| {
+            log_event("error", "as-of read failed", |w| {
+                w.string("error", &e);
+            });
+            Problem::Internal
+        };
+        let version = match &q.at {
+            AsOf::Version(v) if *v > current.version => {
+                return Err(ledger::beyond("as_of_version", *v, current.version))
+            }
+            AsOf::Version(v) => *v,
+            AsOf::Time(t) => self
+                .store
+                .version_at(t, current.version)
+                .map_err(internal)?,
+        };
+        if version == 0 {
+            return Ok(ledger::as_of_json(None, None));
+        }
+        let entry = self
+            .store
+            .audit(version - 1, 1)
+            .map_err(internal)?
+            .pop()
+            .filter(|e| e.version == version)
+            .ok_or_else(|| internal(format!("audit entry {version} is missing")))?;
+        let proof = if q.proof {
+            Some(self.ledger.inclusion(
+                &self.store,
+                &InclusionQuery {
+                    version,
+                    tree_size: None,
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok(ledger::as_of_json(Some(&entry), proof.as_deref()))
     }
 }
 

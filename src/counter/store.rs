@@ -228,6 +228,30 @@ impl Store {
         Ok(crate::core::audit::page_json(&rows, q.limit))
     }
 
+    /// The last version whose entry was applied at or before `at` (RFC 3339 in the audit
+    /// trail's own form, which orders as text), among versions `1..=max`; 0 if none. A binary
+    /// search over versions: `at` never decreases along them, and it costs O(log N) reads.
+    pub fn version_at(&self, at: &str, max: u64) -> Result<u64, String> {
+        let (mut lo, mut hi) = (0u64, max);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let rows = self
+                .sql
+                .exec_n("SELECT at FROM audit WHERE version = ?", mid as f64)
+                .map_err(|e| error_text(&e))?
+                .rows();
+            let mid_at = row_at(&rows, 0)
+                .and_then(|r| r.get(0).as_string())
+                .ok_or_else(|| format!("audit entry {mid} is missing"))?;
+            if mid_at.as_str() <= at {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
+    }
+
     /// Number of audit entries, for the health report.
     pub fn audit_count(&self) -> Result<u64, String> {
         let rows = self

@@ -272,6 +272,10 @@ fn plan(
     }
     let header = |name: &str| header(headers, name);
     match route {
+        // A past state is the counter's to answer (`core::ledger::AsOfQuery`).
+        Route::Value if crate::core::ledger::AsOfQuery::wanted(query) => Ok(Plan::Call(
+            ObjectCall::ValueAsOf(crate::core::ledger::AsOfQuery::parse(query)?),
+        )),
         Route::Value => match ValueRead::parse(query)? {
             ValueRead::Nearby { min_version } if relay_settings.per_relay > 0 => {
                 facts.read_client(headers);
