@@ -10,6 +10,7 @@
 use wasm_bindgen::JsValue;
 use web_sys::{Headers, Response, ResponseInit};
 
+use crate::core::batch::Reply;
 use crate::core::problem::{Problem, PROBLEM_CONTENT_TYPE};
 
 /// `application/json` for successful bodies.
@@ -77,6 +78,21 @@ pub fn problem(p: &Problem) -> Result<Response, JsValue> {
     let extra = p.headers();
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
     respond(p.status(), PROBLEM_CONTENT_TYPE, &p.to_json(), &extra)
+}
+
+/// The response for one request's [`Reply`]: the same bytes and headers whether the reply
+/// came alone or split out of a batch answer.
+pub fn reply(r: &Reply) -> Result<Response, JsValue> {
+    let extra: Vec<(&str, &str)> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if r.status == 200 && r.content_type == JSON {
+        json(&r.body, &extra)
+    } else {
+        respond(r.status, r.content_type, &r.body, &extra)
+    }
 }
 
 /// Milliseconds since the epoch from the platform clock (which, by design, only advances

@@ -69,6 +69,16 @@ impl RateLimiter {
         }
     }
 
+    /// Takes back one action of `client` recorded at `now_ms` (the latest), for an action
+    /// that was rolled back after all.
+    pub fn forget(&mut self, client: &str, now_ms: i64) {
+        if let Some(log) = self.clients.get_mut(client) {
+            if log.back() == Some(&now_ms) {
+                log.pop_back();
+            }
+        }
+    }
+
     /// Number of clients currently tracked.
     pub fn tracked(&self) -> usize {
         self.clients.len()
@@ -135,6 +145,19 @@ pub fn parse_limit(var: Option<&str>) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rolled_back_action_is_taken_back() {
+        let mut r = RateLimiter::new(2);
+        r.record("a", 100);
+        r.record("a", 200);
+        assert!(r.check("a", 300).is_err());
+        r.forget("a", 200);
+        assert!(r.check("a", 300).is_ok());
+        r.forget("a", 999); // not the latest: nothing happens
+        r.record("a", 300);
+        assert!(r.check("a", 400).is_err());
+    }
 
     #[test]
     fn off_means_unlimited() {

@@ -20,7 +20,7 @@
 //! - [`relay`]: the relay tier: regions and shards, the in-order feed with gap detection and
 //!   the recent updates in memory, the edge → relay call, nearby reads.
 //! - [`wire`]: the edge → object call, encoded in one URL; [`retry`]: when a failed call is
-//!   tried again.
+//!   tried again; [`batch`]: many requests in one call (group commit) and their answers.
 //! - [`cors`]: cross-origin rules; [`auth`]: the admin token check.
 //! - [`problem`]: the one error type and its problem+json form.
 //! - [`schema`]: the SQL schema as ordered migrations.
@@ -31,6 +31,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod checkpoint;
 pub mod command;
 pub mod cors;

@@ -76,6 +76,15 @@ impl Ledger {
         }
     }
 
+    /// The right edge while the tree is live: a batch keeps it, to put it back with
+    /// [`Ledger::adopt`] if the batch's transaction fails as a whole.
+    pub fn saved(&self) -> Option<Frontier> {
+        match &*self.tree.borrow() {
+            Tree::Live(f) => Some(f.clone()),
+            _ => None,
+        }
+    }
+
     /// After the commit: the new right edge.
     pub fn adopt(&self, next: Frontier) {
         *self.tree.borrow_mut() = Tree::Live(next);

@@ -29,7 +29,8 @@ use worker::durable::State;
 use worker::worker_sys::{DurableObjectState, WebSocketRequestResponsePair};
 use worker::Env;
 
-use crate::core::audit::AuditQuery;
+use crate::core::audit::{AuditEntry, AuditQuery};
+use crate::core::batch::{self, Reply, SizeHistogram};
 use crate::core::command::Mutation;
 use crate::core::idempotency::{self, Seen};
 use crate::core::json::JsonWriter;
@@ -49,6 +50,14 @@ use store::{CommitError, Store};
 /// The name of the one counter object.
 pub const OBJECT_NAME: &str = "global";
 
+/// What one mutation's [`Counter::step`] came to.
+enum Step {
+    /// Committed: the caller adopts the state after it and broadcasts it.
+    Applied(AuditEntry),
+    /// Nothing changed: a replay, or a refusal.
+    Answered(Reply),
+}
+
 /// The Durable Object class bound as `COUNTER`.
 #[wasm_bindgen]
 pub struct Counter {
@@ -67,6 +76,8 @@ pub struct Counter {
     started_ms: i64,
     /// The audit trail's Merkle tree and the checkpoint signer.
     ledger: Ledger,
+    /// How many requests each read or change call carried, since the object started.
+    sizes: RefCell<SizeHistogram>,
 }
 
 #[wasm_bindgen]
@@ -119,6 +130,7 @@ impl Counter {
             tally: Cell::new(Tally::default()),
             started_ms: now_ms(),
             ledger,
+            sizes: RefCell::new(SizeHistogram::default()),
         }
     }
 
@@ -135,7 +147,23 @@ impl Counter {
 
     /// One call from the edge. Never yields: see the module doc.
     pub fn fetch(&self, req: Request) -> Result<Response, JsValue> {
-        let call = match ObjectCall::decode(&req.url()) {
+        let url = req.url();
+        if batch::is_batch(&url) {
+            let calls = match batch::decode(&url) {
+                Ok(calls) => calls,
+                Err(p) => return http::problem(&p),
+            };
+            let current = match &*self.current.borrow() {
+                Ok(s) => s.clone(),
+                Err(_) => {
+                    return http::problem(&Problem::Unavailable {
+                        retry_after_secs: 5,
+                    })
+                }
+            };
+            return self.batch(&current, &calls);
+        }
+        let call = match ObjectCall::decode(&url) {
             Ok(call) => call,
             Err(p) => return http::problem(&p),
         };
@@ -148,7 +176,10 @@ impl Counter {
             }
         };
         match call {
-            ObjectCall::Value => http::json(&current.value_json(), &[("etag", &current.etag())]),
+            ObjectCall::Value => {
+                self.sizes.borrow_mut().record(1);
+                http::json(&current.value_json(), &[("etag", &current.etag())])
+            }
             ObjectCall::Mutate { mutation, client } => self.mutate(&current, &mutation, &client),
             ObjectCall::Audit(q) => self.audit(&q),
             ObjectCall::Connect { since, client } => self.connect(&current, since, &client),
@@ -212,23 +243,43 @@ impl Counter {
 }
 
 impl Counter {
-    /// Applies `m` exactly once, or answers what it got the first time.
+    /// One mutation sent alone: [`Counter::step`], then adopt, broadcast and answer.
     fn mutate(&self, current: &Snapshot, m: &Mutation, client: &str) -> Result<Response, JsValue> {
-        let now = now_ms();
+        self.sizes.borrow_mut().record(1);
+        match self.step(current, m, client, now_ms()) {
+            Step::Applied(entry) => {
+                let next = Snapshot::after(&entry);
+                let etag = next.etag();
+                *self.current.borrow_mut() = Ok(next);
+                broadcast::broadcast(&self.state, &entry.update_message());
+                http::json(&entry.response_json(), &[("etag", &etag)])
+            }
+            Step::Answered(reply) => http::reply(&reply),
+        }
+    }
+
+    /// One mutation, the same whether it came alone or in a batch: its rate-limit decision,
+    /// the rule (precondition, range, new version) against `current`, and the commit of the
+    /// counter row and its audit entry (the key's record) in one `transactionSync`, which is
+    /// a savepoint when a batch's transaction is open. A commit that fails rolls back this
+    /// mutation's writes only. On success the entry is committed (or, in a batch, released
+    /// into the batch's transaction) and the client's change is counted; the caller adopts
+    /// the new state and broadcasts.
+    fn step(&self, current: &Snapshot, m: &Mutation, client: &str, now: i64) -> Step {
         // Admin changes are authenticated operator actions and not limited.
         let limited = matches!(m.op, Operation::Increment | Operation::Decrement);
         if limited {
             if let Err(retry_after_secs) = self.limiter.borrow_mut().check(client, now) {
                 // A retry of a change applied earlier is still answered: replays are free.
-                return self.seen_before(m).unwrap_or_else(|| {
+                return Step::Answered(self.seen_before(m).unwrap_or_else(|| {
                     self.count(|t| t.rate_limited_changes += 1);
-                    http::problem(&Problem::TooManyRequests {
+                    Reply::problem(&Problem::TooManyRequests {
                         retry_after_secs,
                         detail: format!(
                             "This client made more changes than allowed in 10 seconds; nothing was changed. Retry after {retry_after_secs} s."
                         ),
                     })
-                });
+                }));
             }
         }
         let entry = match current.apply(m, rfc3339_millis(now)) {
@@ -236,12 +287,12 @@ impl Counter {
             // A retry of a change that was applied when it was still valid must get its
             // original answer, not this refusal: the key decides before the rule does.
             Err(problem) => {
-                return self
-                    .seen_before(m)
-                    .unwrap_or_else(|| http::problem(&problem))
+                return Step::Answered(
+                    self.seen_before(m)
+                        .unwrap_or_else(|| Reply::problem(&problem)),
+                )
             }
         };
-        let response = entry.response_json();
         let appended = self.ledger.prepare(&entry);
         let merkle_row = appended.as_ref().map(|(_, row)| row.as_slice());
         match self.store.commit(&entry, merkle_row) {
@@ -249,37 +300,100 @@ impl Counter {
                 if let Some((frontier, _)) = appended {
                     self.ledger.adopt(frontier);
                 }
-                let next = Snapshot::after(&entry);
-                let etag = next.etag();
-                *self.current.borrow_mut() = Ok(next);
                 if limited {
                     self.limiter.borrow_mut().record(client, now);
                 }
                 self.count(|t| t.commits += 1);
-                broadcast::broadcast(&self.state, &entry.update_message());
-                http::json(&response, &[("etag", &etag)])
+                Step::Applied(entry)
             }
             // Rolled back. The usual cause is that the key is already stored (a replay);
             // anything else is a storage fault, and the client may retry the same key.
-            Err(CommitError::Storage(why)) => self.seen_before(m).unwrap_or_else(|| {
-                log_event("error", "commit failed", |w| {
-                    w.string("request_id", m.key.as_str()).string("error", &why);
-                });
-                http::problem(&Problem::Internal)
-            }),
+            Err(CommitError::Storage(why)) => {
+                Step::Answered(self.seen_before(m).unwrap_or_else(|| {
+                    log_event("error", "commit failed", |w| {
+                        w.string("request_id", m.key.as_str()).string("error", &why);
+                    });
+                    Reply::problem(&Problem::Internal)
+                }))
+            }
         }
+    }
+
+    /// Many requests in one call (group commit, see [`crate::core::batch`]): one outer
+    /// `transactionSync` around every mutation's own [`Counter::step`], reads answered at
+    /// their place in the order. One mutation's refusal or rolled-back commit never touches
+    /// another. Only after the outer transaction committed is the new state adopted and each
+    /// change broadcast, in version order. If the outer transaction fails, nothing of the
+    /// batch happened: its rate-limit counts, metric counts and the Merkle tree's right edge are
+    /// put back and the whole call gets 500, which
+    /// the edge answers by sending each request again alone, with the same key.
+    fn batch(&self, current: &Snapshot, calls: &[ObjectCall]) -> Result<Response, JsValue> {
+        let now = now_ms();
+        self.sizes.borrow_mut().record(calls.len());
+        let mut working = current.clone();
+        // What to put back should the whole transaction fail.
+        let (tally, tree) = (self.tally.get(), self.ledger.saved());
+        let mut applied: Vec<(AuditEntry, &str)> = Vec::new();
+        let mut replies: Vec<Reply> = Vec::with_capacity(calls.len());
+        let outcome = self.store.transaction(&mut || {
+            for call in calls {
+                let reply = match call {
+                    ObjectCall::Mutate { mutation, client } => {
+                        match self.step(&working, mutation, client, now) {
+                            Step::Applied(entry) => {
+                                working = Snapshot::after(&entry);
+                                let reply = Reply::applied(&entry);
+                                applied.push((entry, client));
+                                reply
+                            }
+                            Step::Answered(reply) => reply,
+                        }
+                    }
+                    ObjectCall::Value => Reply::value(&working),
+                    // `batch::decode` only yields values and mutations.
+                    _ => Reply::problem(&Problem::Internal),
+                };
+                replies.push(reply);
+            }
+        });
+        if let Err(why) = outcome {
+            self.tally.set(tally);
+            if let Some(tree) = tree {
+                self.ledger.adopt(tree);
+            }
+            let mut limiter = self.limiter.borrow_mut();
+            for (entry, client) in &applied {
+                if matches!(entry.operation, Operation::Increment | Operation::Decrement) {
+                    limiter.forget(client, now);
+                }
+            }
+            log_event("error", "batch commit failed", |w| {
+                w.uint("calls", calls.len() as u64).string("error", &why);
+            });
+            return http::problem(&Problem::Internal);
+        }
+        *self.current.borrow_mut() = Ok(working);
+        for (entry, _) in &applied {
+            broadcast::broadcast(&self.state, &entry.update_message());
+        }
+        http::respond(
+            200,
+            batch::CONTENT_TYPE,
+            &batch::encode_replies(&replies),
+            &[],
+        )
     }
 
     /// The answer for a key that is already stored: its original response (replay), or 422
     /// when it was used for something else. `None` if the key is new.
-    fn seen_before(&self, m: &Mutation) -> Option<Result<Response, JsValue>> {
+    fn seen_before(&self, m: &Mutation) -> Option<Reply> {
         let stored = match self.store.lookup(m.key.as_str()) {
             Ok(stored) => stored?,
             Err(e) => {
                 log_event("error", "key lookup failed", |w| {
                     w.string("error", &e);
                 });
-                return Some(http::problem(&Problem::Internal));
+                return Some(Reply::problem(&Problem::Internal));
             }
         };
         let fingerprint = stored.fingerprint();
@@ -288,15 +402,15 @@ impl Counter {
             match idempotency::judge(&m.fingerprint(), &fingerprint, &response) {
                 Seen::Replay(body) => {
                     self.count(|t| t.replays += 1);
-                    http::json(
-                        body,
+                    Reply::json(
+                        body.to_owned(),
                         &[
                             ("idempotent-replayed", "true"),
                             ("etag", &format!("\"{}\"", stored.version)),
                         ],
                     )
                 }
-                Seen::Conflict => http::problem(&Problem::KeyReused {
+                Seen::Conflict => Reply::problem(&Problem::KeyReused {
                     key: m.key.as_str().to_owned(),
                 }),
             },
@@ -395,6 +509,11 @@ impl Counter {
             .store
             .audit_count()
             .map_err(|e| JsValue::from_str(&e))?;
+        let mut sizes = JsonWriter::object();
+        for (label, calls) in self.sizes.borrow().buckets() {
+            sizes.uint(label, calls);
+        }
+        let sizes = sizes.finish();
         let body = JsonWriter::object()
             .string("status", "ok")
             .uint("schema_version", u64::from(self.schema_version))
@@ -408,6 +527,7 @@ impl Counter {
                 broadcast::count_for(&self.state, UPSTREAM_TAG) as u64,
             )
             .uint("database_bytes", self.store.size_bytes())
+            .raw("calls_by_size", &sizes)
             .finish();
         http::json(&body, &[])
     }

@@ -152,6 +152,19 @@ impl Store {
             .map_err(|e| error_text(&e))
     }
 
+    /// Runs `f` in one transaction: a batch's outer transaction, inside which every
+    /// [`Store::commit`] is a nested one (a savepoint) that commits or rolls back on its own.
+    /// `Err` when the transaction as a whole failed and was rolled back.
+    pub fn transaction(&self, f: &mut dyn FnMut()) -> Result<(), String> {
+        self.storage
+            .transaction_sync(&mut || {
+                f();
+                Ok(JsValue::UNDEFINED)
+            })
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
     /// The newest version that has its Merkle row (0 when none has).
     pub fn merkle_size(&self) -> Result<u64, String> {
         let rows = self
