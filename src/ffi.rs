@@ -142,6 +142,14 @@ extern "C" {
     pub fn then2(this: &Thenable, on_fulfilled: &JsValue, on_rejected: &JsValue)
         -> js_sys::Promise;
 
+    /// `setTimeout(f, ms)`: the timer's handle.
+    #[wasm_bindgen(js_name = setTimeout)]
+    pub fn set_timeout(f: &JsValue, ms: f64) -> JsValue;
+
+    /// `clearTimeout(handle)`.
+    #[wasm_bindgen(js_name = clearTimeout)]
+    pub fn clear_timeout(handle: &JsValue);
+
     /// A function, seen through our own binding.
     pub type Callback;
 
@@ -165,6 +173,9 @@ extern "C" {
         c: &str,
         d: &JsValue,
     ) -> JsValue;
+    /// `f.bind(null, a)`.
+    #[wasm_bindgen(method, js_name = bind)]
+    pub fn bind_num(this: &Callback, this_arg: &JsValue, a: f64) -> JsValue;
 
     /// `f.bind(null, a, b)`.
     #[wasm_bindgen(method, js_name = bind)]

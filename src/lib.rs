@@ -13,6 +13,7 @@
 //! | the Worker entry point | `lib.rs` (this file) | thin |
 //! | route, validate, key, forward, log | [`edge`] (`edge/mod.rs`, `forward.rs`, `body.rs`, `config.rs`) | yes |
 //! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
+//! | under load, many requests in one call (group commit) | `edge/batch.rs`, [`core::batch`] | yes / **no** |
 //! | the one counter object | [`counter`] (`counter/mod.rs`) | yes |
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
 //! | counter + audit entry (the key's record) + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`], [`core::merkle`] | yes / **no** |

@@ -24,6 +24,9 @@ pub struct Config {
     pub metrics: Option<Dataset>,
     /// `CF_VERSION_METADATA.id`: the deployed version (empty when not bound).
     pub version_id: String,
+    /// `BATCH_MAX_IN_FLIGHT`: calls to the counter this isolate keeps in flight before
+    /// requests wait and share the next call; 0 (`off`): every request is its own call.
+    pub batch_in_flight: u32,
 }
 
 thread_local! {
@@ -46,6 +49,9 @@ impl Config {
                         .and_then(|m| js_sys::Reflect::get(&m, &JsValue::from_str("id")).ok())
                         .and_then(|id| id.as_string())
                         .unwrap_or_default(),
+                    batch_in_flight: batch_in_flight(
+                        string_var(env, "BATCH_MAX_IN_FLIGHT").as_deref(),
+                    ),
                 })
             })
             .clone()
@@ -88,6 +94,20 @@ fn log_rate(var: Option<&str>) -> f64 {
             1.0
         }
     }
+}
+
+/// Parses `BATCH_MAX_IN_FLIGHT`; a malformed value is reported and means the default.
+fn batch_in_flight(var: Option<&str>) -> u32 {
+    crate::core::batch::parse_in_flight(var).unwrap_or_else(|e| {
+        crate::http::log_event(
+            "error",
+            "invalid BATCH_MAX_IN_FLIGHT; using the default",
+            |w| {
+                w.string("error", &e);
+            },
+        );
+        crate::core::batch::DEFAULT_IN_FLIGHT
+    })
 }
 
 /// A string var or secret, if set.

@@ -58,10 +58,29 @@ fn load_namespace(env: &Env) -> Result<(), Problem> {
 pub fn call(env: &Env, call: &ObjectCall) -> Result<(js_sys::Promise, String), Problem> {
     load_namespace(env)?;
     let url = call.encode();
-    let first = stub()
-        .and_then(|s| s.fetch_with_str(&url))
-        .map_err(|e| fault("call", &e))?;
+    let first = send(&url).map_err(|e| fault("call", &e))?;
     Ok((first, url))
+}
+
+/// [`call`] for a request's read or change: with batching on (`max_in_flight` > 0) it goes
+/// through [`super::batch`], which may hold it for the next call.
+pub fn call_batched(
+    env: &Env,
+    call: &ObjectCall,
+    max_in_flight: u32,
+) -> Result<(js_sys::Promise, String), Problem> {
+    if max_in_flight > 0 {
+        if let Some(item) = crate::core::batch::item(call) {
+            load_namespace(env)?;
+            return super::batch::submit(call.encode(), item, max_in_flight);
+        }
+    }
+    self::call(env, call)
+}
+
+/// One call to the object at `url` (the namespace is loaded).
+pub(super) fn send(url: &str) -> Result<js_sys::Promise, JsValue> {
+    stub().and_then(|s| s.fetch_with_str(url))
 }
 
 /// After the first attempt at `url` failed with `error`: retries while the platform says that
@@ -134,13 +153,13 @@ pub fn connect(env: Env, req: Request, call: ObjectCall) -> js_sys::Promise {
 }
 
 /// Whether the platform set `error[name] === true`.
-fn flag(error: &JsValue, name: &str) -> bool {
+pub(super) fn flag(error: &JsValue, name: &str) -> bool {
     js_sys::Reflect::get(error, &JsValue::from_str(name))
         .map(|v| v.as_bool() == Some(true))
         .unwrap_or(false)
 }
 
-fn fault(what: &str, e: &JsValue) -> Problem {
+pub(super) fn fault(what: &str, e: &JsValue) -> Problem {
     log_error(what, e, 0);
     Problem::Internal
 }

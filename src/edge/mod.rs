@@ -9,6 +9,8 @@
 //!    new UUID), so that retrying the call to the object can never apply a change twice;
 //! 4. sends the call to the one counter object (retrying only errors the platform marks
 //!    retryable, see [`forward`]) and returns its answer, adding CORS headers when needed;
+//!    with batching on, a read or change that finds `BATCH_MAX_IN_FLIGHT` calls of this
+//!    isolate in flight waits and shares the next call with the others waiting (`batch.rs`);
 //! 5. writes one structured log line and one metrics data point per request ([`metrics`]).
 //!
 //! The handler is synchronous: it returns the counter's promise instead of awaiting it, with
@@ -19,6 +21,7 @@
 //! Everything else (the web app) is served by the static assets binding before the Worker
 //! runs (`run_worker_first = ["/api/*"]` in wrangler.toml).
 
+mod batch;
 mod body;
 mod checkpoint;
 mod config;
@@ -211,7 +214,8 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
             )
             .map(Into::into)
         }
-        Ok(Plan::Call(call)) => forward::call(&env, &call).map(|(p, url)| (p, Some(url))),
+        Ok(Plan::Call(call)) => forward::call_batched(&env, &call, config.batch_in_flight)
+            .map(|(p, url)| (p, Some(url))),
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
         Ok(Plan::Relay(call)) => Ok((relays::run(env, req, call), None)),
         Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
@@ -454,30 +458,41 @@ fn with_body(
         metered: facts.metered,
         colo: facts.colo,
     };
+    // Only reading the body is awaited in Rust (this request's own I/O). The call to the
+    // counter is then chained like every other request's (`settle`), not awaited: a batched
+    // request is woken by another request's call, and a Rust task woken there would run in
+    // that request's context.
     wasm_bindgen_futures::future_to_promise(async move {
-        let outcome = async {
-            let body = body::read(&req, MAX_BODY_BYTES).await?;
-            let call = mutation(pending, &body, &mut facts)?;
-            let (promise, url) = forward::call(&env, &call)?;
-            let response = match wasm_bindgen_futures::JsFuture::from(promise).await {
-                Ok(r) => r.dyn_into::<Response>(),
-                Err(error) => forward::retry(url, error).await,
-            };
-            response.map_err(|_| Problem::Internal)
-        }
-        .await;
-        let (response, problem) = match outcome {
-            Ok(r) => (r, None),
-            Err(p) => (http::problem(&p)?, Some(p.slug())),
+        let call = match body::read(&req, MAX_BODY_BYTES).await {
+            Ok(body) => mutation(pending, &body, &mut facts),
+            Err(p) => Err(p),
         };
-        finish(
-            facts.arrival().as_deref(),
-            facts.start().as_deref(),
-            origin.as_deref(),
-            response,
-            problem,
-        )
-        .map(Into::into)
+        let reply = call.and_then(|call| {
+            let in_flight = Config::get(&env).batch_in_flight;
+            forward::call_batched(&env, &call, in_flight)
+        });
+        let (arrival, start) = (facts.arrival(), facts.start());
+        match reply {
+            Ok((promise, url)) => Ok(settle(
+                promise,
+                Some(url),
+                arrival.as_deref(),
+                start.as_deref(),
+                origin.as_deref(),
+            )
+            .into()),
+            Err(p) => {
+                let response = http::problem(&p)?;
+                finish(
+                    arrival.as_deref(),
+                    start.as_deref(),
+                    origin.as_deref(),
+                    response,
+                    Some(p.slug()),
+                )
+                .map(Into::into)
+            }
+        }
     })
 }
 
