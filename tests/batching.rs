@@ -1,0 +1,563 @@
+//! Batching (group commit) against the real runtime: requests that share a call to the counter
+//! each get exactly the answer they get alone.
+//!
+//! 64 clients at once send a mix: valid changes, malformed requests, replays of keys applied
+//! earlier, keys reused for something else, `If-Match` failures, changes that would leave the
+//! range, and groups of clients over their rate limit. Before that, one request of each kind
+//! is sent alone as the reference. With `BATCH_MAX_IN_FLIGHT=1` everything that arrives while
+//! one call is in flight shares the next one; the object's `calls_by_size` in `/api/health`
+//! shows that batches really formed (the test fails otherwise, so it cannot pass vacuously).
+//!
+//! Then every answer is checked against the reference of its kind: the same status, the same
+//! headers and the same body bytes (for answers that name the state they saw, such as 412's
+//! `current_version`, the body rendered for that state, and that state must be one the
+//! counter really held). Every applied change, sent again alone, is replayed byte for byte;
+//! the audit trail is gapless and adds up; each rate-limited group got exactly its allowance.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Barrier};
+
+use common::{seed, try_request, Options, Resp, Server};
+use number_acidizer::core::problem::Problem;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::Value;
+
+const CLIENTS: usize = 64;
+const LIMIT: usize = 3;
+const GROUP: usize = 8;
+const MAX: i64 = 9_007_199_254_740_991;
+/// The value the phase starts from: any increment by 1,000,000 leaves the range, and the
+/// valid changes (at most a few hundred) never do.
+const START: i64 = MAX - 999_000;
+const ADMIN: &str = "batching-admin-token-0123456789";
+
+/// The kinds of request in the mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Valid,
+    Replay,
+    Conflict,
+    Malformed(u8),
+    IfMatchFails,
+    OutOfRange,
+    Grouped,
+}
+
+#[derive(Clone, Debug)]
+struct Req {
+    kind: Kind,
+    path: &'static str,
+    key: Option<String>,
+    client: String,
+    if_match: Option<&'static str>,
+    body: String,
+    delta: i64,
+}
+
+impl Req {
+    fn send(&self, base: &str) -> Resp {
+        let mut h: Vec<(&str, &str)> = vec![
+            ("content-type", "application/json"),
+            ("cf-connecting-ip", &self.client),
+        ];
+        if let Some(k) = &self.key {
+            h.push(("idempotency-key", k));
+        }
+        if let Some(m) = self.if_match {
+            h.push(("if-match", m));
+        }
+        let send = || {
+            try_request(base, "POST", self.path, &h, Some(self.body.as_bytes()))
+                .unwrap_or_else(|e| panic!("{self:?}: {e}"))
+        };
+        let mut r = send();
+        // The local dev server's proxy answers this itself when it lost a request on its way
+        // to the runtime (on an overloaded machine). Every request here has a key, so it is
+        // sent again; a change that did apply is then answered from its stored response,
+        // marked as a replay, which is dropped here: the body is the first answer's.
+        let mut retried = false;
+        for _ in 0..5 {
+            if !(r.status == 503 && r.body.starts_with("Your worker restarted mid-request")) {
+                break;
+            }
+            retried = true;
+            r = send();
+        }
+        if retried && self.kind != Kind::Replay {
+            r.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("idempotent-replayed"));
+        }
+        r
+    }
+}
+
+fn change(kind: Kind, path: &'static str, key: &str, client: &str, amount: i64) -> Req {
+    Req {
+        kind,
+        path,
+        key: Some(key.to_owned()),
+        client: client.to_owned(),
+        if_match: None,
+        body: format!("{{\"amount\":{amount}}}"),
+        delta: if path.ends_with("decrement") {
+            -amount
+        } else {
+            amount
+        },
+    }
+}
+
+fn malformed(i: u8, key: &str) -> Req {
+    let mut r = change(Kind::Malformed(i), "/api/increment", key, "10.8.0.1", 1);
+    match i {
+        0 => r.body = "{\"amount\":".into(),
+        1 => r.key = Some("not a valid key!".into()),
+        _ => r.body = "{\"amount\":0}".into(),
+    }
+    r
+}
+
+/// The headers that make up an answer besides its body.
+const MATTER: [&str; 8] = [
+    "content-type",
+    "cache-control",
+    "x-content-type-options",
+    "etag",
+    "idempotent-replayed",
+    "retry-after",
+    "allow",
+    "www-authenticate",
+];
+
+fn headers(r: &Resp) -> BTreeMap<&'static str, String> {
+    MATTER
+        .iter()
+        .filter_map(|name| r.header(name).map(|v| (*name, v.to_owned())))
+        .collect()
+}
+
+/// The same status and headers as `alone`, except the values of `vary` (state-dependent).
+fn same_head(got: &Resp, alone: &Resp, vary: &[&str], what: &str) {
+    assert_eq!(
+        got.status, alone.status,
+        "{what}: {got:?} vs alone {alone:?}"
+    );
+    let (mut g, mut a) = (headers(got), headers(alone));
+    for v in vary {
+        if let (Some(x), Some(y)) = (g.get_mut(v), a.get_mut(v)) {
+            *x = String::new();
+            *y = String::new();
+        }
+    }
+    assert_eq!(g, a, "{what}: headers differ from the request sent alone");
+}
+
+fn version_tag(r: &Resp) -> u64 {
+    r.header("etag")
+        .and_then(|e| e.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no version etag: {r:?}"))
+}
+
+fn calls_in_batches(health: &Value) -> (u64, u64) {
+    let sizes = health["calls_by_size"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no calls_by_size in {health}"));
+    let single = sizes["1"].as_u64().unwrap();
+    let batched = sizes
+        .iter()
+        .filter(|(k, _)| k.as_str() != "1")
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    (single, batched)
+}
+
+#[test]
+fn requests_that_share_calls_get_exactly_what_they_get_alone() {
+    let seed = seed("BATCHING_SEED");
+    let s = Server::start(Options {
+        vars: vec![
+            ("RATE_LIMIT_PER_10S".into(), LIMIT.to_string()),
+            ("ADMIN_TOKEN".into(), ADMIN.into()),
+            ("BATCH_MAX_IN_FLIGHT".into(), "1".into()),
+        ],
+        ..Options::default()
+    });
+    let base = s.base.clone();
+
+    // 1. The state and the references, one request at a time.
+    let auth = format!("Bearer {ADMIN}");
+    let set = s.post_json(
+        "/api/admin/set",
+        &[("authorization", &auth), ("idempotency-key", "setup")],
+        &format!("{{\"value\":{START}}}"),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+    let pre: Vec<(Req, Resp)> = (0..16)
+        .map(|j| {
+            let r = change(
+                Kind::Replay,
+                "/api/increment",
+                &format!("pre-{j}"),
+                &format!("10.1.0.{j}"),
+                1,
+            );
+            let resp = r.send(&base);
+            assert_eq!(resp.status, 200, "{}", resp.body);
+            (r, resp)
+        })
+        .collect();
+    let alone_conflict =
+        change(Kind::Conflict, "/api/increment", "pre-0", "10.1.1.1", 2).send(&base);
+    assert_eq!(
+        alone_conflict.body,
+        Problem::KeyReused {
+            key: "pre-0".into()
+        }
+        .to_json()
+    );
+    let alone_malformed: Vec<Resp> = (0..3)
+        .map(|i| {
+            let r = malformed(i, "alone-m").send(&base);
+            assert_eq!(r.status, 400, "{}", r.body);
+            r
+        })
+        .collect();
+    let mut fails = change(
+        Kind::IfMatchFails,
+        "/api/increment",
+        "alone-412",
+        "10.1.1.2",
+        1,
+    );
+    fails.if_match = Some("\"0\"");
+    let alone_412 = fails.send(&base);
+    assert_eq!(
+        alone_412.body,
+        Problem::PreconditionFailed {
+            current_version: version_tag(&alone_412)
+        }
+        .to_json()
+    );
+    let alone_409 = change(
+        Kind::OutOfRange,
+        "/api/increment",
+        "alone-409",
+        "10.1.1.3",
+        1_000_000,
+    )
+    .send(&base);
+    let before = s.value();
+    assert_eq!(
+        alone_409.body,
+        Problem::OutOfRange {
+            value: before["value"].as_i64().unwrap(),
+            delta: 1_000_000
+        }
+        .to_json()
+    );
+    for j in 0..LIMIT {
+        let r = change(
+            Kind::Valid,
+            "/api/increment",
+            &format!("alone-l{j}"),
+            "10.9.9.9",
+            1,
+        )
+        .send(&base);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let alone_429 = change(Kind::Grouped, "/api/increment", "alone-429", "10.9.9.9", 1).send(&base);
+    assert_eq!(alone_429.status, 429, "{}", alone_429.body);
+    let alone_valid = change(Kind::Valid, "/api/increment", "alone-ok", "10.1.1.4", 1).send(&base);
+    assert_eq!(alone_valid.status, 200, "{}", alone_valid.body);
+    let alone_replay = pre[0].0.send(&base);
+    assert_eq!(alone_replay.body, pre[0].1.body);
+    let start = s.value();
+    let (v0, value0) = (
+        start["version"].as_u64().unwrap(),
+        start["value"].as_i64().unwrap(),
+    );
+    let (single_before, batched_before) = calls_in_batches(&s.health());
+
+    // 2. The mix, from 64 clients at once.
+    let plans: Vec<Vec<Req>> = (0..CLIENTS)
+        .map(|i| {
+            let client = format!("10.2.{}.{}", i / 256, i % 256);
+            let (pre_req, _) = &pre[i % pre.len()];
+            let mut conflict = pre_req.clone();
+            conflict.kind = Kind::Conflict;
+            conflict.body = "{\"amount\":2}".into();
+            conflict.client = client.clone();
+            let mut replay = pre_req.clone();
+            replay.client = client.clone();
+            let mut fails = change(
+                Kind::IfMatchFails,
+                "/api/increment",
+                &format!("b{i}-c"),
+                &client,
+                1,
+            );
+            fails.if_match = Some("\"0\"");
+            let mut b = change(
+                Kind::Valid,
+                "/api/decrement",
+                &format!("b{i}-b"),
+                &client,
+                1 + (i as i64 % 5),
+            );
+            if i % 4 == 0 {
+                b.if_match = Some("*");
+            }
+            let mut plan = vec![
+                change(
+                    Kind::Valid,
+                    "/api/increment",
+                    &format!("b{i}-a"),
+                    &client,
+                    1 + (i as i64 % 3),
+                ),
+                b,
+                replay,
+                conflict,
+                malformed((i % 3) as u8, &format!("b{i}-m")),
+                fails,
+                change(
+                    Kind::OutOfRange,
+                    "/api/increment",
+                    &format!("b{i}-d"),
+                    &client,
+                    1_000_000,
+                ),
+                change(
+                    Kind::Grouped,
+                    "/api/increment",
+                    &format!("b{i}-g"),
+                    &format!("10.4.0.{}", i / GROUP),
+                    1,
+                ),
+            ];
+            plan.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(i as u64)));
+            // The rate-limited groups go first, so that each group's requests fall into one
+            // 10-second window however slow the machine is.
+            plan.sort_by_key(|r| r.kind != Kind::Grouped);
+            plan
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let phase = std::time::Instant::now();
+    let threads: Vec<_> = plans
+        .into_iter()
+        .map(|plan| {
+            let base = base.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                plan.into_iter()
+                    .map(|r| {
+                        let resp = r.send(&base);
+                        (r, resp)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(Req, Resp)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a client failed"))
+        .collect();
+
+    println!("the mix took {:?}", phase.elapsed());
+
+    // 3. Batches really formed while the mix was sent.
+    let end = s.value();
+    let (single, batched) = calls_in_batches(&s.health());
+    let health = s.health();
+    println!(
+        "calls during the mix: {} alone, {} batches; sizes since start {}",
+        single - single_before,
+        batched - batched_before,
+        health["calls_by_size"]
+    );
+    assert!(
+        batched - batched_before >= 5,
+        "too few calls carried more than one request: {}",
+        health["calls_by_size"]
+    );
+
+    // 4. Every answer against the request of its kind sent alone.
+    let v_end = end["version"].as_u64().unwrap();
+    let audit = s.audit_all();
+    assert_eq!(audit.len() as u64, v_end, "the audit trail has a gap");
+    let mut held: BTreeSet<i64> = BTreeSet::from([value0]);
+    for (i, e) in audit.iter().enumerate() {
+        assert_eq!(e["version"], i as u64 + 1);
+        if i as u64 >= v0 {
+            held.insert(e["value"].as_i64().unwrap());
+        }
+    }
+    let mut applied: Vec<&(Req, Resp)> = Vec::new();
+    let mut grouped: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut kinds: BTreeMap<Kind, usize> = BTreeMap::new();
+    for pair in &answers {
+        let (req, got) = pair;
+        *kinds.entry(req.kind).or_default() += 1;
+        let what = format!("{req:?}");
+        match req.kind {
+            Kind::Valid => {
+                same_head(got, &alone_valid, &["etag"], &what);
+                applied.push(pair);
+            }
+            Kind::Replay => {
+                let (_, first) = pre.iter().find(|(p, _)| p.key == req.key).unwrap();
+                same_head(got, &alone_replay, &["etag"], &what);
+                assert_eq!(got.header("etag"), first.header("etag"), "{what}");
+                assert_eq!(got.body, first.body, "{what}: a replay's bytes changed");
+            }
+            Kind::Conflict => {
+                same_head(got, &alone_conflict, &[], &what);
+                let key = req.key.clone().unwrap();
+                assert_eq!(got.body, Problem::KeyReused { key }.to_json(), "{what}");
+            }
+            Kind::Malformed(i) => {
+                let alone = &alone_malformed[i as usize];
+                same_head(got, alone, &[], &what);
+                assert_eq!(got.body, alone.body, "{what}");
+            }
+            Kind::IfMatchFails => {
+                same_head(got, &alone_412, &["etag"], &what);
+                let v = version_tag(got);
+                assert!((v0..=v_end).contains(&v), "{what}: version {v} never held");
+                assert_eq!(
+                    got.body,
+                    Problem::PreconditionFailed { current_version: v }.to_json(),
+                    "{what}"
+                );
+            }
+            Kind::OutOfRange => {
+                same_head(got, &alone_409, &[], &what);
+                let v = held
+                    .iter()
+                    .find(|v| {
+                        got.body
+                            == Problem::OutOfRange {
+                                value: **v,
+                                delta: 1_000_000,
+                            }
+                            .to_json()
+                    })
+                    .unwrap_or_else(|| {
+                        panic!("{what}: {} names no value the counter held", got.body)
+                    });
+                let _ = v;
+            }
+            Kind::Grouped => {
+                let entry = grouped.entry(req.client.clone()).or_default();
+                if got.status == 200 {
+                    same_head(got, &alone_valid, &["etag"], &what);
+                    entry.0 += 1;
+                    applied.push(pair);
+                } else {
+                    same_head(got, &alone_429, &["retry-after"], &what);
+                    let r0 = alone_429.header("retry-after").unwrap();
+                    let r = got.header("retry-after").unwrap();
+                    let expected = alone_429
+                        .body
+                        .replace(
+                            &format!("\"retry_after\":{r0}"),
+                            &format!("\"retry_after\":{r}"),
+                        )
+                        .replace(
+                            &format!("Retry after {r0} s."),
+                            &format!("Retry after {r} s."),
+                        );
+                    assert_eq!(got.body, expected, "{what}");
+                    entry.1 += 1;
+                }
+            }
+        }
+    }
+    println!("answers by kind: {kinds:?}");
+    for (client, (ok, limited)) in &grouped {
+        assert_eq!(
+            (*ok, *limited),
+            (LIMIT, GROUP - LIMIT),
+            "client {client}: {ok} applied, {limited} limited"
+        );
+    }
+
+    // 5. Applied changes: what the audit trail says, and replayed alone byte for byte.
+    let entries: BTreeMap<&str, &Value> = audit
+        .iter()
+        .map(|e| (e["request_id"].as_str().unwrap(), e))
+        .collect();
+    let mut sum = 0;
+    for (req, got) in &applied {
+        let key = req.key.as_deref().unwrap();
+        let told = got.json();
+        let e = entries
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} acknowledged but not audited"));
+        for field in ["version", "value", "previous_value", "amount", "operation"] {
+            assert_eq!(told[field], e[field], "{key}: {field}");
+        }
+        assert_eq!(version_tag(got), told["version"].as_u64().unwrap());
+        assert!(got.header("idempotent-replayed").is_none());
+        let again = req.send(&base);
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.header("etag"), got.header("etag"));
+        assert_eq!(
+            again.body, got.body,
+            "{key}: the replay differs from the first answer"
+        );
+        sum += req.delta;
+    }
+    assert_eq!(
+        applied.len() as u64,
+        v_end - v0,
+        "applied changes vs versions"
+    );
+    assert_eq!(end["value"].as_i64().unwrap(), value0 + sum);
+    assert_eq!(
+        s.value()["version"].as_u64().unwrap(),
+        v_end,
+        "replays applied something"
+    );
+}
+
+#[test]
+fn with_batching_off_every_request_is_its_own_call() {
+    let s = Server::start(Options {
+        vars: vec![("BATCH_MAX_IN_FLIGHT".into(), "off".into())],
+        ..Options::default()
+    });
+    let (single0, batched0) = calls_in_batches(&s.health());
+    let barrier = Arc::new(Barrier::new(32));
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let base = s.base.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for j in 0..4 {
+                    let key = format!("off-{i}-{j}");
+                    let r = change(Kind::Valid, "/api/increment", &key, "10.5.0.1", 1).send(&base);
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    let r = try_request(&base, "GET", "/api/value", &[], None).unwrap();
+                    assert_eq!(r.status, 200, "{}", r.body);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client failed");
+    }
+    let (single, batched) = calls_in_batches(&s.health());
+    assert_eq!(batched, batched0, "a batch was sent with batching off");
+    assert_eq!(single - single0, 32 * 4 * 2, "one call per read and change");
+    assert_eq!(s.value()["version"], 128);
+}
