@@ -14,6 +14,10 @@
 //                           relay per 500 sockets (RELAY_SHARDS = clients / 500)
 //   BENCH_FANOUT_CHANGES=20 changes per fan-out run
 //   BENCH_PACED="get:250,get:1000,post:125,post:500"   steady-rate latency runs (empty: none)
+//   BENCH_PACED_TARGETS="js-counter,ours,ours-nolog,ours-unbatched"
+//   BENCH_CONNECTIONS="16,64"   wrk connection counts, each a run per target per round
+//   BENCH_CAPACITY="1,16,64"    the object's own capacity with calls of that many changes (empty: none)
+//   BENCH_CAPACITY_SECONDS=5
 //
 // It reports; it never judges speed. It fails (exit 3, after writing the results) only when
 // something is wrong rather than slow: a target that does not answer, a counter whose own count
@@ -32,7 +36,10 @@ const env = process.env;
 const cfg = {
   rounds: Number(env.BENCH_ROUNDS ?? 5),
   duration_s: Number(env.BENCH_DURATION ?? 10),
-  wrk: { threads: 2, connections: 16 },
+  wrk: { threads: 2 },
+  connections: (env.BENCH_CONNECTIONS ?? '16,64').split(',').filter(Boolean).map(Number),
+  capacity: (env.BENCH_CAPACITY ?? '1,16,64').split(',').filter(Boolean).map(Number),
+  capacity_seconds: Number(env.BENCH_CAPACITY_SECONDS ?? 5),
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
   fanout: (env.BENCH_FANOUT ?? 'floor:1000,js-counter:1000,ours:1000,ours-relays:1000,floor:10000,js-counter:10000,ours:10000,ours-relays:10000').split(',').filter(Boolean)
     .map((s) => { const [target, n] = s.split(':'); return { target, clients: Number(n) }; }),
@@ -42,7 +49,7 @@ const cfg = {
   // reference and ours as configured. A light and a busy rate for reads and for changes.
   paced: (env.BENCH_PACED ?? 'get:250,get:1000,post:125,post:500').split(',').filter(Boolean)
     .map((s) => { const [mode, rate] = s.split(':'); return { mode, rate: Number(rate) }; }),
-  paced_targets: ['js-counter', 'ours'],
+  paced_targets: (env.BENCH_PACED_TARGETS ?? 'js-counter,ours,ours-nolog,ours-unbatched').split(',').filter(Boolean),
   paced_duration_s: 10,
 };
 for (const [k, v] of Object.entries({ BENCH_ROUNDS: cfg.rounds, BENCH_DURATION: cfg.duration_s, BENCH_COLD_RUNS: cfg.cold_runs, BENCH_FANOUT_CHANGES: cfg.fanout_changes })) {
@@ -54,7 +61,10 @@ for (const p of cfg.paced) {
 for (const f of cfg.fanout) {
   if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <floor|js-counter|ours|ours-nolog|ours-relays>:<clients>`);
 }
-const ORDER = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog']; // interleaved in this order every round
+for (const t of cfg.paced_targets) if (!TARGETS[t]) throw new Error(`BENCH_PACED_TARGETS: unknown target ${t}`);
+if (!cfg.connections.length || cfg.connections.some((x) => !Number.isInteger(x) || x < 2)) throw new Error('BENCH_CONNECTIONS must list whole numbers ≥ 2');
+if (cfg.capacity.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) throw new Error('BENCH_CAPACITY must list sizes 1..64');
+const ORDER = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched']; // interleaved in this order every round
 const problems = []; // correctness failures: reported at the end, and the run fails
 const running = new Set(); // servers to stop if we die half-way
 const children = new Set(); // wrk / fan-out processes, likewise
@@ -71,11 +81,12 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 const build = snapshotBuild();
-const results = { meta: meta(), config: cfg, sizes: sizes(), http: [], paced: [], cold_start: [], fanout: [] };
+const results = { meta: meta(), config: cfg, sizes: sizes(), http: [], paced: [], capacity: [], cold_start: [], fanout: [] };
 const t0 = Date.now();
 try {
   await httpRounds();
   await pacedRuns();
+  await capacityRuns();
   await coldStarts();
   await fanouts();
 } catch (e) {
@@ -102,33 +113,42 @@ if (problems.length) {
 // 1-3. HTTP throughput and latency, integrity after the POST run, server CPU per request.
 async function httpRounds() {
   for (let round = 1; round <= cfg.rounds; round++) {
-    for (const target of ORDER) {
-      const server = await startServer(target);
-      try {
-        const first = await fetchJson(`${server.url}/api/value`); // it answers, with a value
-        if (typeof first.value !== 'number') throw new Error(`${target}: GET /api/value gave ${JSON.stringify(first)}`);
-        const get = await wrk(server, 'get', '/api/value');
-        const post = await wrk(server, 'post', '/api/increment');
-        await sleep(500); // let requests wrk abandoned at its deadline finish on the server
-        const integrity = await checkIntegrity(server, post);
-        const rec = { round, target, get, post, integrity, workerd_peak_rss_mib: round1(workerdPeakRssMiB(server)) };
-        results.http.push(rec);
-        console.log(`round ${round} ${target.padEnd(11)} GET ${fmtRun(get)} | POST ${fmtRun(post)}` +
-          (integrity ? ` | server count ${integrity.server_count} (wrk 2xx ${integrity.wrk_2xx})` : '') +
-          ` | workerd peak ${rec.workerd_peak_rss_mib} MiB`);
-      } catch (e) {
-        throw new Error(`${target}, round ${round}: ${e.message}\nits log:\n${tail(server.log)}`);
-      } finally {
-        await stopServer(server);
+    for (const connections of cfg.connections) {
+      for (const target of ORDER) {
+        const server = await startServer(target);
+        try {
+          const first = await fetchJson(`${server.url}/api/value`); // it answers, with a value
+          if (typeof first.value !== 'number') throw new Error(`${target}: GET /api/value gave ${JSON.stringify(first)}`);
+          const get = await wrk(server, 'get', '/api/value', connections);
+          const post = await wrk(server, 'post', '/api/increment', connections);
+          await sleep(500); // let requests wrk abandoned at its deadline finish on the server
+          const integrity = await checkIntegrity(server, post);
+          const rec = { round, connections, target, get, post, integrity, workerd_peak_rss_mib: round1(workerdPeakRssMiB(server)) };
+          results.http.push(rec);
+          console.log(`round ${round} c${connections} ${target.padEnd(14)} GET ${fmtRun(get)} | POST ${fmtRun(post)}` +
+            (integrity ? ` | server count ${integrity.server_count} (wrk 2xx ${integrity.wrk_2xx})` : '') +
+            (post.calls_by_size ? ` | POST calls by size ${JSON.stringify(post.calls_by_size)}` : ''));
+        } catch (e) {
+          throw new Error(`${target}, round ${round}, ${connections} connections: ${e.message}\nits log:\n${tail(server.log)}`);
+        } finally {
+          await stopServer(server);
+        }
       }
     }
   }
 }
 
+/** The object's calls by size (see /api/health) for our builds, or null. */
+async function callsBySize(server) {
+  if (!OUR_BUILDS.includes(server.target)) return null;
+  return (await fetchJson(`${server.url}/api/health`)).calls_by_size ?? null;
+}
+
 /** One wrk run against `server`, with the server's CPU (from /proc) and the machine's around it. */
-async function wrk(server, mode, urlPath) {
+async function wrk(server, mode, urlPath, connections) {
   const runId = `b${Math.random().toString(36).slice(2, 10)}`;
-  const args = [`-t${cfg.wrk.threads}`, `-c${cfg.wrk.connections}`, `-d${cfg.duration_s}s`, '--latency', '--timeout', '5s',
+  const sizes0 = await callsBySize(server);
+  const args = [`-t${cfg.wrk.threads}`, `-c${connections}`, `-d${cfg.duration_s}s`, '--latency', '--timeout', '5s',
     '-s', path.join(ROOT, 'bench/wrk.lua'), server.url + urlPath, '--', mode, runId];
   const cpu0 = cpuSeconds(server);
   const m0 = machineTicks();
@@ -137,6 +157,7 @@ async function wrk(server, mode, urlPath) {
   const cpu1 = cpuSeconds(server);
   const m1 = machineTicks();
   const w1 = reapedChildrenCpuSeconds(); // wrk has been reaped by now: its CPU is in here
+  const sizes1 = await callsBySize(server);
   const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));
   if (!line) throw new Error(`wrk printed no BENCH_JSON line:\n${out}`);
   const r = JSON.parse(line.slice('BENCH_JSON '.length));
@@ -158,6 +179,8 @@ async function wrk(server, mode, urlPath) {
     machine_busy_cores: round2(machineBusy),
     // Whatever else ran meanwhile (other work on the machine): the noise behind odd rounds.
     other_cores: round2(Math.max(0, machineBusy - (cpu1.total - cpu0.total + w1 - w0) / secs)),
+    // Calls the object received during the run, by how many requests each carried.
+    calls_by_size: sizes0 && sizes1 ? Object.fromEntries(Object.keys(sizes1).map((k) => [k, sizes1[k] - (sizes0[k] ?? 0)])) : null,
   };
 }
 
@@ -197,6 +220,7 @@ async function pacedRuns() {
     try {
       await fetchJson(`${server.url}/api/value`); // build the object first
       for (const { mode, rate } of cfg.paced) {
+        const sizes0 = await callsBySize(server);
         const out = await run(process.execPath, [path.join(ROOT, 'bench/paced.mjs'), '--url', server.url, '--mode', mode,
           '--rate', String(rate), '--duration', String(cfg.paced_duration_s)], (cfg.paced_duration_s + 60) * 1000);
         const line = out.split('\n').find((l) => l.startsWith('PACED_JSON '));
@@ -205,6 +229,8 @@ async function pacedRuns() {
         results.paced.push(r);
         console.log(`steady ${target.padEnd(11)} ${mode.toUpperCase().padEnd(4)} ${rate} req/s: ${r.ok}/${r.sent} ok, ` +
           `p50 ${r.latency_ms.p50} p95 ${r.latency_ms.p95} p99 ${r.latency_ms.p99} ms`);
+        const sizes1 = await callsBySize(server);
+        if (sizes0 && sizes1) r.calls_by_size = Object.fromEntries(Object.keys(sizes1).map((k) => [k, sizes1[k] - (sizes0[k] ?? 0)]));
       }
     } catch (e) {
       throw new Error(`steady-rate ${target}: ${e.message}\nits log:\n${tail(server.log)}`);
@@ -212,6 +238,31 @@ async function pacedRuns() {
       await stopServer(server);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4b. The object's own capacity: ready-made calls of 1, 16 and 64 changes straight to the counter
+// object (bench/capacity.mjs), without the edge. Its own process group, stopped like a server.
+async function capacityRuns() {
+  if (!cfg.capacity.length) return;
+  const args = [path.join(ROOT, 'bench/capacity.mjs'), '--script', TARGETS.ours.script, '--sizes', cfg.capacity.join(','),
+    '--seconds', String(cfg.capacity_seconds), '--compat', COMPAT_DATE];
+  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (env.BENCH_PGIDS) fs.appendFileSync(env.BENCH_PGIDS, `${child.pid}\n`);
+  const server = { pgid: child.pid, stopped: false };
+  running.add(server);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; process.stdout.write(String(d).split('\n').filter((l) => l && !l.startsWith('CAPACITY_JSON')).map((l) => l + '\n').join('')); });
+  child.stderr.on('data', (d) => { err += d; });
+  const code = await new Promise((resolve) => {
+    const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }, (cfg.capacity.length * (cfg.capacity_seconds + 10) + 60) * 1000);
+    child.on('close', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  await stopServer(server);
+  const line = out.split('\n').find((l) => l.startsWith('CAPACITY_JSON '));
+  if (code !== 0 || !line) throw new Error(`capacity run failed (exit ${code}):\n${out}${err}`);
+  results.capacity = JSON.parse(line.slice('CAPACITY_JSON '.length));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,6 +383,9 @@ function meta() {
   return {
     started: new Date().toISOString(),
     command: 'make bench',
+    // The BENCH_* settings this run was given (a reduced run states them).
+    settings: Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && !['BENCH_TMP', 'BENCH_PGIDS', 'BENCH_TIMEOUT'].includes(k))
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') || null,
     commit: sh('git rev-parse --short HEAD'),
     uncommitted_changes: Boolean(sh('git status --porcelain -- src Cargo.toml Cargo.lock')),
     machine: {

@@ -9,74 +9,142 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const r = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench/results/latest.json'), 'utf8'));
-const TARGETS = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog'];
+const TARGETS = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched'];
+const OURS = ['ours', 'ours-nolog', 'ours-unbatched'];
 const m = r.meta;
 const c = r.config;
 
-// Medians per target over the rounds, for one wrk run kind ("get" or "post").
-const med = (target, kind, pick) => median(r.http.filter((x) => x.target === target).map((x) => pick(x[kind])));
-const summary = {};
-for (const t of TARGETS) {
-  summary[t] = {};
-  for (const k of ['get', 'post']) {
-    summary[t][k] = {
-      rps: med(t, k, (x) => x.rps),
-      p50: med(t, k, (x) => x.latency_ms.p50),
-      p99: med(t, k, (x) => x.latency_ms.p99),
-      p999: med(t, k, (x) => x.latency_ms.p999),
-      errors: r.http.filter((x) => x.target === t).reduce((s, x) => s + x[k].non2xx + x[k].socket_errors, 0),
-      cpu: med(t, k, (x) => x.cpu_us_per_req),
-      cpu_workerd: med(t, k, (x) => x.cpu_us_per_req_workerd),
-      cores: med(t, k, (x) => x.server_cores),
-      busy: med(t, k, (x) => x.machine_busy_cores),
-    };
+// Medians per target over the rounds, for one connection count and one wrk run kind ("get" or "post").
+const CONNS = c.connections ?? [c.wrk.connections];
+const runsOf = (t, conns) => r.http.filter((x) => x.target === t && (x.connections ?? c.wrk.connections) === conns);
+const summaries = {};
+for (const conns of CONNS) {
+  const summary = (summaries[conns] = {});
+  for (const t of TARGETS) {
+    const runs = runsOf(t, conns);
+    summary[t] = {};
+    for (const k of ['get', 'post']) {
+      const med = (pick) => median(runs.map((x) => pick(x[k])));
+      const sizes = {};
+      for (const x of runs) for (const [b, v] of Object.entries(x[k].calls_by_size ?? {})) sizes[b] = (sizes[b] ?? 0) + v;
+      summary[t][k] = {
+        rps: med((x) => x.rps),
+        p50: med((x) => x.latency_ms.p50),
+        p99: med((x) => x.latency_ms.p99),
+        p999: med((x) => x.latency_ms.p999),
+        errors: runs.reduce((acc, x) => acc + x[k].non2xx + x[k].socket_errors, 0),
+        cpu: med((x) => x.cpu_us_per_req),
+        cpu_workerd: med((x) => x.cpu_us_per_req_workerd),
+        cores: med((x) => x.server_cores),
+        busy: med((x) => x.machine_busy_cores),
+        sizes: Object.keys(sizes).length ? sizes : null,
+      };
+    }
+    summary[t].rss = median(runs.map((x) => x.workerd_peak_rss_mib));
   }
-  summary[t].rss = median(r.http.filter((x) => x.target === t).map((x) => x.workerd_peak_rss_mib));
 }
 const ratio = (a, b) => (a === null || b === null || !b ? '–' : (a / b).toFixed(2));
 const n = (x, digits = 0) => (x === null || x === undefined ? '–' : Number(x).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 const table = (head, rows) => [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
 
-const httpTable = (k) => table(
-  ['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'req/s vs noop'],
+/** Calls by size as "1: n · 2-3: n · …" (the buckets with any calls), with requests per call. */
+const sizeText = (sizes) => {
+  if (!sizes) return '–';
+  const mid = { '1': 1, '2-3': 2.5, '4-7': 5.5, '8-15': 11.5, '16-31': 23.5, '32-63': 47.5, '64': 64 };
+  const calls = Object.values(sizes).reduce((a, b) => a + b, 0);
+  const reqs = Object.entries(sizes).reduce((a, [k, v]) => a + v * (mid[k] ?? 1), 0);
+  return `${Object.entries(sizes).filter(([, v]) => v).map(([k, v]) => `${k}: ${n(v)}`).join(' · ')} (≈${calls ? (reqs / calls).toFixed(1) : '–'} per call)`;
+};
+const httpTable = (conns, k) => table(
+  ['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'µs CPU/req', 'req/s vs floor', 'calls to the object by size'],
   TARGETS.map((t) => {
-    const s = summary[t][k];
-    return [t, n(s.rps), n(s.p50, 2), n(s.p99, 2), n(s.p999, 2), n(s.errors), ratio(s.rps, summary.noop[k].rps)];
+    const s = summaries[conns][t][k];
+    return [t, n(s.rps), n(s.p50, 2), n(s.p99, 2), n(s.p999, 2), n(s.errors), n(s.cpu), ratio(s.rps, summaries[conns].floor[k].rps), sizeText(s.sizes)];
   }),
 );
-const pair = (a, b) => {
-  const A = summary[a];
-  const B = summary[b];
+const pair = (conns, a, b) => {
+  const A = summaries[conns][a];
+  const B = summaries[conns][b];
   return [`${a} / ${b}`, ratio(A.get.rps, B.get.rps), ratio(A.post.rps, B.post.rps), ratio(A.get.p99, B.get.p99),
     ratio(A.post.p99, B.post.p99), ratio(A.get.cpu, B.get.cpu), ratio(A.post.cpu, B.post.cpu)];
 };
+const ratioTable = (conns) => table(['ratio', 'GET req/s', 'POST req/s', 'GET p99', 'POST p99', 'GET CPU/req', 'POST CPU/req'],
+  [pair(conns, 'ours-nolog', 'floor'), pair(conns, 'ours', 'floor'), pair(conns, 'ours-unbatched', 'floor'), pair(conns, 'ours-nolog', 'ours-unbatched'),
+    pair(conns, 'ours-nolog', 'js-counter'), pair(conns, 'js-counter', 'floor'), pair(conns, 'floor', 'noop'), pair(conns, 'ours-nolog', 'noop')]);
+
+// The object's own capacity, and a straight line through its CPU per call: fixed + per change × n.
+const cap = r.capacity ?? [];
+const cap1 = cap.find((x) => x.size === 1);
+const capBig = cap.filter((x) => x.size > 1).sort((a, b) => b.size - a.size)[0];
+const line = cap1 && capBig ? (() => {
+  const perChange = (capBig.cpu_us_per_call - cap1.cpu_us_per_call) / (capBig.size - 1);
+  return { perChange, fixed: cap1.cpu_us_per_call - perChange };
+})() : null;
+const capacityTable = cap.length ? table(['changes per call', 'calls', 'changes', 'changes/s', 'calls/s', 'vs 1 per call', 'µs CPU per call', 'µs CPU per change', 'workerd cores'],
+  cap.map((x) => [n(x.size), n(x.calls), n(x.changes), n(x.changes_per_s), n(x.calls_per_s), cap1 ? ratio(x.changes_per_s, cap1.changes_per_s) : '–',
+    n(x.cpu_us_per_call), n(x.cpu_us_per_change, 1), n(x.workerd_cores, 2)])) : '(not run)';
+
+// The issue's goals, judged on this run's medians (figures, not a test).
+const at = (conns) => summaries[conns] ?? null;
+const s64 = at(64);
+const paced = (t, mode, rate) => (r.paced ?? []).find((p) => p.target === t && p.mode === mode && p.rate === rate);
+const goal = (label, value, target, met) => `| ${label} | ${value} | ${target} | ${met === null ? 'not measured' : typeof met === 'string' ? met : met ? 'met' : '**not met**'} |`;
+const capRatio = cap1 && capBig ? capBig.changes_per_s / cap1.changes_per_s : null;
+const postRatio = s64 ? s64['ours-nolog'].post.rps / s64.floor.post.rps : null;
+const getRatio = s64 ? s64['ours-nolog'].get.rps / s64.floor.get.rps : null;
+const pOn = paced('ours-nolog', 'post', 125);
+const pOff = paced('ours-unbatched', 'post', 125);
+const pDiff = pOn && pOff ? pOn.latency_ms.p50 - pOff.latency_ms.p50 : null;
+const goals = [
+  '| goal | this run | wanted | |', '| --- | --- | --- | --- |',
+  goal(`object capacity, ${capBig?.size ?? '–'} changes per call vs 1`, capRatio === null ? '–' : `${capRatio.toFixed(2)}×`, '≥ 3×', capRatio === null ? null : capRatio >= 3),
+  goal('keyed POST at 64 connections, ours-nolog vs floor', postRatio === null ? '–' : `${postRatio.toFixed(2)}×`, '≥ 1.5×', postRatio === null ? null : postRatio >= 1.5),
+  goal('GET at 64 connections, ours-nolog vs floor', getRatio === null ? '–' : `${getRatio.toFixed(2)}×`, '≥ 1.2×', getRatio === null ? null : getRatio >= 1.2),
+  goal('POST p50 at 125 req/s paced, batching on − off (ours-nolog − ours-unbatched)', pDiff === null ? '–' : `${pDiff.toFixed(2)} ms (${n(pOn.latency_ms.p50, 2)} vs ${n(pOff.latency_ms.p50, 2)})`, '≤ 0.5 ms', pDiff === null ? null
+    // A p50 of many milliseconds at this light rate means the machine itself was saturated (other
+    // work): the runs are then queueing behind it and say nothing about batching's own latency.
+    : Math.max(pOn.latency_ms.p50, pOff.latency_ms.p50) > 20 ? 'not measurable on this run (the machine was saturated: both p50s far above an idle request)' : pDiff <= 0.5),
+].join('\n');
+
 const busyOf = (k) => median(r.http.flatMap((x) => [x.get[k], x.post[k]]));
 const cold = (t, k) => median(r.cold_start.filter((x) => x.target === t).map((x) => x[k]));
 const wasm = r.sizes.find((s) => s.file.endsWith('.wasm'));
 
-const tables = `## HTTP throughput and latency
+const tables = `## Goals of batching (issue 14), on this run
 
-\`wrk -t${c.wrk.threads} -c${c.wrk.connections} -d${c.duration_s}s --latency\`, medians of ${c.rounds} interleaved rounds (a fresh server per target per round). Errors are non-2xx responses plus socket errors, summed over the rounds.
+${goals}
+
+## HTTP throughput and latency
+
+\`wrk -t${c.wrk.threads} -c<connections> -d${c.duration_s}s --latency\`, medians of ${c.rounds} interleaved round(s) (a fresh server per target per round). Errors are non-2xx responses plus socket errors, summed over the rounds. "calls to the object by size" (our builds, from \`calls_by_size\` in \`/api/health\` around each wrk run, summed over the rounds) shows how many requests each call to the object carried: **ours** and **ours-nolog** batch (the default \`BATCH_MAX_IN_FLIGHT=2\`), **ours-unbatched** sends one call per request (\`off\`).
+
+${CONNS.map((conns) => `### ${conns} connections
 
 **GET /api/value**
 
-${httpTable('get')}
+${httpTable(conns, 'get')}
 
 **POST /api/increment**, a unique \`Idempotency-Key\` per request (every request is a real change)
 
-${httpTable('post')}
+${httpTable(conns, 'post')}
 
-**Ratios** (of the medians). For req/s, above 1 means the first is faster; for p99 and CPU, above 1 means the first is slower or costlier. \`ours-nolog / js-counter\` is the like-for-like comparison (neither logs per request). The rows against **floor** show how close each counter is to the least any design can cost that sends every request through one object: a counter cannot be much faster than the JavaScript one when the JavaScript one is already near that floor. The p99s are set by occasional stalls that hit the targets unevenly (see every round below), so their ratios vary far more from run to run than the req/s and CPU ratios.
+**Ratios** (of the medians). For req/s, above 1 means the first is faster; for p99 and CPU, above 1 means the first is slower or costlier. \`ours-nolog\` and \`ours-unbatched\` log nothing per request, like the peers; \`ours-nolog / floor\` is the batching goal's ratio.
 
-${table(['ratio', 'GET req/s', 'POST req/s', 'GET p99', 'POST p99', 'GET CPU/req', 'POST CPU/req'], [pair('ours', 'js-counter'), pair('ours-nolog', 'js-counter'), pair('ours-nolog', 'floor'), pair('js-counter', 'floor'), pair('floor', 'noop'), pair('ours', 'noop'), pair('ours-nolog', 'noop'), pair('js-counter', 'noop')])}
+${ratioTable(conns)}`).join('\n\n')}
 
+## The object's own capacity
+
+What the one counter object applies when the edge is not the bottleneck: \`bench/capacity.mjs\` runs our build's object under Miniflare with a driver Worker (\`bench/capacity/driver.js\`, bench only) that keeps 4 ready-made calls in flight, each carrying 1, 16 or 64 increments with fresh keys (size 1 is the single call every request makes without batching; larger sizes are batch calls), for ${c.capacity_seconds ?? 5} s per size. CPU is workerd's, from \`/proc\`. In production the edge runs on many machines and the object on one thread; here both share the ${m.machine.nproc} cores with the driver.
+
+${capacityTable}
+${line ? `\nWhere the cost per change goes: the object's CPU per call fits **${n(line.fixed)} µs per call + ${n(line.perChange, 1)} µs per change** (a line through the sizes 1 and ${capBig.size}). The fixed part (the call into the object, the outer transaction and its commit, building the response, the runtime's output gate) is paid once per call, so batching divides it among the changes; what remains per change is its own work: the rate-limit check, the rule, the savepoint, two SQL statements (counter row and audit entry, the key's record), the response JSON and its broadcast to the (here absent) sockets.\n` : ''}
 ## Server CPU per request
 
-CPU time (user + system, from \`/proc/<pid>/stat\`) of the server's whole process group (the node launcher + workerd) over each wrk run, divided by the requests wrk completed; medians of the rounds. "workerd" is the runtime alone; the rest is the launcher, which mostly relays the Worker's log output.
+CPU time (user + system, from \`/proc/<pid>/stat\`) of the server's whole process group (the node launcher + workerd) over each wrk run at ${CONNS[0]} connections, divided by the requests wrk completed; medians of the rounds. "workerd" is the runtime alone; the rest is the launcher, which mostly relays the Worker's log output.
 
 ${table(['target', 'GET µs/req', 'GET µs/req (workerd)', 'POST µs/req', 'POST µs/req (workerd)', 'cores used GET / POST', 'workerd peak RSS MiB'],
   TARGETS.map((t) => {
-    const s = summary[t];
+    const s = summaries[CONNS[0]][t];
     return [t, n(s.get.cpu), n(s.get.cpu_workerd), n(s.post.cpu), n(s.post.cpu_workerd), `${n(s.get.cores, 2)} / ${n(s.post.cores, 2)}`, n(s.rss)];
   }))}
 
@@ -84,9 +152,9 @@ ${table(['target', 'GET µs/req', 'GET µs/req (workerd)', 'POST µs/req', 'POST
 
 What a user waits when the service is busy but not saturated (wrk above measures saturation, where latency is mostly queueing). \`bench/paced.mjs\` sends requests on a fixed schedule for ${c.paced_duration_s ?? 10} s (after 1 s of warm-up), whether or not earlier ones have answered, and counts each latency from the moment its request was due, so a stall delays everything behind it instead of hiding it. One fresh server per target; POSTs carry unique keys. The original design's latency targets are in the last column.
 
-${r.paced?.length ? table(['target', 'request', 'rate req/s', 'ok / sent', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'original target p95 / p99 ms'],
+${r.paced?.length ? table(['target', 'request', 'rate req/s', 'ok / sent', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'original target p95 / p99 ms', 'calls to the object by size'],
   r.paced.map((p) => [p.target, p.mode === 'get' ? 'GET /api/value' : 'POST /api/increment', n(p.rate), `${n(p.ok)} / ${n(p.sent)}`,
-    n(p.latency_ms.p50, 2), n(p.latency_ms.p95, 2), n(p.latency_ms.p99, 2), n(p.latency_ms.max, 1), p.mode === 'get' ? '50 / 100' : '100 / 200'])) : '(not run)'}
+    n(p.latency_ms.p50, 2), n(p.latency_ms.p95, 2), n(p.latency_ms.p99, 2), n(p.latency_ms.max, 1), p.mode === 'get' ? '50 / 100' : '100 / 200', sizeText(p.calls_by_size)])) : '(not run)'}
 
 ## Integrity after the POST runs
 
@@ -125,8 +193,8 @@ ${relayModel(r)}
 
 In the order they ran. The last columns split the machine's busy cores during each wrk run (GET / POST) into the server, wrk itself and everything else on the machine; "other" well above 0 marks a round that ran beside other work.
 
-${table(['round', 'target', 'GET req/s', 'GET p99 ms', 'GET µs/req', 'POST req/s', 'POST p99 ms', 'POST µs/req', 'server cores', 'wrk cores', 'other cores'],
-  r.http.map((x) => [x.round, x.target, n(x.get.rps), n(x.get.latency_ms.p99, 2), n(x.get.cpu_us_per_req), n(x.post.rps), n(x.post.latency_ms.p99, 2), n(x.post.cpu_us_per_req),
+${table(['round', 'connections', 'target', 'GET req/s', 'GET p99 ms', 'GET µs/req', 'POST req/s', 'POST p99 ms', 'POST µs/req', 'server cores', 'wrk cores', 'other cores'],
+  r.http.map((x) => [x.round, x.connections ?? c.wrk.connections, x.target, n(x.get.rps), n(x.get.latency_ms.p99, 2), n(x.get.cpu_us_per_req), n(x.post.rps), n(x.post.latency_ms.p99, 2), n(x.post.cpu_us_per_req),
     ...['server_cores', 'wrk_cores', 'other_cores'].map((k) => `${n(x.get[k], 2)} / ${n(x.post[k], 2)}`)]))}
 ${r.problems?.length ? `\n## Problems found\n\n${r.problems.map((p) => `- ${p}`).join('\n')}\n` : ''}`;
 
@@ -162,7 +230,7 @@ const doc = `# Benchmarks
 Generated by \`make bench\` (\`bench/run.sh\`); every run rewrites this file and \`bench/results/latest.json\` (the raw per-round figures). Do not edit it by hand.
 
 - **Date:** ${m.started} (took ${Math.round(m.elapsed_s / 60)} min)
-- **Command:** \`${m.command}\`${c.rounds !== 5 || c.duration_s !== 10 ? ` with BENCH_ROUNDS=${c.rounds} BENCH_DURATION=${c.duration_s}` : ''}
+- **Command:** \`${m.command}\`${m.settings ? ` with ${m.settings}` : c.rounds !== 5 || c.duration_s !== 10 ? ` with BENCH_ROUNDS=${c.rounds} BENCH_DURATION=${c.duration_s}` : ''}
 - **Commit:** ${m.commit ?? 'unknown'}${m.uncommitted_changes ? ' (with uncommitted changes to the Worker sources)' : ''}; measured \`build/index_bg.wasm\` sha256 ${wasm.sha256}…
 - **Machine:** ${m.machine.nproc} cores, ${m.machine.cpu_model}, ${m.machine.memory_gib} GiB memory, Linux ${m.machine.kernel}
 - **Runtime:** ${m.versions.workerd} (miniflare ${m.versions.miniflare}), Node ${m.versions.node}, ${m.versions.wrk ?? 'wrk'}; compatibility date ${m.versions.compatibility_date} for every target
@@ -170,7 +238,7 @@ Generated by \`make bench\` (\`bench/run.sh\`); every run rewrites this file and
 
 ## How to read this
 
-Five targets (four Workers) run one after another under the same local runtime (workerd through Miniflare, one process group each, in-memory storage), on the same machine as the load generator: **noop** answers a constant JSON body and is the ceiling of the runtime path; **floor** forwards every request to one SQLite-backed Durable Object that answers reads from memory and makes each POST one single-row UPDATE (no validation, keys or audit): the least any design can cost that routes every request through one object, as a strongly consistent global counter must; **js-counter** is the same counter written in JavaScript the way the platform's examples do it (one SQLite Durable Object, \`transactionSync\`, hibernatable WebSockets) and validates less than our contract requires, so it is a fair-to-generous reference; **ours** is this repository's Rust Worker compiled to Wasm (\`build/\`, copied at the start of the run), with its per-client rate limit and socket cap set to 0 (off, the local default): every request comes from one address, and the figures are the Worker's capacity, not its limits. **ours-nolog** is the same build with \`REQUEST_LOG_SAMPLE_RATE=0\`: ours writes one structured JSON log line per request and the peers log nothing, and under this local runtime every line also costs the launcher that relays it, so \`ours-nolog\` is the like-for-like comparison with js-counter, and \`ours\` what the default configuration costs here (in production, request lines can be sampled with \`REQUEST_LOG_SAMPLE_RATE\` or with Workers Logs' head sampling). Client and server share ${m.machine.nproc} cores, so absolute figures depend on the machine and on whatever else runs on it; the rounds are interleaved so that noise hits every target alike, and the **ratios** are the figures to compare across runs. Latency percentiles are wrk's, per request, at ${c.wrk.connections} concurrent connections. Every mutation goes through the one Durable Object, so POST throughput is bounded by one object's serial work, which is what a single global counter costs. Nothing here passes or fails on speed; a run fails only on a correctness problem (an integrity or fan-out mismatch).
+Six targets (four Workers) run one after another under the same local runtime (workerd through Miniflare, one process group each, in-memory storage), on the same machine as the load generator: **noop** answers a constant JSON body and is the ceiling of the runtime path; **floor** forwards every request to one SQLite-backed Durable Object that answers reads from memory and makes each POST one single-row UPDATE (no validation, keys or audit): the least any design can cost that routes every request through one object, as a strongly consistent global counter must; **js-counter** is the same counter written in JavaScript the way the platform's examples do it (one SQLite Durable Object, \`transactionSync\`, hibernatable WebSockets) and validates less than our contract requires, so it is a fair-to-generous reference; **ours** is this repository's Rust Worker compiled to Wasm (\`build/\`, copied at the start of the run), with its per-client rate limit and socket cap set to 0 (off, the local default): every request comes from one address, and the figures are the Worker's capacity, not its limits. **ours-nolog** is the same build with \`REQUEST_LOG_SAMPLE_RATE=0\`: ours writes one structured JSON log line per request and the peers log nothing, and under this local runtime every line also costs the launcher that relays it, so \`ours-nolog\` is the like-for-like comparison with js-counter, and \`ours\` what the default configuration costs here (in production, request lines can be sampled with \`REQUEST_LOG_SAMPLE_RATE\` or with Workers Logs' head sampling). Both batch (group commit, the default \`BATCH_MAX_IN_FLIGHT=2\`); **ours-unbatched** is ours-nolog with \`BATCH_MAX_IN_FLIGHT=off\`, one call to the object per request. Client and server share ${m.machine.nproc} cores, so absolute figures depend on the machine and on whatever else runs on it; the rounds are interleaved so that noise hits every target alike, and the **ratios** are the figures to compare across runs. Latency percentiles are wrk's, per request, at ${CONNS.join(' and ')} concurrent connections. Every mutation goes through the one Durable Object, so POST throughput is bounded by one object's serial work, which is what a single global counter costs. Nothing here passes or fails on speed; a run fails only on a correctness problem (an integrity or fan-out mismatch).
 
 ${tables}`;
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as in wrangler.toml
 
-// The five targets, all under the same launcher, compatibility date and in-memory storage.
+// The targets, all under the same launcher, compatibility date and in-memory storage.
 // Ours gets its per-client limits turned off explicitly: the load comes from one address, and
 // the benchmark measures capacity, not the limiter saying no. `ours-nolog` is the very same
 // build with its per-request log line sampled away (REQUEST_LOG_SAMPLE_RATE=0): the peers log
@@ -24,6 +24,7 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 // upstream socket to the counter (RELAY_SHARDS is set per fan-out run).
 const BASE_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 const OURS_ARGS = [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=0'];
+// `ours` and `ours-nolog` batch (the default BATCH_MAX_IN_FLIGHT); `ours-unbatched` does not.
 export const TARGETS = {
   noop: { script: 'bench/peers/noop/worker.js', args: [] },
   floor: { script: 'bench/peers/floor/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
@@ -33,9 +34,12 @@ export const TARGETS = {
   // As deployed: a METRICS dataset bound (its points discarded), so every request writes one.
   'ours-metrics': { script: 'build/index.js', args: [...OURS_ARGS, '--metrics'] },
   'ours-relays': { script: 'build/index.js', args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
+  // Batching off (BATCH_MAX_IN_FLIGHT=off): every request is its own call to the object, as
+  // before group commit; without log lines, so it compares with ours-nolog.
+  'ours-unbatched': { script: 'build/index.js', args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0', '--var', 'BATCH_MAX_IN_FLIGHT=off'] },
 };
 /** The targets that run this repository's Worker (they serve /api/health). */
-export const OUR_BUILDS = ['ours', 'ours-nolog', 'ours-relays', 'ours-metrics'];
+export const OUR_BUILDS = ['ours', 'ours-nolog', 'ours-relays', 'ours-metrics', 'ours-unbatched'];
 
 const TICKS_PER_SEC = 100; // USER_HZ: /proc/<pid>/stat times are in these units on Linux
 /** Where server logs (and the snapshot of build/) go; bench/run.sh makes and removes it. */
