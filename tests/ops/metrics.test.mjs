@@ -54,6 +54,7 @@ before(async () => {
         bindings: {
           ADMIN_TOKEN: ADMIN,
           RATE_LIMIT_PER_10S: '3',
+          BATCH_MAX_IN_FLIGHT: '2',
           CF_VERSION_METADATA: { id: VERSION_ID, tag: '', timestamp: '2026-11-29T20:00:00Z' },
         },
         wrappedBindings: { METRICS: { scriptName: 'capture' } },
@@ -224,4 +225,28 @@ test('GET /api/metrics is Prometheus text that prometheus_client parses, with th
   // The parser is a real one: it refuses a malformed exposition.
   const bad = spawnSync(python, [path.join(ROOT, 'tests/ops/parse_prometheus.py')], { input: r.text.replace('acidizer_version ', 'acidizer_version{ '), encoding: 'utf8', timeout: 30_000 });
   assert.notEqual(bad.status, 0, 'a malformed exposition must not parse');
+});
+
+test('concurrent changes, which the edge may batch into one call to the counter, still yield one point each', async () => {
+  await settle(0);
+  const before = points().length;
+  const n = 16;
+  const stamp = Date.now();
+  const replies = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      send('POST', '/api/admin/set', { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'idempotency-key': `burst-${stamp}-${i}` }, JSON.stringify({ value: i })),
+    ),
+  );
+  replies.forEach((r) => assert.equal(r.status, 200, r.text));
+  await settle(before + n);
+  const got = points().slice(before);
+  assert.equal(got.length, n, `one point per request:\n${got.map((p) => JSON.stringify(p)).join('\n')}`);
+  for (const p of got) {
+    assert.deepEqual(p.blobs.slice(0, 5), ['/api/admin/set', 'POST', '2xx', 'applied', VERSION_ID]);
+  }
+  assert.deepEqual(got.map((p) => p.doubles[2]).sort((a, b) => a - b), [...Array(n).keys()]);
+  // And batches did form: some call to the counter carried more than one of these requests.
+  const calls = JSON.parse((await send('GET', '/api/health')).text).calls_by_size;
+  const shared = Object.entries(calls).filter(([size]) => size !== '1').reduce((sum, [, c]) => sum + c, 0);
+  assert.ok(shared > 0, `no batch formed: ${JSON.stringify(calls)}`);
 });
