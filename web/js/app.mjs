@@ -11,6 +11,7 @@ import { createLive } from './live.mjs';
 import { createModel } from './reconcile.mjs';
 import { describeChange, formatNumber, parseAmount, timeAgo } from './format.mjs';
 import { chartGeometry } from './chart.mjs';
+import { checkLedger, describeLedger } from './ledger.mjs';
 
 /** Changes remembered, and so drawn in the chart. */
 const KEEP = 40;
@@ -44,6 +45,7 @@ const ui = {
   legend: $('legend'),
   changes: $('changes'),
   changesEmpty: $('changes-empty'),
+  ledger: $('ledger'),
 };
 
 const model = createModel(KEEP);
@@ -365,3 +367,28 @@ checkAmount();
 live.start(navigator.onLine);
 loadHistory();
 setInterval(tick, 500);
+
+/** How often the page checks that the history it saw was only appended to. */
+const LEDGER_EVERY_MS = 60_000;
+
+/** localStorage, or a stand-in that forgets when storage is off. */
+function localStore() {
+  try {
+    return window.localStorage;
+  } catch {
+    return { getItem: () => null, setItem: () => {} };
+  }
+}
+
+/** Checks the ledger (web/js/ledger.mjs) and shows the result; silent when it cannot tell. */
+async function checkHistory() {
+  if (!globalThis.crypto?.subtle) return;
+  const result = await checkLedger({ fetch: (url, init) => fetch(url, init), storage: localStore(), subtle: crypto.subtle });
+  const { text, warn } = describeLedger(result);
+  if (!text) return;
+  ui.ledger.textContent = text;
+  ui.ledger.dataset.tone = warn ? 'error' : 'ok';
+}
+
+checkHistory();
+setInterval(checkHistory, LEDGER_EVERY_MS);
