@@ -105,6 +105,23 @@ test('serves the page with its security headers and runs under the CSP without a
   await page.click('#inc');
   await waitForValue(page, value + 1);
   assert.match(await page.title(), new RegExp(`^${(value + 1).toLocaleString('en-US')} · Number Acidizer$`));
+  // The ledger line: the first checkpoint this browser sees, then a later one proven (by the
+  // log's consistency proof) to extend it, then a saved root the log contradicts.
+  await page.locator('#ledger[data-tone="ok"]').waitFor();
+  assert.match(await page.textContent('#ledger'), /^History verified through version \d+\.$/);
+  const saved = await page.evaluate(() => JSON.parse(localStorage.getItem('acidizer.checkpoint')));
+  await api.increment(2);
+  await page.reload();
+  await page.waitForFunction((n) => {
+    const m = /verified through version (\d+)/.exec(document.getElementById('ledger').textContent);
+    return m && Number(m[1]) > n;
+  }, saved.size);
+  const later = await page.evaluate(() => JSON.parse(localStorage.getItem('acidizer.checkpoint')));
+  assert.ok(later.size > saved.size && later.size > 0);
+  await page.evaluate((size) => localStorage.setItem('acidizer.checkpoint', JSON.stringify({ size, root: btoa('x'.repeat(32)) })), later.size);
+  await page.reload();
+  await page.locator('#ledger[data-tone="error"]').waitFor();
+  assert.match(await page.textContent('#ledger'), /history was rewritten/);
   assert.deepEqual(problems, []);
   await context.close();
 });
