@@ -15,7 +15,7 @@ fi
 sh scripts/setup.sh build
 PATH="$HOME/.cargo/bin:$PATH"
 export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
-export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+export WASM_OPT_BIN="$PWD/scripts/wasm-opt.sh"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 worker-build --release
 touch "$stamp"
