@@ -12,7 +12,8 @@
 //        [--extra-do <ClassName>:<BINDING>]...   more SQLite-backed Durable Object classes of the same script
 //        [--wasm]                                 add the CompiledWasm module rule (workers-rs / wasm-bindgen output)
 //        [--compat <YYYY-MM-DD>]                  compatibility date (default 2026-04-01, as in wrangler.toml)
-//        [--persist <dir>]                        persist DO storage (default: in memory, fresh every start)
+//        [--persist <dir>]                        persist DO storage (and R2) (default: in memory, fresh every start)
+//        [--r2 <BINDING>]...                      an R2 bucket binding (emulated; persisted with --persist)
 //        [--var NAME=VALUE]...                    a plain-text var (env.NAME), like wrangler.toml [vars]
 //        [--metrics]                              bind METRICS (a dataset whose points are discarded) and
 //                                                 CF_VERSION_METADATA, so the Worker writes its points as deployed
@@ -40,6 +41,7 @@ const { values: a } = parseArgs({
     var: { type: 'string', multiple: true, default: [] },
     'extra-do': { type: 'string', multiple: true, default: [] },
     metrics: { type: 'boolean', default: false },
+    r2: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
     'workerd-verbose': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -88,6 +90,11 @@ for (const spec of a['extra-do']) {
   }
   opts.durableObjects = { ...(opts.durableObjects ?? {}), [binding]: { className, useSQLite: true } };
   opts.durableObjectsPersist = a.persist ?? false;
+}
+
+if (a.r2.length) {
+  opts.r2Buckets = a.r2;
+  opts.r2Persist = a.persist ?? false;
 }
 
 // --metrics: the dataset is a wrapped binding whose writeDataPoint drops the point (what the local

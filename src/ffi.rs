@@ -23,6 +23,7 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen]
 extern "C" {
     /// `ctx.storage` of a Durable Object.
+    #[derive(Clone)]
     pub type Storage;
 
     /// `storage.transactionSync(fn)`: runs `f` in a transaction; commits if it returns,
@@ -43,6 +44,7 @@ extern "C" {
     pub fn set_alarm(this: &Storage, epoch_ms: f64) -> Result<js_sys::Promise, JsValue>;
 
     /// `ctx.storage.sql`.
+    #[derive(Clone)]
     pub type Sql;
 
     /// `sql.databaseSize`.
@@ -64,6 +66,30 @@ extern "C" {
         query: &str,
         a: f64,
         b: &js_sys::ArrayBuffer,
+    ) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_ss(this: &Sql, query: &str, a: &str, b: &str) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_sn(this: &Sql, query: &str, a: &str, b: f64) -> Result<Cursor, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_nnnss(
+        this: &Sql,
+        query: &str,
+        a: f64,
+        b: f64,
+        c: f64,
+        d: &str,
+        e: &str,
+    ) -> Result<Cursor, JsValue>;
+    /// Three strings and a number; the third string may be `null`.
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    pub fn exec_sssn(
+        this: &Sql,
+        query: &str,
+        a: &str,
+        b: &str,
+        c: JsValue,
+        d: f64,
     ) -> Result<Cursor, JsValue>;
     #[wasm_bindgen(method, catch, js_name = exec)]
     pub fn exec_nns(this: &Sql, query: &str, a: f64, b: f64, c: &str) -> Result<Cursor, JsValue>;
@@ -191,6 +217,73 @@ extern "C" {
     /// platform drops a point rather than fail the request.
     #[wasm_bindgen(method, catch, js_name = writeDataPoint)]
     pub fn write_data_point(this: &Dataset, point: &JsValue) -> Result<(), JsValue>;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// An R2 bucket binding (`[[r2_buckets]]`), bound by hand: the few calls the audit archive
+    /// makes, without the general R2 wrapper's code in the module.
+    #[derive(Clone)]
+    pub type Bucket;
+
+    /// `bucket.get(key)`: a promise of the object with its body, or `null`.
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &Bucket, key: &str) -> Result<js_sys::Promise, JsValue>;
+
+    /// `bucket.put(key, value, options)`: a promise of the stored object's metadata.
+    #[wasm_bindgen(method, catch)]
+    fn put(
+        this: &Bucket,
+        key: &str,
+        value: &js_sys::Uint8Array,
+        options: &js_sys::Object,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    /// An R2 object with its body.
+    type R2ObjectBody;
+
+    #[wasm_bindgen(method, js_name = arrayBuffer)]
+    fn array_buffer(this: &R2ObjectBody) -> js_sys::Promise;
+}
+
+impl Bucket {
+    /// The binding `name` of `env`, if it is bound.
+    pub fn of(env: &JsValue, name: &str) -> Option<Bucket> {
+        js_sys::Reflect::get(env, &JsValue::from_str(name))
+            .ok()
+            .filter(|b| b.is_object())
+            .map(wasm_bindgen::JsCast::unchecked_into)
+    }
+
+    /// The bytes of object `key`, `None` if there is none.
+    pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let fail = |e: JsValue| format!("R2 get of {key} failed: {}", error_text(&e));
+        let object = wasm_bindgen_futures::JsFuture::from(self.get(key).map_err(fail)?)
+            .await
+            .map_err(fail)?;
+        if object.is_null() || object.is_undefined() {
+            return Ok(None);
+        }
+        let body: R2ObjectBody = wasm_bindgen::JsCast::unchecked_into(object);
+        let buffer = wasm_bindgen_futures::JsFuture::from(body.array_buffer())
+            .await
+            .map_err(fail)?;
+        Ok(Some(js_sys::Uint8Array::new(&buffer).to_vec()))
+    }
+
+    /// Stores `bytes` as object `key`; R2 checks them against `sha256` (32 bytes) on upload.
+    pub async fn write(&self, key: &str, bytes: &[u8], sha256: &[u8]) -> Result<(), String> {
+        let fail = |e: JsValue| format!("R2 put of {key} failed: {}", error_text(&e));
+        let options = js_sys::Object::new();
+        let digest = js_sys::Uint8Array::from(sha256);
+        js_sys::Reflect::set(&options, &JsValue::from_str("sha256"), &digest.buffer())
+            .map_err(fail)?;
+        let value = js_sys::Uint8Array::from(bytes);
+        wasm_bindgen_futures::JsFuture::from(self.put(key, &value, &options).map_err(fail)?)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
 }
 
 impl Cursor {

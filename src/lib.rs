@@ -16,7 +16,8 @@
 //! | under load, many requests in one call (group commit) | `edge/batch.rs`, [`core::batch`] | yes / **no** |
 //! | the one counter object | [`counter`] (`counter/mod.rs`) | yes |
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
-//! | counter + audit entry (the key's record) + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`], [`core::merkle`] | yes / **no** |
+//! | counter + audit entry + the key's record + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`], [`core::merkle`] | yes / **no** |
+//! | old audit entries to R2 (the alarm), and reading them back | `counter/archive.rs`, `edge/archive.rs`, [`core::archive`] | yes / **no** |
 //! | push to every socket (with relays: to every relay, which pushes to its browsers) | `counter/broadcast.rs`, [`relay`], [`core::realtime`], [`core::relay`] | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
 //! | one log line and one metrics data point per request | `edge/mod.rs` (`finish`), `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |

@@ -141,10 +141,14 @@ fn an_older_schema_is_migrated_in_place() {
     let before = snapshot(&s, &keys);
     assert!(latest >= 3);
     // Take the database back to schema 2, as an earlier release left it: a separate
-    // idempotency table with a stored response per key, no unique index on audit keys.
+    // idempotency table with a stored response per key, no unique index on audit keys, no
+    // Merkle rows, no key table of schema 5, no archive.
     s.stop();
     s.sql(
-        "DROP INDEX audit_request_id;
+        "DROP TABLE merkle;
+         DROP TABLE idempotency_keys;
+         DROP TABLE archive_segments;
+         DROP TABLE archive_runs;
          CREATE TABLE idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, version INTEGER NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
          CREATE INDEX idempotency_created_at ON idempotency (created_at);
          INSERT INTO idempotency SELECT request_id, operation || ':' || amount, version, '{}', 0 FROM audit;
@@ -160,8 +164,12 @@ fn an_older_schema_is_migrated_in_place() {
         "data changed across the migration"
     );
     s.stop();
+    // Migration 3 made the audit trail the key record; migration 5 moved the keys to their
+    // own table and dropped that index again.
     let idx = s.sql("SELECT name FROM sqlite_master WHERE name = 'audit_request_id'");
-    assert_eq!(idx.len(), 1, "migration 3 did not run");
+    assert!(idx.is_empty(), "migration 5 did not run");
+    let keys_kept = s.sql("SELECT count(*) FROM idempotency_keys");
+    assert_eq!(keys_kept, vec![vec![Value::from(keys.len())]]);
     let gone = s.sql("SELECT name FROM sqlite_master WHERE name = 'idempotency'");
     assert!(gone.is_empty(), "the old table is still there");
     let v = s.sql("SELECT version FROM schema_meta");
@@ -169,7 +177,10 @@ fn an_older_schema_is_migrated_in_place() {
     // And from the very first schema too: version 1 had no expiry index yet.
     s.stop();
     s.sql(
-        "DROP INDEX audit_request_id;
+        "DROP TABLE merkle;
+         DROP TABLE idempotency_keys;
+         DROP TABLE archive_segments;
+         DROP TABLE archive_runs;
          CREATE TABLE idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, version INTEGER NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
          UPDATE schema_meta SET version = 1",
     );

@@ -5,11 +5,13 @@
 //! a fresh UUID from the edge *before* the first attempt to reach the counter, so the edge's own
 //! retries are exactly-once too.
 //!
-//! The record of a key is its audit entry: the key is the entry's `request_id` (unique in the
-//! table), the entry says what the request was (operation and amount: its fingerprint), and the
-//! response is a pure rendering of the entry ([`crate::core::audit::AuditEntry::response_json`]),
-//! so a replay returns the same bytes. Keys are therefore remembered as long as the audit
-//! trail, which is longer than the 24 hours the contract promises.
+//! The record of a key is a copy of its audit entry's facts in the counter's `idempotency_keys`
+//! table, written in the change's transaction: it says what the request was (operation and
+//! amount: its fingerprint), and the response is a pure rendering of the entry
+//! ([`crate::core::audit::AuditEntry::response_json`]), so a replay returns the same bytes
+//! whether or not the audit entry itself has moved to the archive. Keys are remembered for
+//! `IDEMPOTENCY_RETENTION_SECONDS` (at least; 24 hours by default, as the contract promises);
+//! past that a key is new again ([`crate::core::archive::Settings::key_cutoff`]).
 
 use super::problem::Problem;
 

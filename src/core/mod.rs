@@ -12,6 +12,8 @@
 //! - [`idempotency`]: key syntax and the rule for a key seen before.
 //! - [`state`]: the counter's state and the one transition rule.
 //! - [`audit`]: the audit entry, its three JSON renderings, audit pages.
+//! - [`archive`]: which entries move to R2, the segments' form, checking what R2 returns,
+//!   the archive and idempotency-retention settings.
 //! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs (bottom: imports
 //!   nothing from its siblings); [`checkpoint`]: C2SP checkpoints and Ed25519 signed notes
 //!   (imports only `merkle`); [`ledger`]: an audit entry's leaf bytes, the replay checks of
@@ -29,6 +31,7 @@
 //!   object's own metrics as Prometheus text (`GET /api/metrics`).
 //! - [`query`], [`json`], [`time`], [`log`]: small helpers.
 
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod batch;

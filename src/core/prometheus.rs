@@ -38,8 +38,14 @@ pub struct Gauges {
     pub relays: u64,
     /// The size of the object's SQLite database.
     pub database_bytes: u64,
-    /// Rows in the audit trail.
+    /// Entries in the audit trail, in the object and in the archive.
     pub audit_entries: u64,
+    /// Of those, entries in the object's database (the hot window).
+    pub hot_entries: u64,
+    /// Of those, entries in the R2 archive.
+    pub archived_entries: u64,
+    /// Segments in the R2 archive.
+    pub archive_segments: u64,
     /// The schema version the database is at.
     pub schema_version: u32,
     /// When this instance of the object started, ms since the epoch.
@@ -90,8 +96,26 @@ pub fn render(g: &Gauges, t: &Tally) -> String {
     family(
         "acidizer_audit_entries",
         "gauge",
-        "Entries in the audit trail.",
+        "Entries in the audit trail, in the object and in the archive.",
         &one(g.audit_entries.to_string()),
+    );
+    family(
+        "acidizer_hot_entries",
+        "gauge",
+        "Audit entries kept in the object's database (the hot window).",
+        &one(g.hot_entries.to_string()),
+    );
+    family(
+        "acidizer_archived_entries",
+        "gauge",
+        "Audit entries moved to the R2 archive.",
+        &one(g.archived_entries.to_string()),
+    );
+    family(
+        "acidizer_archive_segments",
+        "gauge",
+        "Segments in the R2 archive.",
+        &one(g.archive_segments.to_string()),
     );
     family(
         "acidizer_schema_version",
@@ -150,6 +174,9 @@ mod tests {
             relays: 2,
             database_bytes: 16384,
             audit_entries: 40,
+            hot_entries: 15,
+            archived_entries: 25,
+            archive_segments: 2,
             schema_version: 3,
             started_ms: 1_795_631_512_250,
         }
@@ -179,6 +206,17 @@ mod tests {
                 "acidizer_audit_entries",
                 "gauge",
                 "acidizer_audit_entries 40",
+            ),
+            ("acidizer_hot_entries", "gauge", "acidizer_hot_entries 15"),
+            (
+                "acidizer_archived_entries",
+                "gauge",
+                "acidizer_archived_entries 25",
+            ),
+            (
+                "acidizer_archive_segments",
+                "gauge",
+                "acidizer_archive_segments 2",
             ),
             (
                 "acidizer_schema_version",

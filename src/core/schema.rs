@@ -84,6 +84,48 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE TABLE IF NOT EXISTS merkle (version INTEGER PRIMARY KEY, hashes BLOB NOT NULL)",
         ],
     },
+    Migration {
+        version: 5,
+        name: "idempotency keys kept for their retention; the audit archive's segments",
+        // Old audit entries move to R2 (`core/archive.rs`), so the audit trail can no longer
+        // be the record of every key. `idempotency_keys` holds, per key, what its response
+        // says (a row per change, deleted by the alarm once older than
+        // IDEMPOTENCY_RETENTION_SECONDS); every existing entry's key moves there, and the
+        // unique index on the audit trail goes. `archive_segments` records each segment
+        // before it is written (`archived = 0`) and marks it in the transaction that deletes
+        // its entries (`archived = 1`); `archive_runs` is the last archival run's outcome.
+        // Written to be run again over its own result (a database whose recorded version was
+        // set back by hand) without harm.
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS idempotency_keys (
+               version INTEGER PRIMARY KEY,
+               request_id TEXT NOT NULL UNIQUE,
+               operation TEXT NOT NULL,
+               amount INTEGER NOT NULL,
+               previous_value INTEGER NOT NULL,
+               value INTEGER NOT NULL,
+               at TEXT NOT NULL
+             )",
+            "INSERT OR IGNORE INTO idempotency_keys (version, request_id, operation, amount, previous_value, value, at)
+               SELECT version, request_id, operation, amount, previous_value, value, at FROM audit",
+            "DROP INDEX IF EXISTS audit_request_id",
+            "CREATE TABLE IF NOT EXISTS archive_segments (
+               first INTEGER PRIMARY KEY,
+               last INTEGER NOT NULL,
+               bytes INTEGER NOT NULL,
+               sha256 TEXT NOT NULL,
+               archived INTEGER NOT NULL DEFAULT 0,
+               at TEXT NOT NULL
+             )",
+            "CREATE TABLE IF NOT EXISTS archive_runs (
+               id INTEGER PRIMARY KEY CHECK (id = 1),
+               at TEXT NOT NULL,
+               outcome TEXT NOT NULL,
+               error TEXT,
+               failures INTEGER NOT NULL
+             )",
+        ],
+    },
 ];
 
 /// The newest schema version.

@@ -73,6 +73,12 @@ pub fn accept_tagged(
         Start::Snapshot => send(server, &current.snapshot_message()),
         Start::Replay { after } => {
             let missed = store.audit(after, realtime::MAX_REPLAY)?;
+            // Entries after `since` that moved to the archive: too old to replay from here,
+            // so a snapshot, as for a client too far behind.
+            if after < current.version && missed.first().map(|e| e.version) != Some(after + 1) {
+                send(server, &current.snapshot_message());
+                return Ok(());
+            }
             for entry in &missed {
                 send(server, &entry.update_message());
             }

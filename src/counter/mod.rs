@@ -7,8 +7,9 @@
 //! order in which the object handles mutations is the order of their versions.
 //!
 //! Per mutation: apply the pure rule ([`Snapshot::apply`]) to the cached state, write the
-//! counter row and the audit entry (which is also the record of the idempotency key) in one
-//! `transactionSync`, adopt the new state, broadcast the update, answer. Reads answer from the
+//! counter row, the audit entry and the idempotency key's record in one `transactionSync`,
+//! adopt the new state, broadcast the update, answer. The alarm moves audit entries beyond the
+//! hot window to R2 and forgets keys past their retention (`archive.rs`). Reads answer from the
 //! cached state, which only ever changes after a commit.
 //!
 //! This is a plain `#[wasm_bindgen]` class rather than `#[durable_object]`: the macro makes
@@ -16,11 +17,13 @@
 //! types, which costs a promise and a dozen JS↔Wasm crossings per call and would give up the
 //! run-to-completion guarantee above.
 
+mod archive;
 pub(crate) mod broadcast;
 mod ledger;
 mod store;
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -29,6 +32,7 @@ use worker::durable::State;
 use worker::worker_sys::{DurableObjectState, WebSocketRequestResponsePair};
 use worker::Env;
 
+use crate::core::archive::{backoff_ms, pointer_json, ProofQuery, Settings, POINTER_HEADER};
 use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::batch::{self, Reply, SizeHistogram};
 use crate::core::command::Mutation;
@@ -44,6 +48,7 @@ use crate::core::time::rfc3339_millis;
 use crate::core::vocab::Operation;
 use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event, now_ms};
+use archive::{Archiver, Step as ArchiveStep};
 use ledger::Ledger;
 use store::{CommitError, Store};
 
@@ -78,6 +83,8 @@ pub struct Counter {
     ledger: Ledger,
     /// How many requests each read or change call carried, since the object started.
     sizes: RefCell<SizeHistogram>,
+    /// Moving old audit entries to R2, and expiring idempotency keys (the alarm).
+    archive: Rc<Archiver>,
 }
 
 #[wasm_bindgen]
@@ -120,6 +127,27 @@ impl Counter {
         if ledger.building() {
             store.wake_soon();
         }
+        let var = |name: &str| {
+            js_sys::Reflect::get(&env, &JsValue::from_str(name))
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        let (settings, errors) = Settings::parse(
+            var("AUDIT_HOT_ENTRIES").as_deref(),
+            var("AUDIT_HOT_HOURS").as_deref(),
+            var("IDEMPOTENCY_RETENTION_SECONDS").as_deref(),
+        );
+        for e in errors {
+            log_event("error", "invalid archive setting; using its default", |w| {
+                w.string("error", &e);
+            });
+        }
+        let archive = Archiver::load(
+            store.clone(),
+            crate::ffi::Bucket::of(&env, "AUDIT_ARCHIVE"),
+            settings,
+            current.as_ref().map_or(0, |s| s.version),
+        );
         Counter {
             state,
             store,
@@ -131,18 +159,50 @@ impl Counter {
             started_ms: now_ms(),
             ledger,
             sizes: RefCell::new(SizeHistogram::default()),
+            archive,
         }
     }
 
-    /// The object's alarm: the next chunk of the Merkle backfill, if any.
-    pub fn alarm(&self) {
+    /// The object's alarm: the next chunk of the Merkle backfill, expired idempotency keys,
+    /// and one archival step (`counter/archive.rs`). The archival step awaits R2, and the
+    /// object serves other events meanwhile; the promise always resolves (a failure is logged
+    /// and retried by the next alarm, with backoff), so the runtime never retries on its own.
+    pub fn alarm(&self) -> js_sys::Promise {
+        self.archive.alarm_fired();
         let version = match &*self.current.borrow() {
             Ok(s) => s.version,
-            Err(_) => return,
+            Err(_) => return js_sys::Promise::resolve(&JsValue::UNDEFINED),
         };
-        if self.ledger.backfill(&self.store, version) {
-            self.store.wake_soon();
-        }
+        let more_backfill = self.ledger.backfill(&self.store, version);
+        let more_keys = self.archive.expire_keys();
+        let archiver = Rc::clone(&self.archive);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let result = if archiver.due(version) {
+                match archiver.step(version).await {
+                    Ok(ArchiveStep::Archived) => Ok(1),
+                    Ok(ArchiveStep::Idle) => Ok(0),
+                    Err(e) => Err(e),
+                }
+            } else {
+                Ok(0)
+            };
+            let failures = archiver.finish_run(&result);
+            let now = now_ms();
+            let version = archiver.version().max(version);
+            let next = if more_backfill || more_keys {
+                Some(now)
+            } else if result.is_err() {
+                Some(now + backoff_ms(failures))
+            } else if result == Ok(1) && archiver.due(version) {
+                Some(now)
+            } else {
+                archiver.idle_alarm(now)
+            };
+            if let Some(at) = next {
+                archiver.set_alarm(at);
+            }
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// One call from the edge. Never yields: see the module doc.
@@ -186,10 +246,42 @@ impl Counter {
             ObjectCall::Health => self.health(&current),
             ObjectCall::Metrics => self.metrics(&current),
             ObjectCall::Checkpoint => reply(self.ledger.tree_head()),
-            ObjectCall::Inclusion(q) => reply(self.ledger.inclusion(&self.store, &q)),
-            ObjectCall::Consistency(q) => reply(self.ledger.consistency(&self.store, &q)),
+            ObjectCall::Inclusion(q) => {
+                let tree_size = q.tree_size.unwrap_or(current.version);
+                let valid = tree_size <= current.version && (1..=tree_size).contains(&q.version);
+                let pq = valid.then_some(ProofQuery::Inclusion {
+                    version: q.version,
+                    tree_size,
+                });
+                self.archived_proof(pq)
+                    .unwrap_or_else(|| reply(self.ledger.inclusion(&self.store, &q)))
+            }
+            ObjectCall::Consistency(q) => {
+                let to = q.to.unwrap_or(current.version);
+                let valid = to <= current.version && q.from <= to;
+                let pq = valid.then_some(ProofQuery::Consistency { from: q.from, to });
+                self.archived_proof(pq)
+                    .unwrap_or_else(|| reply(self.ledger.consistency(&self.store, &q)))
+            }
             ObjectCall::ValueAsOf(q) => reply(self.value_as_of(&current, &q)),
             ObjectCall::ExportPage { csv, after, until } => {
+                // A page that starts in the archive: the segment's record, which the Worker
+                // reads from R2 itself (`edge/export.rs`).
+                match self.archive.segment_of(after + 1) {
+                    Ok(Some(seg)) => {
+                        return http::json(
+                            &pointer_json(&seg, current.version),
+                            &[(POINTER_HEADER, "segment")],
+                        )
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        log_event("error", "export read failed", |w| {
+                            w.string("error", &e);
+                        });
+                        return http::problem(&Problem::Internal);
+                    }
+                }
                 match self.store.audit(
                     after,
                     until
@@ -295,11 +387,17 @@ impl Counter {
         };
         let appended = self.ledger.prepare(&entry);
         let merkle_row = appended.as_ref().map(|(_, row)| row.as_slice());
-        match self.store.commit(&entry, merkle_row) {
+        let mut committed = self.store.commit(&entry, merkle_row);
+        // A key past its retention is new again: its old record goes and the change commits.
+        if committed.is_err() && self.forget_expired_key(m) {
+            committed = self.store.commit(&entry, merkle_row);
+        }
+        match committed {
             Ok(()) => {
                 if let Some((frontier, _)) = appended {
                     self.ledger.adopt(frontier);
                 }
+                self.archive.after_commit(entry.version);
                 if limited {
                     self.limiter.borrow_mut().record(client, now);
                 }
@@ -396,6 +494,10 @@ impl Counter {
                 return Some(Reply::problem(&Problem::Internal));
             }
         };
+        // Past its retention a key is new again, even before the alarm removed its record.
+        if stored.at < self.archive.settings.key_cutoff(now_ms()) {
+            return None;
+        }
         let fingerprint = stored.fingerprint();
         let response = stored.response_json();
         Some(
@@ -417,7 +519,55 @@ impl Counter {
         )
     }
 
+    /// A proof that needs hashes of archived segments: the pointer the Worker completes from
+    /// R2 (`edge/archive.rs`). `None` when the object can answer alone (or the query is
+    /// invalid, or the tree is not live: the ledger answers those).
+    fn archived_proof(&self, q: Option<ProofQuery>) -> Option<Result<Response, JsValue>> {
+        if self.ledger.building() {
+            return None;
+        }
+        match self.archive.proof_pointer(q?) {
+            Ok(None) => None,
+            Ok(Some(p)) => Some(http::json(&p.to_json(), &[(POINTER_HEADER, "proof")])),
+            Err(e) => {
+                log_event("error", "archived proof failed", |w| {
+                    w.string("error", &e);
+                });
+                Some(http::problem(&Problem::Internal))
+            }
+        }
+    }
+
+    /// Removes the record of `m`'s key if its retention has passed; whether it did.
+    fn forget_expired_key(&self, m: &Mutation) -> bool {
+        let cutoff = self.archive.settings.key_cutoff(now_ms());
+        match self.store.forget_key(m.key.as_str(), &cutoff) {
+            Ok(forgotten) => forgotten,
+            Err(e) => {
+                log_event("error", "forgetting an expired key failed", |w| {
+                    w.string("error", &e);
+                });
+                false
+            }
+        }
+    }
+
+    /// An audit page. When it starts in the archive, the answer is instead a pointer to the
+    /// segment (marked by [`POINTER_HEADER`]), which the Worker reads from R2 itself.
     fn audit(&self, q: &AuditQuery) -> Result<Response, JsValue> {
+        match self.archive.segment_of(q.after + 1) {
+            Ok(Some(seg)) => {
+                let version = self.archive.version();
+                return http::json(&pointer_json(&seg, version), &[(POINTER_HEADER, "segment")]);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log_event("error", "audit read failed", |w| {
+                    w.string("error", &e);
+                });
+                return http::problem(&Problem::Internal);
+            }
+        }
         match self.store.audit_page(q) {
             Ok(body) => http::json(&body, &[]),
             Err(e) => {
@@ -505,7 +655,7 @@ impl Counter {
     }
 
     fn health(&self, current: &Snapshot) -> Result<Response, JsValue> {
-        let audit_rows = self
+        let hot = self
             .store
             .audit_count()
             .map_err(|e| JsValue::from_str(&e))?;
@@ -514,6 +664,18 @@ impl Counter {
             sizes.uint(label, calls);
         }
         let sizes = sizes.finish();
+        let oldest_hot = self.store.oldest_hot().map_err(|e| JsValue::from_str(&e))?;
+        let (archived, segments) = self.archive.totals();
+        let audit_rows = hot + archived;
+        let last_archival = match self.archive.last_run() {
+            None => "null".to_string(),
+            Some(run) => JsonWriter::object()
+                .string("at", &run.at)
+                .string("outcome", &run.outcome)
+                .opt_string("error", run.error.as_deref())
+                .uint("consecutive_failures", u64::from(run.failures))
+                .finish(),
+        };
         let body = JsonWriter::object()
             .string("status", "ok")
             .uint("schema_version", u64::from(self.schema_version))
@@ -528,6 +690,18 @@ impl Counter {
             )
             .uint("database_bytes", self.store.size_bytes())
             .raw("calls_by_size", &sizes)
+            .uint("hot_entries", hot)
+            .opt_string(
+                "oldest_key_at",
+                self.store
+                    .oldest_key_at()
+                    .map_err(|e| JsValue::from_str(&e))?
+                    .as_deref(),
+            )
+            .uint("archived_entries", archived)
+            .uint("archive_segments", segments)
+            .opt_uint("oldest_hot_version", (oldest_hot > 0).then_some(oldest_hot))
+            .raw("last_archival", &last_archival)
             .finish();
         http::json(&body, &[])
     }
@@ -543,17 +717,21 @@ impl Counter {
 
     /// `GET /api/metrics`: the object's gauges and counters as Prometheus text.
     fn metrics(&self, current: &Snapshot) -> Result<Response, JsValue> {
-        let audit_entries = self
+        let hot_entries = self
             .store
             .audit_count()
             .map_err(|e| JsValue::from_str(&e))?;
+        let (archived_entries, archive_segments) = self.archive.totals();
         let gauges = prometheus::Gauges {
             value: current.value,
             version: current.version,
             sockets: broadcast::count(&self.state) as u64,
             relays: broadcast::count_for(&self.state, UPSTREAM_TAG) as u64,
             database_bytes: self.store.size_bytes(),
-            audit_entries,
+            audit_entries: hot_entries + archived_entries,
+            hot_entries,
+            archived_entries,
+            archive_segments,
             schema_version: self.schema_version,
             started_ms: self.started_ms,
         };
@@ -577,6 +755,7 @@ impl Counter {
             });
             Problem::Internal
         };
+        let archived = self.archive.archived_through();
         let version = match &q.at {
             AsOf::Version(v) if *v > current.version => {
                 return Err(ledger::beyond("as_of_version", *v, current.version))
@@ -584,9 +763,17 @@ impl Counter {
             AsOf::Version(v) => *v,
             AsOf::Time(t) => self
                 .store
-                .version_at(t, current.version)
+                .version_at(t, archived, current.version)
                 .map_err(internal)?,
         };
+        // Entries in the archive are out of this read's reach (it answers from the object);
+        // a time at or before the hot window lands here too.
+        if version > 0 && version <= archived {
+            return Err(Problem::InvalidQuery(format!(
+                "version {version} is in the audit archive (versions 1 to {archived}), which past-value reads do not reach; GET /api/audit?after={}&limit=1 has its entry.",
+                version - 1
+            )));
+        }
         if version == 0 {
             return Ok(ledger::as_of_json(None, None));
         }

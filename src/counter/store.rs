@@ -11,6 +11,7 @@
 
 use wasm_bindgen::JsValue;
 
+use crate::core::archive::Segment;
 use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::merkle::{Hash, Node};
 use crate::core::schema::{self, META_TABLE};
@@ -23,7 +24,9 @@ const UPDATE_COUNTER: &str =
 const INSERT_AUDIT: &str = "INSERT INTO audit (version, operation, amount, previous_value, value, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)";
 const SELECT_AUDIT: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE version > ? ORDER BY version LIMIT ?";
 const INSERT_MERKLE: &str = "INSERT INTO merkle (version, hashes) VALUES (?, ?)";
-const SELECT_KEY: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE request_id = ?";
+const INSERT_KEY: &str = "INSERT INTO idempotency_keys (version, operation, amount, previous_value, value, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+const SELECT_KEY: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM idempotency_keys WHERE request_id = ?";
+const SELECT_RANGE: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE version BETWEEN ? AND ? ORDER BY version";
 
 /// Why a commit did not happen. In both cases the transaction was rolled back entirely.
 #[derive(Debug)]
@@ -32,7 +35,11 @@ pub enum CommitError {
     Storage(String),
 }
 
-/// The storage of the one counter object.
+/// The last archival run as recorded: `(at, outcome, error, consecutive failures)`.
+pub type RunRecord = (String, String, Option<String>, u32);
+
+/// The storage of the one counter object (two handles to the same storage may coexist).
+#[derive(Clone)]
 pub struct Store {
     storage: Storage,
     sql: Sql,
@@ -109,8 +116,8 @@ impl Store {
 
     /// Writes one applied change, the counter row and its audit entry, in one transaction,
     /// and with them the entry's Merkle row (`merkle`: the subtree hashes the entry completes,
-    /// see [`write_merkle_row`]) when the tree is live. The audit entry is also the record of
-    /// the request's idempotency key (unique in the table): when the key is already there (a
+    /// see [`write_merkle_row`]) when the tree is live, and the record of the request's
+    /// idempotency key (`idempotency_keys`, unique key): when the key is already there (a
     /// retry), that insert fails and everything before and after it rolls back with it. The
     /// common case, a new key, costs no lookup at all.
     pub fn commit(&self, entry: &AuditEntry, merkle: Option<&[Hash]>) -> Result<(), CommitError> {
@@ -121,6 +128,18 @@ impl Store {
                 sql.exec_nns(UPDATE_COUNTER, entry.value as f64, version, &entry.at)?;
                 sql.exec_nsnnnss(
                     INSERT_AUDIT,
+                    version,
+                    entry.operation.as_str(),
+                    entry.amount as f64,
+                    entry.previous_value as f64,
+                    entry.value as f64,
+                    &entry.request_id,
+                    &entry.at,
+                )?;
+                // The key's record, last: a key seen within its retention fails this insert
+                // (UNIQUE) and rolls back everything above.
+                sql.exec_nsnnnss(
+                    INSERT_KEY,
                     version,
                     entry.operation.as_str(),
                     entry.amount as f64,
@@ -214,7 +233,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The audit entry a key made, if it was used before.
+    /// The record of a key used before (what its change was), if it is still kept.
     pub fn lookup(&self, key: &str) -> Result<Option<AuditEntry>, String> {
         let rows = self
             .sql
@@ -242,10 +261,11 @@ impl Store {
     }
 
     /// The last version whose entry was applied at or before `at` (RFC 3339 in the audit
-    /// trail's own form, which orders as text), among versions `1..=max`; 0 if none. A binary
+    /// trail's own form, which orders as text), among versions `from+1..=max`; `from` if none
+    /// (the caller passes the last archived version: only hot entries are searched). A binary
     /// search over versions: `at` never decreases along them, and it costs O(log N) reads.
-    pub fn version_at(&self, at: &str, max: u64) -> Result<u64, String> {
-        let (mut lo, mut hi) = (0u64, max);
+    pub fn version_at(&self, at: &str, from: u64, max: u64) -> Result<u64, String> {
+        let (mut lo, mut hi) = (from, max);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
             let rows = self
@@ -276,6 +296,14 @@ impl Store {
         Ok(int(&row.get(0))? as u64)
     }
 
+    /// Sets the object's alarm for `at_ms` (ms since the epoch), replacing any earlier one.
+    pub fn set_alarm(&self, at_ms: i64) -> Result<(), String> {
+        self.storage
+            .set_alarm(at_ms as f64)
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
     /// Asks the runtime to run the object's `alarm()` right away (the next backfill chunk).
     pub fn wake_soon(&self) {
         if let Err(e) = self.storage.set_alarm(crate::http::now_ms() as f64) {
@@ -283,6 +311,210 @@ impl Store {
                 w.string("error", &error_text(&e));
             });
         }
+    }
+
+    /// Forgets one key whose retention has passed (`at` before `cutoff`), so that it is new
+    /// again. Returns whether a row went.
+    pub fn forget_key(&self, key: &str, cutoff: &str) -> Result<bool, String> {
+        let c = self
+            .sql
+            .exec_ss(
+                "DELETE FROM idempotency_keys WHERE request_id = ? AND at < ?",
+                key,
+                cutoff,
+            )
+            .map_err(|e| error_text(&e))?;
+        Ok(c.rows_written() > 0.0)
+    }
+
+    /// Deletes up to `chunk` of the oldest keys recorded before `cutoff`. Keys are recorded in
+    /// version order, so the oldest are the lowest versions; the scan never reads more than
+    /// `chunk` rows. Returns how many went.
+    pub fn expire_keys(&self, cutoff: &str, chunk: u64) -> Result<u64, String> {
+        let c = self
+            .sql
+            .exec_sn(
+                "DELETE FROM idempotency_keys WHERE version IN (SELECT version FROM idempotency_keys ORDER BY version LIMIT ?2) AND at < ?1",
+                cutoff,
+                chunk as f64,
+            )
+            .map_err(|e| error_text(&e))?;
+        Ok(c.rows_written() as u64)
+    }
+
+    /// When the oldest key kept was recorded (its change's `at`); `None` when no key is kept.
+    /// One index step, however many keys there are.
+    pub fn oldest_key_at(&self) -> Result<Option<String>, String> {
+        let rows = self
+            .sql
+            .exec("SELECT at FROM idempotency_keys ORDER BY version LIMIT 1")
+            .map_err(|e| error_text(&e))?
+            .rows();
+        Ok(row_at(&rows, 0).and_then(|r| r.get(0).as_string()))
+    }
+
+    /// Audit entries `first..=last` that are still in the object, ascending.
+    pub fn audit_range(&self, first: u64, last: u64) -> Result<Vec<AuditEntry>, String> {
+        let rows = self
+            .sql
+            .exec_nn(SELECT_RANGE, first as f64, last as f64)
+            .map_err(|e| error_text(&e))?
+            .rows();
+        entries(&rows)
+    }
+
+    /// The newest version whose `at` is before `cutoff`, among the oldest `chunk` hot entries
+    /// (0 if none): how far `AUDIT_HOT_HOURS` lets archival go in one step.
+    pub fn aged_through(&self, cutoff: &str, chunk: u64) -> Result<u64, String> {
+        let rows = self
+            .sql
+            .exec_sn(
+                "SELECT coalesce(max(version), 0) FROM (SELECT version, at FROM audit ORDER BY version LIMIT ?2) WHERE at < ?1",
+                cutoff,
+                chunk as f64,
+            )
+            .map_err(|e| error_text(&e))?
+            .rows();
+        let row = row_at(&rows, 0).ok_or_else(|| "max query returned nothing".to_string())?;
+        Ok(int(&row.get(0))? as u64)
+    }
+
+    /// The oldest version still in the object (0 when the audit table is empty).
+    pub fn oldest_hot(&self) -> Result<u64, String> {
+        self.count("SELECT coalesce(min(version), 0) FROM audit")
+    }
+
+    /// Every segment record, ascending: `(segment, archived)`.
+    pub fn segments(&self) -> Result<Vec<(Segment, bool)>, String> {
+        let rows = self
+            .sql
+            .exec(
+                "SELECT first, last, bytes, sha256, archived FROM archive_segments ORDER BY first",
+            )
+            .map_err(|e| error_text(&e))?
+            .rows();
+        (0..rows.length())
+            .map(|i| {
+                let row =
+                    row_at(&rows, i).ok_or_else(|| "a segment row is not an array".to_string())?;
+                Ok((
+                    Segment {
+                        first: int(&row.get(0))? as u64,
+                        last: int(&row.get(1))? as u64,
+                        bytes: int(&row.get(2))? as u64,
+                        sha256: row.get(3).as_string().unwrap_or_default(),
+                    },
+                    int(&row.get(4))? == 1,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records a segment before it is written to R2 (not archived yet).
+    pub fn record_segment(&self, seg: &Segment, at: &str) -> Result<(), String> {
+        self.sql
+            .exec_nnnss(
+                "INSERT INTO archive_segments (first, last, bytes, sha256, archived, at) VALUES (?, ?, ?, ?, 0, ?)",
+                seg.first as f64,
+                seg.last as f64,
+                seg.bytes as f64,
+                &seg.sha256,
+                at,
+            )
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
+    /// Forgets a recorded segment that was never archived (its entries are all still here).
+    pub fn drop_pending_segment(&self, first: u64) -> Result<(), String> {
+        self.sql
+            .exec_n(
+                "DELETE FROM archive_segments WHERE first = ? AND archived = 0",
+                first as f64,
+            )
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
+    /// After the segment was read back and checked: marks it archived and deletes its entries
+    /// and their Merkle rows below the segment's root, in one transaction. Fails (and changes nothing) unless every entry of the range is
+    /// still here exactly once and the record is still pending.
+    pub fn complete_segment(&self, seg: &Segment) -> Result<(), String> {
+        let sql = &self.sql;
+        let expected = seg.entries() as f64;
+        self.storage
+            .transaction_sync(&mut || {
+                let marked = sql.exec_n(
+                    "UPDATE archive_segments SET archived = 1 WHERE first = ? AND archived = 0",
+                    seg.first as f64,
+                )?;
+                let deleted = sql.exec_nn(
+                    "DELETE FROM audit WHERE version BETWEEN ? AND ?",
+                    seg.first as f64,
+                    seg.last as f64,
+                )?;
+                // The segment's Merkle rows go too, but for its last, which holds the segment
+                // root (level 10) and every higher node: the lower hashes are rebuilt from
+                // the segment itself when a proof needs them (`core::archive::ProofPointer`).
+                sql.exec_nn(
+                    "DELETE FROM merkle WHERE version BETWEEN ? AND ?",
+                    seg.first as f64,
+                    (seg.last - 1) as f64,
+                )?;
+                if marked.rows_written() != 1.0 || deleted.rows_written() != expected {
+                    return Err(JsValue::from_str(&format!(
+                        "segment {}: {} record(s) pending, {} of {} entries present; nothing deleted",
+                        seg.name(),
+                        marked.rows_written(),
+                        deleted.rows_written(),
+                        expected
+                    )));
+                }
+                Ok(JsValue::UNDEFINED)
+            })
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
+    /// The last archival run: `(at, outcome, error, consecutive failures)`.
+    pub fn last_run(&self) -> Result<Option<RunRecord>, String> {
+        let rows = self
+            .sql
+            .exec("SELECT at, outcome, error, failures FROM archive_runs WHERE id = 1")
+            .map_err(|e| error_text(&e))?
+            .rows();
+        Ok(match row_at(&rows, 0) {
+            None => None,
+            Some(r) => Some((
+                r.get(0).as_string().unwrap_or_default(),
+                r.get(1).as_string().unwrap_or_default(),
+                r.get(2).as_string(),
+                int(&r.get(3))? as u32,
+            )),
+        })
+    }
+
+    /// Records the outcome of an archival run.
+    pub fn record_run(&self, at: &str, outcome: &str, error: Option<&str>, failures: u32) {
+        let result = self.sql.exec_sssn(
+            "INSERT INTO archive_runs (id, at, outcome, error, failures) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, error = excluded.error, failures = excluded.failures",
+            at,
+            outcome,
+            error.map_or(JsValue::NULL, JsValue::from_str),
+            f64::from(failures),
+        );
+        if let Err(e) = result {
+            crate::http::log_event("error", "recording the archival run failed", |w| {
+                w.string("error", &error_text(&e));
+            });
+        }
+    }
+
+    /// A one-integer query.
+    fn count(&self, query: &str) -> Result<u64, String> {
+        let rows = self.sql.exec(query).map_err(|e| error_text(&e))?.rows();
+        let row = row_at(&rows, 0).ok_or_else(|| "count query returned nothing".to_string())?;
+        Ok(int(&row.get(0))? as u64)
     }
 
     /// Size of the database file in bytes.

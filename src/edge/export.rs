@@ -81,7 +81,7 @@ async fn pump(env: Env, writer: StreamWriter, csv: bool, mut after: u64, until: 
     }
     while after < until {
         let to = (after + EXPORT_PAGE).min(until);
-        let page = match page(&env, csv, after, to).await {
+        let (page, to) = match page(&env, csv, after, to).await {
             Ok(p) => p,
             Err(why) => {
                 log_event("error", "export page failed", |w| {
@@ -107,7 +107,9 @@ async fn write(writer: &StreamWriter, text: &str) -> Result<(), JsValue> {
     Ok(())
 }
 
-async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<String, String> {
+/// One page and the last version it holds: `until`, or less for a page read from an archived
+/// segment (it ends with the segment; `edge/archive.rs`).
+async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<(String, u64), String> {
     let call = ObjectCall::ExportPage { csv, after, until };
     let (promise, url) = forward::call(env, &call).map_err(|p| p.to_string())?;
     let response = match JsFuture::from(promise).await {
@@ -118,10 +120,29 @@ async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<String, St
     if response.status() != 200 {
         return Err(format!("the counter answered {}", response.status()));
     }
+    let archived = response
+        .headers()
+        .get(crate::core::archive::POINTER_HEADER)
+        .ok()
+        .flatten()
+        .is_some();
     let text = response.text().map_err(|e| crate::ffi::error_text(&e))?;
-    JsFuture::from(text)
+    let text = JsFuture::from(text)
         .await
         .ok()
         .and_then(|t| t.as_string())
-        .ok_or_else(|| "unreadable page".to_string())
+        .ok_or_else(|| "unreadable page".to_string())?;
+    if !archived {
+        return Ok((text, until));
+    }
+    let entries: Vec<_> = super::archive::segment_entries(env, &text)
+        .await?
+        .into_iter()
+        .filter(|e| e.version > after && e.version <= until)
+        .collect();
+    let last = entries
+        .last()
+        .map(|e| e.version)
+        .ok_or_else(|| format!("the archived segment holds nothing after {after}"))?;
+    Ok((ledger::export_page(&entries, csv), last))
 }

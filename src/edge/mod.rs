@@ -21,6 +21,7 @@
 //! Everything else (the web app) is served by the static assets binding before the Worker
 //! runs (`run_worker_first = ["/api/*"]` in wrangler.toml).
 
+mod archive;
 mod batch;
 mod body;
 mod checkpoint;
@@ -214,6 +215,9 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
             )
             .map(Into::into)
         }
+        Ok(Plan::Call(
+            call @ (ObjectCall::Audit(_) | ObjectCall::Inclusion(_) | ObjectCall::Consistency(_)),
+        )) => return Ok(archive_read(env, call, facts, origin.map(String::from)).into()),
         Ok(Plan::Call(call)) => forward::call_batched(&env, &call, config.batch_in_flight)
             .map(|(p, url)| (p, Some(url))),
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
@@ -493,6 +497,42 @@ fn with_body(
                 .map(Into::into)
             }
         }
+    })
+}
+
+/// A read of history (an audit page, a proof): from the object, or completed from the archive
+/// when the object points there ([`archive::resolve`]).
+fn archive_read(
+    env: Env,
+    call: ObjectCall,
+    facts: Facts,
+    origin: Option<String>,
+) -> js_sys::Promise {
+    let arrival = facts.arrival();
+    let start = facts.start();
+    wasm_bindgen_futures::future_to_promise(async move {
+        let outcome = async {
+            let (promise, url) = forward::call(&env, &call)?;
+            let response = match wasm_bindgen_futures::JsFuture::from(promise).await {
+                Ok(r) => r.dyn_into::<Response>(),
+                Err(error) => forward::retry(url, error).await,
+            }
+            .map_err(|_| Problem::Internal)?;
+            archive::resolve(&env, &call, response).await
+        }
+        .await;
+        let (response, problem) = match outcome {
+            Ok(r) => (r, None),
+            Err(p) => (http::problem(&p)?, Some(p.slug())),
+        };
+        finish(
+            arrival.as_deref(),
+            start.as_deref(),
+            origin.as_deref(),
+            response,
+            problem,
+        )
+        .map(Into::into)
     })
 }
 

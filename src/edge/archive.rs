@@ -1,0 +1,132 @@
+//! Reading the audit archive from the Worker, sparing the counter object.
+//!
+//! An audit page that starts before the object's hot window gets, from the object, a pointer
+//! instead of a page: the segment's record (name, range, size, SHA-256), marked by
+//! [`archive::POINTER_HEADER`]. The Worker reads that segment from the `AUDIT_ARCHIVE` bucket
+//! and believes it only if it matches the record exactly ([`archive::read_segment`]); then it
+//! renders the page. A proof that needs hashes of archived segments gets a
+//! [`ProofPointer`] (the hashes the object holds, and the segments): the Worker reads and
+//! checks each segment the same way, rebuilds its hashes, checks them against the segment root
+//! the object holds, and makes the proof ([`ProofPointer::prove`]). R2 unreachable, a segment
+//! missing, or bytes that fail a check: 503 with `Retry-After` (and an error log line).
+//! Nothing on this path can change anything.
+
+use web_sys::Response;
+use worker::Env;
+
+use crate::core::archive::{self, ProofPointer, Segment};
+use crate::core::audit::AuditEntry;
+use crate::core::problem::Problem;
+use crate::core::wire::ObjectCall;
+use crate::http::{self, log_event};
+
+/// How long a client should wait before asking again when the archive cannot be read.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// The object's answer to a read of history, with an archive pointer replaced by the page or
+/// the proof.
+pub async fn resolve(
+    env: &Env,
+    call: &ObjectCall,
+    response: Response,
+) -> Result<Response, Problem> {
+    let pointer = response
+        .headers()
+        .get(archive::POINTER_HEADER)
+        .ok()
+        .flatten();
+    let Some(kind) = pointer.filter(|_| response.status() == 200) else {
+        return Ok(response);
+    };
+    let text = match response.text() {
+        Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|t| t.as_string()),
+        Err(_) => None,
+    };
+    if kind == "proof" {
+        return prove(env, text.as_deref()).await;
+    }
+    let ObjectCall::Audit(q) = call else {
+        log_event(
+            "error",
+            "an archive pointer for a call that is not a page",
+            |_| {},
+        );
+        return Err(Problem::Internal);
+    };
+    let pointer: Option<(Segment, u64)> = text
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| {
+            Some((
+                Segment::from_json(v.get("segment")?)?,
+                v.get("version")?.as_u64()?,
+            ))
+        });
+    let Some((seg, version)) = pointer else {
+        log_event(
+            "error",
+            "the counter's archive pointer is malformed",
+            |_| {},
+        );
+        return Err(Problem::Internal);
+    };
+    let entries = read(env, &seg).await.map_err(|e| {
+        log_event("error", "archive read failed", |w| {
+            w.string("segment", &seg.name()).string("error", &e);
+        });
+        Problem::Unavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }
+    })?;
+    let body = archive::page_from_segment(&entries, q.after, q.limit, version);
+    http::json(&body, &[]).map_err(|_| Problem::Internal)
+}
+
+/// The checked entries of the segment an object pointer (a [`archive::pointer_json`]) names.
+pub async fn segment_entries(env: &Env, pointer: &str) -> Result<Vec<AuditEntry>, String> {
+    let seg = serde_json::from_str::<serde_json::Value>(pointer)
+        .ok()
+        .and_then(|v| Segment::from_json(v.get("segment")?))
+        .ok_or_else(|| "the counter's archive pointer is malformed".to_string())?;
+    read(env, &seg).await
+}
+
+/// A proof from its pointer and the segments it names.
+async fn prove(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
+    let Some(pointer) = text
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| ProofPointer::from_json(&v))
+    else {
+        log_event("error", "the counter's proof pointer is malformed", |_| {});
+        return Err(Problem::Internal);
+    };
+    let mut blocks = Vec::with_capacity(pointer.segments.len());
+    let failed = |e: String| {
+        log_event("error", "archive read failed", |w| {
+            w.string("error", &e);
+        });
+        Problem::Unavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }
+    };
+    for seg in &pointer.segments {
+        blocks.push(read(env, seg).await.map_err(failed)?);
+    }
+    let body = pointer.prove(&blocks).map_err(failed)?;
+    http::json(&body, &[]).map_err(|_| Problem::Internal)
+}
+
+/// Reads and checks one segment.
+async fn read(env: &Env, seg: &Segment) -> Result<Vec<AuditEntry>, String> {
+    let bucket = crate::ffi::Bucket::of(env, "AUDIT_ARCHIVE")
+        .ok_or_else(|| "the AUDIT_ARCHIVE bucket is not bound".to_string())?;
+    let name = seg.name();
+    let bytes = bucket
+        .read(&name)
+        .await?
+        .ok_or_else(|| format!("{name} is missing from R2"))?;
+    archive::read_segment(seg, &bytes)
+}

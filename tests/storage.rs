@@ -1,0 +1,490 @@
+//! Storage that lasts: the audit archive in R2 and idempotency-key retention, against the real
+//! local runtime (its R2 emulation persists under the server's state folder).
+//!
+//! - A soak with a small hot window: the object's database stays flat while the whole history
+//!   still pages (across R2 segments and hot rows) and replays.
+//! - Keys past their retention are new again; within it they replay byte for byte, even when
+//!   their audit entry is archived.
+//! - SIGKILL during archival, several times: archive + hot hold every entry exactly once.
+//! - R2 failing during archival: mutations unaffected, archived reads 503 + Retry-After,
+//!   archival resumes once R2 works again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{key, Options, Server};
+use number_acidizer::core::checkpoint::Checkpoint;
+use number_acidizer::core::ledger;
+use number_acidizer::core::merkle::{self, MemoryTree};
+use serde_json::Value;
+
+fn server(hot: u64, retention: u64) -> Server {
+    Server::start(Options {
+        vars: vec![
+            ("AUDIT_HOT_ENTRIES".into(), hot.to_string()),
+            (
+                "IDEMPOTENCY_RETENTION_SECONDS".into(),
+                retention.to_string(),
+            ),
+        ],
+        state: None,
+    })
+}
+
+/// `n` keyed increments from `threads` clients at once; every one must be applied (200).
+/// Returns the keys in no particular order.
+fn load(s: &Server, n: u64, threads: u64, prefix: &str) -> Vec<String> {
+    let next = Arc::new(AtomicU64::new(0));
+    let base = s.base.clone();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            let base = base.clone();
+            let prefix = prefix.to_string();
+            std::thread::spawn(move || {
+                let mut keys = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let k = key(&prefix);
+                    let r = common::try_request(
+                        &base,
+                        "POST",
+                        "/api/increment",
+                        &[("idempotency-key", k.as_str())],
+                        None,
+                    )
+                    .expect("increment");
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    keys.push(k);
+                }
+                keys
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("load thread"))
+        .collect()
+}
+
+/// Entries archived once archival caught up with `version`: every whole segment of 1,024
+/// that lies entirely beyond the newest `hot`.
+fn archived_for(version: u64, hot: u64) -> u64 {
+    version.saturating_sub(hot) / 1024 * 1024
+}
+
+/// Waits until archival has caught up: every due segment in R2, the rest in the object, the
+/// last run ok. Returns the health report.
+fn settled(s: &Server, hot: u64, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let h = s.health();
+        let version = h["version"].as_u64().unwrap();
+        let archived = archived_for(version, hot);
+        if h["archived_entries"] == archived
+            && h["hot_entries"] == version - archived
+            && (archived == 0 || h["last_archival"]["outcome"] == "ok")
+        {
+            return h;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "archival did not catch up within {limit:?}: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The whole trail through the API: versions 1..=n exactly once each, a contiguous chain.
+fn check_trail(s: &Server, n: u64) -> Vec<Value> {
+    let all = s.audit_all();
+    assert_eq!(all.len() as u64, n, "entries in the trail");
+    let mut previous = 0i64;
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e["version"], i as u64 + 1, "{e}");
+        assert_eq!(e["previous_value"], previous, "{e}");
+        previous = e["value"].as_i64().unwrap();
+    }
+    all
+}
+
+/// The archive's segment records, from the stopped server's database:
+/// `(first, last, bytes, sha256, archived)`.
+fn segments(s: &Server) -> Vec<(u64, u64, u64, String, u64)> {
+    s.sql("SELECT first, last, bytes, sha256, archived FROM archive_segments ORDER BY first")
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_u64().unwrap(),
+                r[1].as_u64().unwrap(),
+                r[2].as_u64().unwrap(),
+                r[3].as_str().unwrap().to_string(),
+                r[4].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Segments cover 1..=through without gap or overlap, all archived; hot rows start right after.
+fn check_segments(s: &Server, through: u64) {
+    let segs = segments(s);
+    let mut next = 1;
+    for (first, last, _, _, archived) in &segs {
+        assert_eq!(*archived, 1, "{segs:?}");
+        assert_eq!(*first, next, "gap or overlap in {segs:?}");
+        next = last + 1;
+    }
+    assert_eq!(next, through + 1, "{segs:?}");
+    let hot = s.sql("SELECT coalesce(min(version), 0) FROM audit");
+    if let Some(min) = hot[0][0].as_u64().filter(|m| *m > 0) {
+        assert_eq!(
+            min,
+            through + 1,
+            "the hot rows start where the archive ends"
+        );
+    }
+}
+
+/// The folder where the local runtime keeps the archive bucket's object bodies.
+fn blobs(state: &Path) -> PathBuf {
+    let r2 = state.join("v3/r2");
+    let bucket = std::fs::read_dir(&r2)
+        .unwrap_or_else(|e| panic!("{}: {e}", r2.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.is_dir() && p.join("blobs").is_dir())
+        .unwrap_or_else(|| panic!("no bucket with blobs under {}", r2.display()));
+    bucket.join("blobs")
+}
+
+#[test]
+fn a_small_hot_window_keeps_the_database_flat_while_the_whole_history_reads_back() {
+    // One segment's worth per round: after each round the object holds the same number of
+    // entries (1,024), so its size can be compared round to round.
+    const HOT: u64 = 100;
+    const ROUNDS: u64 = 5;
+    const PER_ROUND: u64 = 1_024;
+    // Keys are kept 5 s here, so that their table is bounded within the test's few minutes
+    // (in production it is bounded by a day's changes).
+    let s = server(HOT, 5);
+    let mut keys = Vec::new();
+    let mut sizes = Vec::new();
+    for round in 0..ROUNDS {
+        keys.extend(load(&s, PER_ROUND, 8, "soak"));
+        settled(&s, HOT, Duration::from_secs(120));
+        // And the keys' retention: every round is then measured in the same state (1,024 hot
+        // entries, no key), so the sizes compare.
+        let started = Instant::now();
+        let h = loop {
+            let h = s.health();
+            if h["oldest_key_at"].is_null() {
+                break h;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "keys kept: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        println!(
+            "round {round}: version {} database_bytes {} hot {} archived {} segments {}",
+            h["version"],
+            h["database_bytes"],
+            h["hot_entries"],
+            h["archived_entries"],
+            h["archive_segments"]
+        );
+        sizes.push(h["database_bytes"].as_u64().unwrap());
+    }
+    let n = ROUNDS * PER_ROUND;
+    let archived = archived_for(n, HOT);
+    let h = s.health();
+    assert_eq!(h["version"], n);
+    assert_eq!(h["audit_entries"], n);
+    assert_eq!(h["oldest_hot_version"], archived + 1);
+    assert_eq!(h["archive_segments"], archived / 1024);
+    assert!(h["last_archival"]["at"].is_string(), "{h}");
+    // Flat once warmed up (after the first two rounds): within ±10% of the warmed size.
+    let warmed = sizes[2] as f64;
+    for (round, size) in sizes.iter().enumerate().skip(2) {
+        let ratio = *size as f64 / warmed;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "database_bytes {size} in round {round} vs {warmed} warmed: {sizes:?}"
+        );
+    }
+
+    // Every entry pages back, archive and hot alike, and the keys are exactly ours.
+    let all = check_trail(&s, n);
+    let mut seen: Vec<String> = all
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    keys.sort();
+    assert_eq!(seen, keys);
+    // Pages of any size starting anywhere in the archive agree with the full read.
+    for (after, limit) in [
+        (0u64, 7u64),
+        (1020, 3),
+        (1024, 1000),
+        (4321, 250),
+        (archived - 5, 20),
+    ] {
+        let r = s.get(&format!("/api/audit?after={after}&limit={limit}"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        let entries = v["entries"].as_array().unwrap();
+        assert!(!entries.is_empty() && entries.len() as u64 <= limit, "{v}");
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e, &all[(after + i as u64) as usize], "after={after}");
+        }
+        let last = entries.last().unwrap()["version"].as_u64().unwrap();
+        assert_eq!(v["next_after"], last, "another page follows {last}");
+    }
+
+    // Proofs reach into the archive: the Worker rebuilds the hashes the object gave up from
+    // the segments, and every proof verifies against the checkpoint with the pure core.
+    let mut tree = MemoryTree::new();
+    for e in &all {
+        tree.push(ledger::entry_hash(&ledger::entry_from_json(e).unwrap()));
+    }
+    let cp = s.get("/api/audit/checkpoint");
+    assert_eq!(cp.status, 200, "{}", cp.body);
+    let cp = Checkpoint::parse(&cp.body).unwrap();
+    assert_eq!(cp.size, n);
+    assert_eq!(Some(cp.root), merkle::root(n, &tree.getter()));
+    for version in [1, 2, 1000, 1024, 1025, 2500, archived, archived + 1, n] {
+        for size in [n, archived, version.max(1500)] {
+            if version > size {
+                continue;
+            }
+            let r = s.get(&format!(
+                "/api/audit/proof/inclusion?version={version}&tree_size={size}"
+            ));
+            assert_eq!(r.status, 200, "{version}/{size}: {}", r.body);
+            let proof = ledger::parse_hashes(&r.json()).unwrap();
+            let leaf = tree
+                .node(merkle::Node {
+                    level: 0,
+                    index: version - 1,
+                })
+                .unwrap();
+            let root = merkle::root(size, &tree.getter()).unwrap();
+            merkle::verify_inclusion(version - 1, size, &leaf, &proof, &root)
+                .unwrap_or_else(|e| panic!("inclusion {version}/{size}: {e}"));
+        }
+    }
+    for from in [1, 7, 1024, 1500, archived - 1, archived + 3] {
+        let r = s.get(&format!("/api/audit/proof/consistency?from={from}"));
+        assert_eq!(r.status, 200, "{from}: {}", r.body);
+        let proof = ledger::parse_hashes(&r.json()).unwrap();
+        let old = merkle::root(from, &tree.getter()).unwrap();
+        merkle::verify_consistency(from, n, &old, &cp.root, &proof)
+            .unwrap_or_else(|e| panic!("consistency {from}->{n}: {e}"));
+    }
+
+    // The export streams the whole history, archive and hot alike: exactly the leaf bytes.
+    let export = s.get("/api/audit/export");
+    assert_eq!(export.status, 200);
+    assert_eq!(
+        export.header("audit-tree-size"),
+        Some(n.to_string().as_str())
+    );
+    let lines: Vec<&str> = export.body.lines().collect();
+    assert_eq!(lines.len() as u64, n, "export lines");
+    for (line, e) in lines.iter().zip(&all) {
+        let entry = ledger::entry_from_json(e).unwrap();
+        assert_eq!(line.as_bytes(), ledger::leaf_bytes(&entry).as_slice());
+    }
+    let part = s.get(&format!(
+        "/api/audit/export?after=1000&until={}",
+        archived + 10
+    ));
+    assert_eq!(part.status, 200);
+    assert_eq!(part.body.lines().count() as u64, archived + 10 - 1000);
+
+    // A socket resuming from inside the archive gets a snapshot, as when too far behind.
+    let mut ws = s.socket(&format!("?since={}", archived - 10));
+    let m = ws.next_json();
+    assert_eq!(m["type"], "snapshot", "{m}");
+    assert_eq!(m["version"], n);
+    ws.close();
+
+    // The records: contiguous segments up to the hot window, each object's bytes in R2.
+    let mut s = s;
+    s.stop();
+    check_segments(&s, archived);
+    // Of the archived entries' Merkle rows only each segment's last (its root) stays.
+    let rows = s.sql(&format!(
+        "SELECT count(*) FROM merkle WHERE version <= {archived}"
+    ));
+    assert_eq!(rows[0][0], archived / 1024);
+    let rows = s.sql(&format!(
+        "SELECT count(*) FROM merkle WHERE version > {archived}"
+    ));
+    assert_eq!(rows[0][0], n - archived);
+}
+
+#[test]
+fn a_key_past_its_retention_is_new_again() {
+    let mut s = server(0, 2);
+    let k = key("retention");
+    let first = s.post("/api/increment", &[("idempotency-key", &k)], "");
+    assert_eq!(first.status, 200);
+    let again = s.post("/api/increment", &[("idempotency-key", &k)], "");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    // Used for something else within the retention: still 422.
+    let other = s.post("/api/decrement", &[("idempotency-key", &k)], "");
+    other.problem(422);
+    std::thread::sleep(Duration::from_millis(2_300));
+    // Past the retention: the same key is a new change.
+    let later = s.post("/api/increment", &[("idempotency-key", &k)], "");
+    assert_eq!(later.status, 200, "{}", later.body);
+    assert_eq!(later.header("idempotent-replayed"), None);
+    assert_eq!(later.json()["version"], 2);
+    // And replays as the new one.
+    let replay = s.post("/api/increment", &[("idempotency-key", &k)], "");
+    assert_eq!(replay.body, later.body);
+    // The alarm removes expired key records by itself, with no further traffic.
+    for _ in 0..3 {
+        let r = s.post("/api/increment", &[("idempotency-key", &key("filler"))], "");
+        assert_eq!(r.status, 200);
+    }
+    assert!(s.health()["oldest_key_at"].is_string());
+    let started = Instant::now();
+    loop {
+        let h = s.health();
+        if h["oldest_key_at"].is_null() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "expired key records still kept: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    s.stop();
+    let kept = s.sql("SELECT count(*) FROM idempotency_keys")[0][0]
+        .as_u64()
+        .unwrap();
+    assert_eq!(kept, 0);
+    // The audit trail keeps everything regardless (AUDIT_HOT_ENTRIES=0: no archival).
+    let audited = s.sql("SELECT count(*) FROM audit")[0][0].as_u64().unwrap();
+    assert_eq!(audited, 5);
+}
+
+#[test]
+fn sigkill_during_archival_loses_and_duplicates_nothing() {
+    const HOT: u64 = 50;
+    let mut s = server(HOT, 86_400);
+    let seed = common::seed("STORAGE_SEED");
+    let mut total = 0;
+    for round in 0..4u64 {
+        // Load until the next segment is just due, so that its archival starts about a second
+        // (archive::DELAY_MS) after the load ends; then kill somewhere around it.
+        let target = (round + 1) * 1024 + HOT + 5;
+        load(&s, target - total, 8, "crash");
+        total = target;
+        let wait = 700 + (seed.wrapping_mul(round + 7) >> 7) % 1_200;
+        std::thread::sleep(Duration::from_millis(wait));
+        println!("round {round}: killing {wait} ms after version {total}");
+        s.crash();
+        s.start_again();
+    }
+    let h = settled(&s, HOT, Duration::from_secs(180));
+    assert_eq!(h["version"], total);
+    assert_eq!(h["value"], total as i64);
+    check_trail(&s, total);
+    let adopted = s
+        .log_lines()
+        .iter()
+        .filter(|l| l["msg"] == "archive segment adopted")
+        .count();
+    println!("segments adopted after a crash in the last run: {adopted}");
+    s.stop();
+    check_segments(&s, archived_for(total, HOT));
+}
+
+#[test]
+fn r2_failing_during_archival_leaves_mutations_alone_and_archival_resumes() {
+    const HOT: u64 = 100;
+    let mut s = server(HOT, 86_400);
+    load(&s, 1_500, 4, "before");
+    settled(&s, HOT, Duration::from_secs(60));
+    // A key whose entry is archived replays byte for byte within its retention: its record is
+    // independent of the audit trail.
+    let page = s.get("/api/audit?after=4&limit=1");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let archived = &page.json()["entries"][0];
+    assert_eq!(s.health()["oldest_hot_version"], 1025);
+    let k = archived["request_id"].as_str().unwrap();
+    let r = s.post("/api/increment", &[("idempotency-key", k)], "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("idempotent-replayed"), Some("true"), "{}", r.body);
+    let v = r.json();
+    for (field, in_entry) in [
+        ("version", "version"),
+        ("value", "value"),
+        ("previous_value", "previous_value"),
+        ("request_id", "request_id"),
+        ("applied_at", "at"),
+    ] {
+        assert_eq!(v[field], archived[in_entry], "{field}");
+    }
+    assert_eq!(s.value()["version"], 1_500, "nothing applied");
+    // Break the bucket: its object bodies' folder becomes a file, so every R2 read and write
+    // of a body fails inside the runtime, as a storage fault would.
+    let blobs = blobs(&s.state);
+    let aside = blobs.with_extension("aside");
+    std::fs::rename(&blobs, &aside).unwrap();
+    std::fs::write(&blobs, b"not a folder").unwrap();
+
+    // Mutations are unaffected: every one applied while archival fails.
+    load(&s, 1_500, 4, "during");
+    let started = Instant::now();
+    let failing = loop {
+        let h = s.health();
+        if h["last_archival"]["outcome"] == "failed"
+            && h["last_archival"]["consecutive_failures"].as_u64() >= Some(2)
+        {
+            break h;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no failed run: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(failing["version"], 3_000);
+    assert!(failing["hot_entries"].as_u64().unwrap() > HOT, "{failing}");
+    assert!(failing["last_archival"]["error"].is_string(), "{failing}");
+    let errors = s
+        .log_lines()
+        .iter()
+        .filter(|l| l["msg"] == "archival failed" && l["level"] == "error")
+        .count();
+    assert!(errors >= 2, "an error line per failed run; saw {errors}");
+    // Reads that need the archive say so, and when to come back; hot reads still work.
+    let r = s.get("/api/audit?after=10&limit=5");
+    r.problem(503);
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    let hot = s.get("/api/audit?after=2990&limit=5");
+    assert_eq!(hot.status, 200, "{}", hot.body);
+    assert_eq!(hot.json()["entries"].as_array().unwrap().len(), 5);
+    let more = s.post("/api/increment", &[("idempotency-key", &key("still"))], "");
+    assert_eq!(more.status, 200);
+
+    // R2 works again: archival resumes by itself (backoff) and catches up.
+    std::fs::remove_file(&blobs).unwrap();
+    std::fs::rename(&aside, &blobs).unwrap();
+    let h = settled(&s, HOT, Duration::from_secs(120));
+    assert_eq!(h["last_archival"]["consecutive_failures"], 0);
+    check_trail(&s, 3_001);
+    s.stop();
+    check_segments(&s, archived_for(3_001, HOT));
+}
