@@ -220,6 +220,48 @@ fn checkpoints_and_proofs_verify_with_the_pure_core() {
 }
 
 #[test]
+fn concurrent_changes_sharing_calls_keep_the_tree_whole() {
+    // Concurrent changes share calls and transactions (one call in flight per isolate makes
+    // them queue up), and each still writes its Merkle row; replays in between write none.
+    let s = Server::start(Options {
+        vars: vec![
+            ("AUDIT_SIGNING_KEY".into(), signing_key().to_text()),
+            ("BATCH_MAX_IN_FLIGHT".into(), "1".into()),
+        ],
+        ..Options::default()
+    });
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..15 {
+                    let k = key(&format!("conc-{t}-{i}"));
+                    assert_eq!(s.increment(&k, 1 + i % 3).status, 200);
+                    // A replay in the same burst: answered, not applied, no row.
+                    assert_eq!(s.increment(&k, 1 + i % 3).status, 200);
+                }
+            });
+        }
+    });
+    let batched: u64 = s.health()["calls_by_size"]
+        .as_object()
+        .expect("calls_by_size")
+        .iter()
+        .filter(|(size, _)| size.as_str() != "1")
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    assert!(batched > 0, "no call carried more than one request");
+    let cp = checkpoint(&s);
+    assert_eq!(cp.size, 120);
+    assert_eq!(
+        merkle::root(120, &tree_of(&s.audit_all()).getter()),
+        Some(cp.root)
+    );
+    let out = verify(&s, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
 fn without_a_key_checkpoints_say_they_are_unsigned() {
     let s = Server::start(Options::default());
     apply(&s, 3, "unsigned");
