@@ -81,7 +81,7 @@ impl Req {
         // marked as a replay, which is dropped here: the body is the first answer's.
         let mut retried = false;
         for _ in 0..5 {
-            if !(r.status == 503 && r.body.starts_with("Your worker restarted mid-request")) {
+            if !common::dev_proxy_lost(&r) {
                 break;
             }
             retried = true;

@@ -377,7 +377,7 @@ fn client(
             // to send again, and is then answered from its stored response if it applied.
             let mut retried = false;
             for _ in 0..5 {
-                if !(keyed && proxy_lost(&r)) {
+                if !(keyed && common::dev_proxy_lost(&r)) {
                     break;
                 }
                 retried = true;
@@ -416,12 +416,6 @@ fn client(
             }
         })
         .collect()
-}
-
-/// The local dev server's proxy's own answer for a request it lost on its way to the runtime
-/// (plain text, not this service's problem+json).
-fn proxy_lost(r: &common::Resp) -> bool {
-    r.status == 503 && r.body.starts_with("Your worker restarted mid-request")
 }
 
 fn is_mutation(r: &Record) -> bool {

@@ -348,6 +348,13 @@ pub fn free_port() -> u16 {
 }
 
 /// A response, fully read.
+/// The local dev server's proxy's own answer for a request it lost on its way to the runtime
+/// (plain text, not this service's problem+json); it happens on an overloaded machine. A keyed
+/// change that gets it is sent again with the same key, as any client would.
+pub fn dev_proxy_lost(r: &Resp) -> bool {
+    r.status == 503 && r.body.starts_with("Your worker restarted mid-request")
+}
+
 #[derive(Clone, Debug)]
 pub struct Resp {
     pub status: u16,
