@@ -265,9 +265,9 @@ function storageSection(st) {
   return `
 ## Storage: the audit archive
 
-\`node bench/storage.mjs\` (run by \`make bench\` after the rest; alone: \`BENCH_STORAGE_CHANGES=… BENCH_STORAGE_BACKLOG=… node bench/storage.mjs && node bench/report.mjs\`), ${st.when}, ${st.cpus} cores; load average ${st.load_average_start} at the start and ${st.load_average_end} at the end (other work shared the machine). Our Worker under Miniflare with the emulated R2 bucket on disk; ${n(b.changes)} keyed changes from 16 concurrent clients per size run.
+\`node bench/storage.mjs\` (run by \`make bench\` after the rest; alone: \`BENCH_STORAGE_CHANGES=… BENCH_STORAGE_BACKLOG=… node bench/storage.mjs && node bench/report.mjs\`), ${st.when}, ${st.cpus} cores; load average ${st.load_average_start} at the start and ${st.load_average_end} at the end (other work shared the machine). Changes answered 503 (overload) were retried with their key after \`Retry-After\`, as clients do: ${n(st.retried_503 ?? 0)} retries in the whole run, their wait included in the latencies. Our Worker under Miniflare with the emulated R2 bucket on disk; ${n(b.changes)} keyed changes from 16 concurrent clients per size run.
 
-| | before: \`AUDIT_HOT_ENTRIES=0\` (everything kept) | after: \`AUDIT_HOT_ENTRIES=1000\`, keys kept 60 s |
+| | before: \`AUDIT_HOT_ENTRIES=0\` (everything kept) | after: \`AUDIT_HOT_ENTRIES=1000\`, keys kept 10 s |
 | --- | --- | --- |
 | database bytes at the end | ${n(b.database_bytes_end)} | ${n(a.database_bytes_end)} |
 | bytes per change, whole run | ${n(b.bytes_per_change, 1)} | ${n(a.bytes_per_change, 1)} |
