@@ -69,6 +69,11 @@ if [ "$status" -eq 0 ] || [ "$status" -eq 3 ]; then
   timeout --kill-after=30 "${BENCH_STORAGE_TIMEOUT:-3600}" node bench/storage.mjs \
     || die "the storage benchmark failed; see the messages above"
 fi
+# The JSON builder against serde derive (native, a few seconds); the report includes it.
+if [ "$status" -eq 0 ] || [ "$status" -eq 3 ]; then
+  cargo run -q --release --example json_bench >bench/results/json.txt \
+    || die "the JSON benchmark failed; see the messages above"
+fi
 case "$status" in
   0 | 3) node bench/report.mjs ;;
   124) die "the benchmark did not finish within ${BENCH_TIMEOUT:-2400} s" ;;
