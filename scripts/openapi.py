@@ -278,6 +278,8 @@ doc = {
         "/api/admin/relays": relay_list(),
         "/api/admin/relays/reset": hook("adminRelayReset", "Reset one relay (test hook)", "Resets the relay like a deploy does (`ctx.abort`): its browsers are dropped and resume with `since`.", True),
         "/api/admin/relays/withhold": hook("adminRelayWithhold", "Withhold the next update from one relay (test hook)", "The relay drops the next update it receives from the counter, as if it were lost; it must fetch it before forwarding anything later.", True),
+        "/api/admin/relays/silence": hook("adminRelaySilence", "Silence one relay's upstream (test hook)", "The relay hears nothing more on its upstream socket, which stays open (a half-open connection): its watchdog must notice and resume with `since`.", True),
+        "/api/admin/relays/sever": hook("adminRelaySever", "Sever one relay (test hook)", "As if the relay's isolate were lost while the runtime kept its browsers' sockets: its upstream closes, nothing reconnects, and its watchdog alarm moves 20 s ahead; the runtime evicts the idle relay, the alarm rebuilds it, and it closes its browsers with 1012.", True),
         "/api/admin/counter/restart": hook("adminCounterRestart", "Restart the counter object (test hook)", "Resets the counter object (`ctx.abort`); relays resume from their last version.", False),
         "/api/openapi.json": {
             "get": {

@@ -8,7 +8,10 @@
 //! under the relays (they resume; browsers keep their sockets and see no gap), an update
 //! withheld from one relay (it fills the gap before forwarding anything later). Nearby reads:
 //! `min_version` gives read-your-writes, and a nearby read never shows a version the counter
-//! has not committed.
+//! has not committed. The watchdog: a silent (half-open) upstream is noticed and resumed; a
+//! relay rebuilt by the runtime without its memory closes its browsers with 1012 and they
+//! resume. An idle relay closes its upstream, and its nearby reads stay correct after. The
+//! per-client socket cap holds when a client's home relay fills up and empties again.
 
 mod common;
 
@@ -23,6 +26,9 @@ use serde_json::Value;
 const ADMIN: &str = "relay-admin-token-0123456789abcdef";
 const PER_RELAY: usize = 50;
 const SHARDS: u32 = 12;
+const PER_CLIENT: usize = 8;
+/// Locally `request.cf` has no continent: every caller's region is `enam`.
+const REGION: &str = "enam";
 
 fn server() -> std::sync::MutexGuard<'static, Server> {
     shared(|| Options {
@@ -31,6 +37,9 @@ fn server() -> std::sync::MutexGuard<'static, Server> {
             ("RELAY_SHARDS".into(), SHARDS.to_string()),
             ("ADMIN_TOKEN".into(), ADMIN.into()),
             ("ADMIN_TEST_HOOKS".into(), "1".into()),
+            ("WS_CONNECTIONS_PER_CLIENT".into(), PER_CLIENT.to_string()),
+            ("RELAY_WATCHDOG_SECONDS".into(), "1".into()),
+            ("RELAY_IDLE_SECONDS".into(), "4".into()),
         ],
         ..Options::default()
     })
@@ -234,11 +243,14 @@ fn five_hundred_sockets_over_relays_get_every_update_once_in_order() {
     assert!(holding >= 10, "{list}");
     for r in rows {
         assert!(r["sockets"].as_u64().unwrap() <= PER_RELAY as u64, "{r}");
-        assert_eq!(r["upstream"], true, "{r}");
+        // (A relay without browsers may be closing its idle upstream.)
+        if r["sockets"].as_u64().unwrap() > 0 {
+            assert_eq!(r["upstream"], true, "{r}");
+        }
     }
     let h = s.health();
     assert_eq!(h["sockets"], h["relays"], "{h}");
-    assert_eq!(h["relays"].as_u64().unwrap(), rows.len() as u64, "{h}");
+    assert!(h["relays"].as_u64().unwrap() >= holding as u64, "{h}");
 
     // 120 changes from 8 clients at once.
     join(changes(&s.base, 8, 15, "fan"));
@@ -467,4 +479,213 @@ fn admin_views_and_hooks_need_the_token() {
         None,
     );
     r.problem(400);
+}
+
+/// The relay a client's sockets and nearby reads start at.
+fn home(ip: &str) -> String {
+    let shard = number_acidizer::core::relay::shard_order(ip, SHARDS)
+        .next()
+        .unwrap();
+    format!("{REGION}-{shard}")
+}
+
+/// A relay's row in the admin view, if it is connected upstream.
+fn relay_row(s: &Server, name: &str) -> Option<Value> {
+    relays(s)["relays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["relay"] == name)
+        .cloned()
+}
+
+/// Waits up to 30 s for `pred` over the admin view of relay `name`.
+fn wait_relay(s: &Server, name: &str, what: &str, pred: impl Fn(Option<&Value>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = relay_row(s, name);
+        if pred(row.as_ref()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name}: {what}: {row:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_watchdog_resumes_a_silent_upstream_and_browsers_see_no_gap() {
+    let s = server();
+    let mut b = Browser::new(&s, ip(7000));
+    let name = home(&b.ip);
+    let silenced = admin_post(&s, &format!("/api/admin/relays/silence?relay={name}"));
+    assert_eq!(silenced["silenced"], name.as_str(), "{silenced}");
+    let before = b.last;
+    for i in 0..5 {
+        s.increment(&key("silent"), i + 1);
+    }
+    let want = expected_updates(&s);
+    // The browser keeps its socket (a drop fails the test) and gets every change, in order:
+    // without the watchdog the relay would never hear of them.
+    b.read_until(&s, before + 5, &want, false);
+    log_line(&s, "the relay was deaf", |l| {
+        l["msg"] == "relay upstream silenced" && l["relay"] == name.as_str() && l["up"] == true
+    });
+    log_line(&s, "the watchdog noticed the silence", |l| {
+        l["msg"] == "relay upstream lost" && l["relay"] == name.as_str() && l["why"] == "silent"
+    });
+    b.sock.unwrap().close();
+}
+
+#[test]
+fn a_relay_rebuilt_without_its_memory_closes_its_browsers_with_1012_and_they_resume() {
+    let s = server();
+    let who = ip(7100);
+    let name = home(&who);
+    let mut socks: Vec<(Socket, u64)> = (0..3)
+        .map(|_| {
+            let mut sock = open(&s, &who, "");
+            let snap = sock.next_json();
+            assert_eq!(snap["type"], "snapshot", "{snap}");
+            (sock, snap["version"].as_u64().unwrap())
+        })
+        .collect();
+    // The relay loses its upstream and runs nothing more; the runtime evicts it while it
+    // keeps the browsers' (hibernatable) sockets, and the watchdog's alarm rebuilds it.
+    admin_post(&s, &format!("/api/admin/relays/sever?relay={name}"));
+    for i in 0..3 {
+        s.increment(&key("severed"), i + 1);
+    }
+    for (sock, _) in &mut socks {
+        sock.set_timeout(Duration::from_secs(60));
+        assert_eq!(sock.close_code(), Some(1012));
+    }
+    let started = log_line(&s, "the rebuilt relay closed its orphans", |l| {
+        l["msg"] == "relay started" && l["orphans_closed"].as_u64().unwrap_or(0) >= 3
+    });
+    assert!(started["orphans_closed"].as_u64().unwrap() <= PER_CLIENT as u64);
+    // Each browser resumes with `since`: every change it missed, in order, once.
+    let want = expected_updates(&s);
+    let last = *want.keys().last().unwrap();
+    for (_, since) in socks {
+        let mut again = open(&s, &who, &format!("?since={since}"));
+        for v in since + 1..=last {
+            assert_eq!(again.next_json(), want[&v], "version {v}");
+        }
+        again.close();
+    }
+}
+
+#[test]
+fn an_idle_relay_closes_its_upstream_and_its_nearby_reads_stay_correct() {
+    let s = server();
+    let who = ip(7200);
+    let name = home(&who);
+    let nearby = |min: Option<u64>| {
+        let q = min.map_or(String::new(), |v| format!("&min_version={v}"));
+        let r = s.request(
+            "GET",
+            &format!("/api/value?consistency=nearby{q}"),
+            &[("cf-connecting-ip", &who)],
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    // A nearby read and a browser make the relay connect upstream.
+    let mut sock = open(&s, &who, "");
+    let snap = sock.next_json();
+    let first = nearby(None);
+    assert!(first["version"].as_u64().unwrap() >= snap["version"].as_u64().unwrap());
+    wait_relay(&s, &name, "connected", |r| {
+        r.is_some_and(|r| r["upstream"] == true)
+    });
+    // While the browser stays, so does the upstream (well past the idle time).
+    std::thread::sleep(Duration::from_secs(6));
+    wait_relay(&s, &name, "still connected", |r| {
+        r.is_some_and(|r| r["sockets"] == 1)
+    });
+    sock.close();
+    // Without browsers or reads it closes its upstream: the counter no longer sends to it.
+    wait_relay(&s, &name, "gone from the counter", |r| r.is_none());
+    log_line(&s, "the relay went idle", |l| {
+        l["msg"] == "relay idle; upstream closed" && l["relay"] == name.as_str()
+    });
+    let relays_now = s.health()["relays"].as_u64().unwrap();
+    // Changes while it has no upstream.
+    let mut v = 0;
+    for i in 0..3 {
+        v = s.increment(&key("idle"), i + 1).json()["version"]
+            .as_u64()
+            .unwrap();
+    }
+    // Read-your-writes on the relay that has to reconnect first.
+    let r = nearby(Some(v));
+    assert!(r["version"].as_u64().unwrap() >= v, "{r} after {v}");
+    // A plain nearby read is never behind what the relay resumed to, and never ahead of
+    // the counter: with nothing else changing, exactly the latest version.
+    let r = nearby(None);
+    assert_eq!(r["version"], v, "{r}");
+    assert_eq!(r["value"], s.value()["value"], "{r}");
+    wait_relay(&s, &name, "reconnected", |r| {
+        r.is_some_and(|r| r["upstream"] == true && r["lag"] == 0)
+    });
+    assert!(s.health()["relays"].as_u64().unwrap() > relays_now);
+}
+
+#[test]
+fn the_per_client_cap_holds_when_a_client_s_home_relay_fills_up_and_empties() {
+    let s = server();
+    let client = ip(8000);
+    let name = home(&client);
+    // Other clients whose sockets start at the same relay fill it.
+    let fillers: Vec<String> = (8001..20_000)
+        .map(ip)
+        .filter(|i| home(i) == name)
+        .take(PER_RELAY)
+        .collect();
+    assert_eq!(fillers.len(), PER_RELAY);
+    let mut filler_socks: Vec<Socket> = fillers
+        .iter()
+        .map(|f| {
+            let mut sock = open(&s, f, "");
+            sock.next_json();
+            sock
+        })
+        .collect();
+    wait_relay(&s, &name, "full", |r| {
+        r.is_some_and(|r| r["sockets"] == PER_RELAY as u64)
+    });
+    // The client's first sockets go past its full home relay.
+    let mut mine: Vec<Socket> = (0..5)
+        .map(|_| {
+            let mut sock = open(&s, &client, "");
+            sock.next_json();
+            sock
+        })
+        .collect();
+    // The home relay empties partly: it has room again.
+    for sock in filler_socks.drain(..10) {
+        sock.close();
+    }
+    wait_relay(&s, &name, "has room", |r| {
+        r.is_some_and(|r| r["sockets"].as_u64().unwrap() <= (PER_RELAY - 10) as u64)
+    });
+    // The client may open exactly PER_CLIENT sockets in all, wherever they land.
+    let url = format!("ws://127.0.0.1:{}/api/ws", s.port);
+    while mine.len() < PER_CLIENT {
+        let mut sock = Socket::connect(&url, &[("cf-connecting-ip", &client)]);
+        sock.next_json();
+        mine.push(sock);
+    }
+    let refused = Socket::try_connect(&url, &[("cf-connecting-ip", &client)]);
+    assert_eq!(refused.err().as_deref(), Some("status 429"));
+    // The relay with room did not take them: it passed the client on, as when it was full.
+    let row = relay_row(&s, &name).unwrap();
+    assert!(
+        row["sockets"].as_u64().unwrap() <= (PER_RELAY - 10) as u64,
+        "{row}"
+    );
+    for sock in mine.into_iter().chain(filler_socks) {
+        sock.close();
+    }
 }

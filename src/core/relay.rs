@@ -15,7 +15,7 @@
 //! - [`RelayCall`]: the edge → relay call, encoded in one URL like [`super::wire`].
 //! - [`ValueRead`]: `GET /api/value?consistency=…&min_version=…`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::audit::{AuditEntry, AuditQuery, MAX_LIMIT};
 use super::json::JsonWriter;
@@ -44,8 +44,24 @@ pub const MAX_SHARDS: u32 = 256;
 /// The tag of every relay's upstream socket at the counter.
 pub const UPSTREAM_TAG: &str = "relay";
 
-/// Response header of a relay that is full: how many sockets the caller's client holds there.
+/// Response header of a relay that passes a socket on to the next shard (it is full, or it
+/// passed this client on before): how many sockets the caller's client holds there.
 pub const FULL_HEADER: &str = "relay-full";
+
+/// Response header, with [`FULL_HEADER`], of a relay that passes a client on only because it
+/// did so before ([`Marks`]): it has room, and takes the socket when every other relay of the
+/// region passes it on too.
+pub const ROOM_HEADER: &str = "relay-room";
+
+/// How long a relay remembers that it passed a client on (24 hours after the last time).
+pub const MARK_TTL_MS: f64 = 24.0 * 3600.0 * 1000.0;
+
+/// The default seconds between a relay's watchdog checks (`RELAY_WATCHDOG_SECONDS`).
+pub const DEFAULT_WATCHDOG_SECONDS: u32 = 30;
+
+/// The default seconds a relay with no browser and no nearby read keeps its upstream
+/// (`RELAY_IDLE_SECONDS`).
+pub const DEFAULT_IDLE_SECONDS: u32 = 60;
 
 /// The regions relays are placed in: Cloudflare's Durable Object location hints.
 pub const REGIONS: [&str; 9] = [
@@ -118,6 +134,109 @@ pub fn backoff_ms(attempt: u32, random: f64) -> u64 {
     let cap = (200u64 << attempt.saturating_sub(1).min(7)).min(15_000);
     // Never zero: even the first retry waits a little, spreading a simultaneous drop.
     ((cap as f64 * random.clamp(0.0, 1.0)) as u64).max(20)
+}
+
+/// The clients a relay passed on to the next shard while it was full. A relay keeps passing
+/// such a client on (with its count there) even after it has room again, so that a client's
+/// sockets stay on the relays its edge walk visits before the one that takes the next socket,
+/// and every one of them is counted against `WS_CONNECTIONS_PER_CLIENT` (see [`Walk`]). A
+/// mark lasts [`MARK_TTL_MS`] after it was last written (it is rewritten at most hourly).
+#[derive(Clone, Debug, Default)]
+pub struct Marks {
+    at: HashMap<String, f64>,
+}
+
+/// How often a mark in use is rewritten (milliseconds).
+const MARK_REFRESH_MS: f64 = 3600.0 * 1000.0;
+
+impl Marks {
+    /// Marks as loaded from storage: `(client, written at)`.
+    pub fn from_stored(rows: impl IntoIterator<Item = (String, f64)>) -> Marks {
+        Marks {
+            at: rows.into_iter().collect(),
+        }
+    }
+
+    /// Whether this relay passes `client` on (it did so before, within the mark's life).
+    pub fn passes(&self, client: &str, now: f64) -> bool {
+        self.at.get(client).is_some_and(|t| now - t < MARK_TTL_MS)
+    }
+
+    /// Records that `client` was passed on now; returns whether the mark must be (re)written
+    /// to storage.
+    pub fn record(&mut self, client: &str, now: f64) -> bool {
+        match self.at.get(client) {
+            Some(t) if now - t < MARK_REFRESH_MS => false,
+            _ => {
+                self.at.insert(client.to_owned(), now);
+                true
+            }
+        }
+    }
+
+    /// Forgets the expired marks; returns their clients (to delete from storage).
+    pub fn expire(&mut self, now: f64) -> Vec<String> {
+        let old: Vec<String> = self
+            .at
+            .iter()
+            .filter(|(_, t)| now - **t >= MARK_TTL_MS)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for c in &old {
+            self.at.remove(c);
+        }
+        old
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+}
+
+/// The storage key of a client's mark.
+pub fn mark_key(client: &str) -> String {
+    format!("{MARK_PREFIX}{client}")
+}
+
+/// The prefix of every mark's storage key.
+pub const MARK_PREFIX: &str = "pass:";
+
+/// The edge's walk over a region's shards for one socket: each relay that passes the socket
+/// on says how many sockets the client holds there. A relay takes the socket with `held` =
+/// the client's sockets on the relays passed, and counts its own. When every relay passes the
+/// socket on, the first one that did so only because of a mark (it has room) takes it, with
+/// every other relay's count: the walk then visited every relay, so the count is complete.
+#[derive(Clone, Debug, Default)]
+pub struct Walk {
+    held: u32,
+    room: Option<(u32, u32)>,
+}
+
+impl Walk {
+    /// Sockets the client holds on the relays passed so far.
+    pub fn held(&self) -> u32 {
+        self.held
+    }
+
+    /// Shard `shard` passed the socket on; the client holds `here` sockets there; `room`: it
+    /// passed it on only because of a mark.
+    pub fn passed(&mut self, shard: u32, here: u32, room: bool) {
+        self.held = self.held.saturating_add(here);
+        if room && self.room.is_none() {
+            self.room = Some((shard, here));
+        }
+    }
+
+    /// After every shard passed the socket on: the shard that must take it (`force`) and the
+    /// client's sockets on every other shard; `None` when the region is full.
+    pub fn fallback(&self) -> Option<(u32, u32)> {
+        self.room
+            .map(|(shard, here)| (shard, self.held.saturating_sub(here)))
+    }
 }
 
 /// The relay's latest forwarded state.
@@ -435,6 +554,9 @@ pub enum RelayCall {
         client: String,
         since: Option<u64>,
         held: u32,
+        /// Take the socket even if this relay passed the client on before (every other relay
+        /// of the region passed it on: `held` counts all of its sockets there).
+        force: bool,
     },
     /// A nearby read.
     Value {
@@ -448,7 +570,18 @@ pub enum RelayCall {
     Reset { relay: String },
     /// Test hook: drop the next update from the counter, as if it were lost on the way.
     Withhold { relay: String },
+    /// Test hook: the relay hears nothing more on its current upstream socket, which stays
+    /// open (a half-open connection); only the watchdog can notice.
+    Silence { relay: String },
+    /// Test hook: as if the relay's isolate were lost while the runtime kept its browsers'
+    /// sockets: the upstream closes, nothing reconnects, and the watchdog's alarm is moved
+    /// [`SEVER_ALARM_MS`] ahead, long enough for the runtime to evict the idle relay.
+    Sever { relay: String },
 }
+
+/// How far the `sever` test hook moves the watchdog's alarm (the local runtime evicts an idle
+/// object after about 10 s).
+pub const SEVER_ALARM_MS: f64 = 20_000.0;
 
 impl RelayCall {
     pub fn relay(&self) -> &str {
@@ -457,7 +590,9 @@ impl RelayCall {
             | RelayCall::Value { relay, .. }
             | RelayCall::Stats { relay, .. }
             | RelayCall::Reset { relay }
-            | RelayCall::Withhold { relay } => relay,
+            | RelayCall::Withhold { relay }
+            | RelayCall::Silence { relay }
+            | RelayCall::Sever { relay } => relay,
         }
     }
 
@@ -470,10 +605,14 @@ impl RelayCall {
                 client,
                 since,
                 held,
+                force,
             } => {
                 let mut url = format!("{o}/connect?relay={relay}&client={client}&held={held}");
                 if let Some(s) = since {
                     url.push_str(&format!("&since={s}"));
+                }
+                if *force {
+                    url.push_str("&force=1");
                 }
                 url
             }
@@ -486,6 +625,8 @@ impl RelayCall {
             }
             RelayCall::Reset { relay } => format!("{o}/reset?relay={relay}"),
             RelayCall::Withhold { relay } => format!("{o}/withhold?relay={relay}"),
+            RelayCall::Silence { relay } => format!("{o}/silence?relay={relay}"),
+            RelayCall::Sever { relay } => format!("{o}/sever?relay={relay}"),
         }
     }
 
@@ -496,7 +637,15 @@ impl RelayCall {
         let bad = |_| Problem::Internal;
         let pairs = query::parse(
             q,
-            &["relay", "client", "since", "held", "min_version", "counter"],
+            &[
+                "relay",
+                "client",
+                "since",
+                "held",
+                "force",
+                "min_version",
+                "counter",
+            ],
         )
         .map_err(bad)?;
         let get = |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
@@ -507,7 +656,7 @@ impl RelayCall {
         let uint = |name| query::uint(&pairs, name, 0, MAX_VALUE as u64, None).map_err(bad);
         let only = |names: &[&str]| pairs.iter().all(|(n, _)| names.contains(n));
         match path {
-            "/connect" if only(&["relay", "client", "since", "held"]) => {
+            "/connect" if only(&["relay", "client", "since", "held", "force"]) => {
                 let client = get("client")
                     .filter(|c| super::wire::is_client_id(c))
                     .ok_or(Problem::Internal)?
@@ -518,6 +667,11 @@ impl RelayCall {
                     client,
                     since: uint("since")?,
                     held: u32::try_from(held).map_err(|_| Problem::Internal)?,
+                    force: match get("force").map(String::as_str) {
+                        None => false,
+                        Some("1") => true,
+                        Some(_) => return Err(Problem::Internal),
+                    },
                 })
             }
             "/value" if only(&["relay", "min_version"]) => Ok(RelayCall::Value {
@@ -530,6 +684,8 @@ impl RelayCall {
             }),
             "/reset" if only(&["relay"]) => Ok(RelayCall::Reset { relay }),
             "/withhold" if only(&["relay"]) => Ok(RelayCall::Withhold { relay }),
+            "/silence" if only(&["relay"]) => Ok(RelayCall::Silence { relay }),
+            "/sever" if only(&["relay"]) => Ok(RelayCall::Sever { relay }),
             _ => Err(Problem::Internal),
         }
     }
@@ -585,6 +741,136 @@ pub fn parse_setting(raw: Option<&str>, default: u32, max: u32) -> Result<u32, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marks_pass_a_client_on_until_they_expire() {
+        let mut m = Marks::default();
+        assert!(!m.passes("a", 0.0));
+        assert!(m.record("a", 0.0));
+        assert!(m.passes("a", 1.0));
+        // Rewritten at most hourly.
+        assert!(!m.record("a", 60_000.0));
+        assert!(m.record("a", MARK_REFRESH_MS));
+        assert!(m.passes("a", MARK_REFRESH_MS + MARK_TTL_MS - 1.0));
+        assert!(!m.passes("a", MARK_REFRESH_MS + MARK_TTL_MS));
+        assert!(m.expire(MARK_REFRESH_MS + 1.0).is_empty());
+        assert_eq!(
+            m.expire(MARK_REFRESH_MS + MARK_TTL_MS),
+            vec!["a".to_string()]
+        );
+        assert!(m.is_empty());
+        let m = Marks::from_stored([("b".to_string(), 5.0)]);
+        assert!(m.passes("b", 6.0) && m.len() == 1);
+        assert_eq!(mark_key("b"), "pass:b");
+    }
+
+    #[test]
+    fn a_walk_falls_back_to_the_first_relay_with_room_with_every_other_count() {
+        let mut w = Walk::default();
+        w.passed(3, 2, false);
+        assert_eq!(w.fallback(), None);
+        w.passed(0, 1, true);
+        w.passed(1, 4, true);
+        assert_eq!(w.held(), 7);
+        assert_eq!(w.fallback(), Some((0, 6)));
+    }
+
+    /// Relays and an edge that follow the rules of [`Marks`] and [`Walk`], driven by random
+    /// opens and closes: whenever a relay takes or refuses a socket against the client cap,
+    /// the count it uses is the client's true total over the whole region.
+    #[test]
+    fn the_per_client_cap_counts_every_socket_across_relays() {
+        struct Relay {
+            sockets: Vec<String>,
+            marks: Marks,
+        }
+        const SHARDS: u32 = 5;
+        const PER_RELAY: usize = 6;
+        const CLIENT_CAP: u32 = 4;
+        let mut relays: Vec<Relay> = (0..SHARDS)
+            .map(|_| Relay {
+                sockets: Vec::new(),
+                marks: Marks::default(),
+            })
+            .collect();
+        let clients: Vec<String> = (0..9).map(|i| format!("10.0.0.{i}")).collect();
+        let mut seed = 0x2545_f491_u64;
+        let mut rand = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut taken, mut capped, mut full) = (0, 0, 0);
+        for step in 0..20_000 {
+            let now = step as f64;
+            let c = &clients[rand(clients.len())];
+            let truth = relays
+                .iter()
+                .map(|r| r.sockets.iter().filter(|s| *s == c).count() as u32)
+                .sum::<u32>();
+            if rand(3) == 0 {
+                // A random socket closes.
+                let r = rand(SHARDS as usize);
+                if !relays[r].sockets.is_empty() {
+                    let i = rand(relays[r].sockets.len());
+                    relays[r].sockets.swap_remove(i);
+                }
+                continue;
+            }
+            // The relay's decision: pass on (full or marked), 429, or take.
+            let visit = |shard: u32, held: u32, force: bool, relays: &mut [Relay]| {
+                let r = &mut relays[shard as usize];
+                let here = r.sockets.iter().filter(|s| *s == c).count() as u32;
+                let is_full = r.sockets.len() >= PER_RELAY;
+                if is_full || (!force && r.marks.passes(c, now)) {
+                    if is_full {
+                        r.marks.record(c, now);
+                    }
+                    return Err((here, !is_full));
+                }
+                assert_eq!(held + here, truth, "step {step}: {c} counted wrong");
+                if held + here >= CLIENT_CAP {
+                    return Ok(false);
+                }
+                r.sockets.push(c.clone());
+                Ok(true)
+            };
+            let mut walk = Walk::default();
+            let mut outcome = None;
+            for shard in shard_order(c, SHARDS) {
+                match visit(shard, walk.held(), false, &mut relays) {
+                    Ok(t) => {
+                        outcome = Some(t);
+                        break;
+                    }
+                    Err((here, room)) => walk.passed(shard, here, room),
+                }
+            }
+            if outcome.is_none() {
+                if let Some((shard, held)) = walk.fallback() {
+                    outcome = visit(shard, held, true, &mut relays).ok();
+                }
+            }
+            match outcome {
+                Some(true) => taken += 1,
+                Some(false) => capped += 1,
+                None => full += 1,
+            }
+            for (i, cl) in clients.iter().enumerate() {
+                let n = relays
+                    .iter()
+                    .map(|r| r.sockets.iter().filter(|s| *s == cl).count() as u32)
+                    .sum::<u32>();
+                assert!(n <= CLIENT_CAP, "step {step}: client {i} holds {n}");
+            }
+        }
+        // The run went through every case.
+        assert!(
+            taken > 1000 && capped > 100 && full > 100,
+            "{taken} {capped} {full}"
+        );
+    }
 
     fn k(version: u64) -> Known {
         Known {
@@ -845,12 +1131,14 @@ mod tests {
                 client: "203.0.113.9".into(),
                 since: Some(4),
                 held: 2,
+                force: true,
             },
             RelayCall::Connect {
                 relay: "oc-0".into(),
                 client: "unknown".into(),
                 since: None,
                 held: 0,
+                force: false,
             },
             RelayCall::Value {
                 relay: "weur-1".into(),
@@ -870,6 +1158,12 @@ mod tests {
             RelayCall::Withhold {
                 relay: "apac-2".into(),
             },
+            RelayCall::Silence {
+                relay: "apac-2".into(),
+            },
+            RelayCall::Sever {
+                relay: "apac-2".into(),
+            },
         ];
         for c in calls {
             assert_eq!(
@@ -886,6 +1180,7 @@ mod tests {
             "https://relay/stats?relay=enam-1&counter=1&since=3",
             "https://relay/connect?relay=enam-1&client=<x>&held=0",
             "https://relay/connect?relay=enam-1&client=unknown",
+            "https://relay/connect?relay=enam-1&client=unknown&held=0&force=yes",
             "https://relay/nope?relay=enam-1",
         ] {
             assert_eq!(RelayCall::decode(bad), Err(Problem::Internal), "{bad}");

@@ -41,6 +41,12 @@ pub enum Route {
     /// `POST /api/admin/relays/withhold?relay=…` (test hook): drop one update on its way to
     /// one relay.
     AdminRelayWithhold,
+    /// `POST /api/admin/relays/silence?relay=…` (test hook): the relay stops hearing its
+    /// upstream socket, which stays open.
+    AdminRelaySilence,
+    /// `POST /api/admin/relays/sever?relay=…` (test hook): the relay loses its upstream and
+    /// stops until its watchdog's alarm, as if its isolate were lost.
+    AdminRelaySever,
     /// `POST /api/admin/counter/restart` (test hook): reset the counter object.
     AdminCounterRestart,
     /// `OPTIONS` on any of the above (CORS preflight).
@@ -144,6 +150,16 @@ const TABLE: &[PathSpec] = &[
         "/api/admin/relays/withhold",
         "POST, OPTIONS",
         &[("POST", Route::AdminRelayWithhold)],
+    ),
+    (
+        "/api/admin/relays/silence",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminRelaySilence)],
+    ),
+    (
+        "/api/admin/relays/sever",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminRelaySever)],
     ),
     (
         "/api/admin/counter/restart",

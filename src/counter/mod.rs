@@ -612,6 +612,7 @@ impl Counter {
 
     /// A relay's upstream socket: a socket like any other, tagged as a relay (and with the
     /// relay's name), so the broadcast sends it every update once and no client cap counts it.
+    /// Unlike a browser's, a resumed one also gets the snapshot after its replay.
     fn upstream(
         &self,
         current: &Snapshot,
@@ -628,6 +629,11 @@ impl Counter {
                 w.string("error", &e);
             });
             return http::problem(&Problem::Internal);
+        }
+        // A resume ends with the counter's state, so the relay knows it is caught up (its
+        // nearby reads wait for that); a fresh upstream already started with it.
+        if since.is_some() {
+            let _ = server.send_with_str(&current.snapshot_message());
         }
         let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
         Ok(response.into())

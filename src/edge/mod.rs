@@ -301,7 +301,11 @@ fn plan(
             config.authorize_admin(header("authorization")?.as_deref())?;
             Ok(Plan::Relay(relays::Call::List))
         }
-        Route::AdminRelayReset | Route::AdminRelayWithhold | Route::AdminCounterRestart => {
+        Route::AdminRelayReset
+        | Route::AdminRelayWithhold
+        | Route::AdminRelaySilence
+        | Route::AdminRelaySever
+        | Route::AdminCounterRestart => {
             config.authorize_admin(header("authorization")?.as_deref())?;
             if !relay_settings.hooks {
                 return Err(Problem::NotFound);

@@ -2,11 +2,12 @@
 //!
 //! A socket (`/api/ws`) and a nearby read go to a relay of the caller's region
 //! ([`region::region`](crate::core::relay::region) from `request.cf`), starting at the shard
-//! its address hashes to, created there with that `locationHint`. A full relay answers 503 with
-//! `relay-full: <the client's sockets there>`; the edge then tries the next shard, passing on
-//! how many sockets the client holds on the relays it passed, so `WS_CONNECTIONS_PER_CLIENT`
-//! holds across relays. With `RELAY_SOCKETS_PER_RELAY = 0` there are no relays: sockets go to
-//! the counter as before.
+//! its address hashes to, created there with that `locationHint`. A relay that passes the
+//! socket on (it is full, or it passed this client on before: [`relay::Marks`]) answers 503
+//! with `relay-full: <the client's sockets there>`; the edge then tries the next shard,
+//! passing on how many sockets the client holds on the relays it passed, so
+//! `WS_CONNECTIONS_PER_CLIENT` holds across relays ([`relay::Walk`]). With
+//! `RELAY_SOCKETS_PER_RELAY = 0` there are no relays: sockets go to the counter as before.
 
 use std::cell::OnceCell;
 
@@ -19,7 +20,7 @@ use worker::Env;
 
 use crate::core::json::JsonWriter;
 use crate::core::problem::Problem;
-use crate::core::relay::{self, RelayCall, FULL_HEADER};
+use crate::core::relay::{self, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
 use crate::core::routes::Route;
 use crate::core::wire::ObjectCall;
 use crate::counter::OBJECT_NAME;
@@ -183,28 +184,38 @@ async fn connect(
     since: Option<u64>,
 ) -> Result<Response, JsValue> {
     let shards = settings(env).shards;
-    let mut held: u32 = 0;
+    let mut walk = Walk::default();
     let mut last = None;
-    for shard in relay::shard_order(client, shards) {
+    let ask = |shard: u32, held: u32, force: bool| {
         let name = relay::relay_name(region, shard);
         let url = RelayCall::Connect {
             relay: name.clone(),
             client: client.to_owned(),
             since,
             held,
+            force,
         }
         .encode();
         let init = RequestInit::new();
         init.set_headers(&req.headers());
-        let internal = Request::new_with_str_and_init(&url, &init)?;
-        let resp = fetch(relay_stub(env, &name)?, &internal).await?;
+        let internal = Request::new_with_str_and_init(&url, &init);
+        async move { fetch(relay_stub(env, &name)?, &internal?).await }
+    };
+    for shard in relay::shard_order(client, shards) {
+        let resp = ask(shard, walk.held(), false).await?;
         match resp.headers().get(FULL_HEADER)? {
             Some(here) => {
-                held = held.saturating_add(here.parse().unwrap_or(0));
+                let room = resp.headers().has(ROOM_HEADER)?;
+                walk.passed(shard, here.parse().unwrap_or(0), room);
                 last = Some(resp);
             }
             None => return Ok(resp),
         }
+    }
+    // Every relay passed the socket on: the first that has room takes it, counting the
+    // client's sockets on all the others.
+    if let Some((shard, held)) = walk.fallback() {
+        return ask(shard, held, true).await;
     }
     // Every relay of the region is full: the last one's 503 (with Retry-After).
     match last {
@@ -303,6 +314,22 @@ async fn hook(env: &Env, route: Route, relay: Option<String>) -> Result<Response
             .encode(),
             "withholding",
         ),
+        Route::AdminRelaySilence => (
+            relay_stub(env, &name)?,
+            RelayCall::Silence {
+                relay: name.clone(),
+            }
+            .encode(),
+            "silenced",
+        ),
+        Route::AdminRelaySever => (
+            relay_stub(env, &name)?,
+            RelayCall::Sever {
+                relay: name.clone(),
+            }
+            .encode(),
+            "severed",
+        ),
         _ => (
             counter_stub(env)?,
             ObjectCall::Restart.encode(),
@@ -311,10 +338,12 @@ async fn hook(env: &Env, route: Route, relay: Option<String>) -> Result<Response
     };
     let target = if name.is_empty() { "counter" } else { &name };
     let ok = JsonWriter::object().string(what, target).finish();
+    // Only a reset's own call fails by design; every other hook must answer 200.
+    let resets = matches!(route, Route::AdminRelayReset | Route::AdminCounterRestart);
     match fetch_url(stub, &url).await {
-        Ok(r) if r.status() == 200 || what != "withholding" => http::json(&ok, &[]),
+        Ok(r) if r.status() == 200 || resets => http::json(&ok, &[]),
         Ok(r) => Ok(r),
-        Err(_) if what != "withholding" => http::json(&ok, &[]),
+        Err(_) if resets => http::json(&ok, &[]),
         Err(e) => Err(e),
     }
 }

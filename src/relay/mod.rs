@@ -41,8 +41,8 @@ use worker::{Delay, Env};
 use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::problem::Problem;
 use crate::core::relay::{
-    self, backoff_ms, parse_audit_page, parse_upstream, CatchUp, Feed, Known, RelayCall, Upstream,
-    FULL_HEADER,
+    self, backoff_ms, mark_key, parse_audit_page, parse_upstream, CatchUp, Feed, Known, Marks,
+    RelayCall, Upstream, FULL_HEADER, MARK_PREFIX, ROOM_HEADER, SEVER_ALARM_MS,
 };
 use crate::core::wire::ObjectCall;
 use crate::counter::broadcast;
@@ -57,8 +57,6 @@ const READY_WAIT_MS: i64 = 5000;
 const AHEAD_WAIT_MS: i64 = 1000;
 /// How long a nearby read waits for `min_version` before it asks the counter.
 const NEARBY_WAIT_MS: i64 = 500;
-/// The watchdog: while the relay holds browsers, an alarm checks its upstream this often.
-const WATCHDOG_MS: f64 = 30_000.0;
 /// Close code for browsers of a relay that lost its memory: reconnect (with `since`).
 const CLOSE_RESTART: u16 = 1012;
 
@@ -83,8 +81,9 @@ enum Link {
     Down,
     /// A reconnect is scheduled or the socket is being opened.
     Connecting,
-    /// Connected. The handle keeps the socket's JavaScript object referenced while current.
-    Up(#[allow(dead_code)] WebSocket),
+    /// Connected. The handle keeps the socket's JavaScript object referenced while current
+    /// (and lets the watchdog ping it and the relay close it).
+    Up(WebSocket),
 }
 
 /// The Durable Object class bound as `RELAY`.
@@ -109,6 +108,28 @@ struct Inner {
     /// Test hook: drop the next update from the counter.
     withhold: Cell<bool>,
     watchdog: Cell<bool>,
+    /// The current upstream has delivered the counter's state (its snapshot after the
+    /// replay): until then a nearby read is not answered from memory.
+    synced: Cell<bool>,
+    /// The memory is from before the upstream was closed for idleness: no browser starts
+    /// from it until the counter's state arrives again.
+    stale: Cell<bool>,
+    /// Something arrived on the upstream since the watchdog's last ping.
+    heard: Cell<bool>,
+    /// The watchdog pinged the current upstream and waits to hear from it.
+    pinged: Cell<bool>,
+    /// Test hook: the upstream generation whose messages the relay no longer hears.
+    deaf: Cell<Option<u32>>,
+    /// Test hook: nothing reconnects in this incarnation (see [`RelayCall::Sever`]).
+    severed: Cell<bool>,
+    /// When a browser last came or went or a nearby read was served (ms).
+    last_used: Cell<f64>,
+    /// The clients this relay passed on while full; `None` until loaded from storage.
+    marks: RefCell<Option<Marks>>,
+    /// `RELAY_WATCHDOG_SECONDS` in ms.
+    watchdog_ms: f64,
+    /// `RELAY_IDLE_SECONDS` in ms.
+    idle_ms: f64,
     /// Promise resolvers of requests waiting for the feed to move.
     waiters: RefCell<Vec<js_sys::Function>>,
     /// `RELAY_SOCKETS_PER_RELAY` (0: no cap here).
@@ -140,6 +161,13 @@ impl Relay {
             relay::DEFAULT_SOCKETS_PER_RELAY,
         );
         let client_cap = setting(&env, "WS_CONNECTIONS_PER_CLIENT", 0);
+        let watchdog_s = setting(
+            &env,
+            "RELAY_WATCHDOG_SECONDS",
+            relay::DEFAULT_WATCHDOG_SECONDS,
+        )
+        .max(1);
+        let idle_s = setting(&env, "RELAY_IDLE_SECONDS", relay::DEFAULT_IDLE_SECONDS);
         Relay {
             inner: Rc::new(Inner {
                 state,
@@ -154,6 +182,16 @@ impl Relay {
                 backfilling: Cell::new(false),
                 withhold: Cell::new(false),
                 watchdog: Cell::new(false),
+                synced: Cell::new(false),
+                stale: Cell::new(false),
+                heard: Cell::new(false),
+                pinged: Cell::new(false),
+                deaf: Cell::new(None),
+                severed: Cell::new(false),
+                last_used: Cell::new(js_sys::Date::now()),
+                marks: RefCell::new(None),
+                watchdog_ms: f64::from(watchdog_s) * 1000.0,
+                idle_ms: f64::from(idle_s) * 1000.0,
                 waiters: RefCell::new(Vec::new()),
                 socket_cap,
                 client_cap,
@@ -176,13 +214,11 @@ impl Relay {
                 client,
                 since,
                 held,
+                force,
                 ..
             } => {
-                if let Some(refusal) = inner.refuse(&client, held)? {
-                    return Ok(refusal.into());
-                }
                 let inner = inner.clone();
-                Ok(future_to_promise(connect(inner, client, since, held)).into())
+                Ok(future_to_promise(connect(inner, client, since, held, force)).into())
             }
             RelayCall::Value { min_version, .. } => {
                 Ok(future_to_promise(nearby(inner.clone(), min_version)).into())
@@ -214,6 +250,26 @@ impl Relay {
                 Inner::ensure_upstream(inner);
                 http::json("{\"withholding\":true}", &[]).map(Into::into)
             }
+            RelayCall::Silence { .. } => {
+                let up = matches!(*inner.link.borrow(), Link::Up(_));
+                if up {
+                    inner.deaf.set(Some(inner.generation.get()));
+                }
+                log_event("info", "relay upstream silenced", |w| {
+                    w.string("relay", &inner.name.borrow()).bool("up", up);
+                });
+                http::json(&format!("{{\"silenced\":{up}}}"), &[]).map(Into::into)
+            }
+            RelayCall::Sever { .. } => {
+                inner.severed.set(true);
+                inner.drop_upstream();
+                inner.watchdog.set(true);
+                inner.set_alarm(SEVER_ALARM_MS);
+                log_event("info", "relay severed", |w| {
+                    w.string("relay", &inner.name.borrow());
+                });
+                http::json("{\"severed\":true}", &[]).map(Into::into)
+            }
         }
     }
 
@@ -235,22 +291,41 @@ impl Relay {
     /// A browser closed its socket.
     #[wasm_bindgen(js_name = webSocketClose)]
     pub fn websocket_close(&self, ws: WebSocket, code: u16, reason: String, _clean: bool) {
+        self.inner.last_used.set(js_sys::Date::now());
         broadcast::on_close(&ws, code, &reason);
     }
 
     #[wasm_bindgen(js_name = webSocketError)]
     pub fn websocket_error(&self, _ws: WebSocket, _error: JsValue) {}
 
-    /// The watchdog: while browsers are connected, make sure the upstream is (it would only
-    /// be down here if a reconnect is under way, or the relay was rebuilt; a rebuilt relay
-    /// has already closed its orphaned sockets in the constructor).
+    /// The watchdog, every `RELAY_WATCHDOG_SECONDS` while the relay is in use:
+    /// - a relay rebuilt after losing its memory has closed its orphaned sockets (1012) in
+    ///   the constructor, which this alarm is the occasion for;
+    /// - an upstream that is down with nothing reconnecting is connected;
+    /// - an upstream that stayed silent since the last check's `ping` (a half-open
+    ///   connection: the counter answers `ping` even while hibernating) is dropped and
+    ///   resumed with `since`;
+    /// - a relay with no browser and no nearby read for `RELAY_IDLE_SECONDS` closes its
+    ///   upstream and stops the watchdog, so the runtime can evict it.
     pub fn alarm(&self) {
         let inner = &self.inner;
         inner.watchdog.set(false);
-        if broadcast::count(&inner.state) > 0 {
-            Inner::ensure_upstream(inner);
-            inner.arm_watchdog();
+        let browsers = broadcast::count(&inner.state);
+        let idle = js_sys::Date::now() - inner.last_used.get();
+        if browsers == 0 && idle >= inner.idle_ms {
+            if !matches!(*inner.link.borrow(), Link::Connecting) {
+                let was_up = inner.drop_upstream();
+                log_event("info", "relay idle; upstream closed", |w| {
+                    w.string("relay", &inner.name.borrow())
+                        .bool("was_up", was_up)
+                        .uint("idle_ms", idle as u64);
+                });
+                return;
+            }
+        } else if !inner.severed.get() {
+            Inner::check_upstream(inner);
         }
+        inner.arm_watchdog();
     }
 }
 
@@ -258,13 +333,32 @@ impl Inner {
     /// Refuses a browser when this relay is full (503 with [`FULL_HEADER`]: the edge moves on
     /// to the next shard) or its client is at its cap (429). `held`: the client's sockets on
     /// the relays the edge passed because they were full.
-    fn refuse(&self, client: &str, held: u32) -> Result<Option<Response>, JsValue> {
+    ///
+    /// A relay that is full marks the client (memory and storage), and passes a marked client
+    /// on even when it has room again, with [`ROOM_HEADER`], unless `force`: the edge's walk
+    /// then counts the client's sockets on every relay it could hold them on
+    /// ([`relay::Walk`]). Marks must be loaded ([`Inner::load_marks`]).
+    fn refuse(&self, client: &str, held: u32, force: bool) -> Result<Option<Response>, JsValue> {
         let here = broadcast::count_for(&self.state, client);
-        if self.socket_cap > 0 && broadcast::count(&self.state) >= self.socket_cap as usize {
+        let now = js_sys::Date::now();
+        let full = self.socket_cap > 0 && broadcast::count(&self.state) >= self.socket_cap as usize;
+        let marked = !force
+            && self
+                .marks
+                .borrow()
+                .as_ref()
+                .is_some_and(|m| m.passes(client, now));
+        if full || marked {
+            if full {
+                self.mark(client, now);
+            }
             let r = http::problem(&Problem::Unavailable {
                 retry_after_secs: 5,
             })?;
             r.headers().set(FULL_HEADER, &here.to_string())?;
+            if !full {
+                r.headers().set(ROOM_HEADER, "1")?;
+            }
             return Ok(Some(r));
         }
         if self.client_cap > 0 && held as usize + here >= self.client_cap as usize {
@@ -280,10 +374,17 @@ impl Inner {
     }
 
     /// Accepts a browser socket and sends its catch-up, in one synchronous step.
-    fn accept(&self, client: &str, held: u32, messages: &[String]) -> Result<JsValue, JsValue> {
-        if let Some(refusal) = self.refuse(client, held)? {
+    fn accept(
+        &self,
+        client: &str,
+        held: u32,
+        force: bool,
+        messages: &[String],
+    ) -> Result<JsValue, JsValue> {
+        if let Some(refusal) = self.refuse(client, held, force)? {
             return Ok(refusal.into());
         }
+        self.last_used.set(js_sys::Date::now());
         let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
         let server: &WebSocket = pair.server.as_ref();
         self.state
@@ -297,19 +398,116 @@ impl Inner {
         Ok(web_sys::Response::from(response).into())
     }
 
+    /// Records that `client` was passed on while this relay was full (in storage too, so a
+    /// reset or an eviction keeps it).
+    fn mark(&self, client: &str, now: f64) {
+        let write = self
+            .marks
+            .borrow_mut()
+            .get_or_insert_with(Marks::default)
+            .record(client, now);
+        if write {
+            let storage = self.state.storage();
+            let key = mark_key(client);
+            spawn_local(async move {
+                if let Err(e) = storage.put_raw(&key, JsValue::from_f64(now)).await {
+                    log_event("error", "relay mark write failed", |w| {
+                        w.string("error", &e.to_string());
+                    });
+                }
+            });
+        }
+    }
+
+    /// Loads the marks from storage once per incarnation (forgetting expired ones).
+    async fn load_marks(this: &Rc<Inner>) -> Result<(), JsValue> {
+        if this.marks.borrow().is_some() {
+            return Ok(());
+        }
+        let storage = this.state.storage();
+        let map = storage
+            .list_with_options(worker::ListOptions::new().prefix(MARK_PREFIX))
+            .await
+            .map_err(JsValue::from)?;
+        let mut rows = Vec::new();
+        map.for_each(&mut |v, k| {
+            if let (Some(k), Some(at)) = (k.as_string(), v.as_f64()) {
+                if let Some(client) = k.strip_prefix(MARK_PREFIX) {
+                    rows.push((client.to_owned(), at));
+                }
+            }
+        });
+        // Another request may have loaded them meanwhile (and added marks): keep that.
+        if this.marks.borrow().is_some() {
+            return Ok(());
+        }
+        let mut marks = Marks::from_stored(rows);
+        let expired = marks.expire(js_sys::Date::now());
+        *this.marks.borrow_mut() = Some(marks);
+        if !expired.is_empty() {
+            let keys: Vec<String> = expired.iter().map(|c| mark_key(c)).collect();
+            let _ = storage.delete_multiple(keys).await;
+        }
+        Ok(())
+    }
+
     fn arm_watchdog(&self) {
         if self.watchdog.replace(true) {
             return;
         }
+        self.set_alarm(self.watchdog_ms);
+    }
+
+    fn set_alarm(&self, in_ms: f64) {
         if let Ok(storage) = self.state.as_raw().storage() {
-            let at = js_sys::Date::new(&JsValue::from_f64(js_sys::Date::now() + WATCHDOG_MS));
+            let at = js_sys::Date::new(&JsValue::from_f64(js_sys::Date::now() + in_ms));
             let _ = storage.set_alarm(at, js_sys::Object::new());
         }
     }
 
+    /// Closes the upstream socket (if up) and forgets it: nothing reconnects until a browser
+    /// or a nearby read needs it. Returns whether it was up.
+    fn drop_upstream(&self) -> bool {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        self.synced.set(false);
+        self.stale.set(true);
+        self.pinged.set(false);
+        let old = std::mem::replace(&mut *self.link.borrow_mut(), Link::Down);
+        match old {
+            Link::Up(ws) => {
+                let _ = ws.close_with_code_and_reason(1000, "relay idle");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The watchdog's look at the upstream (see [`Relay::alarm`]).
+    fn check_upstream(this: &Rc<Inner>) {
+        let ping = match &*this.link.borrow() {
+            Link::Down => None,
+            Link::Connecting => return,
+            Link::Up(ws) => Some(ws.clone()),
+        };
+        let Some(ws) = ping else {
+            log_event("warn", "relay watchdog found no upstream", |w| {
+                w.string("relay", &this.name.borrow());
+            });
+            Inner::ensure_upstream(this);
+            return;
+        };
+        if this.pinged.get() && !this.heard.get() {
+            Inner::upstream_lost(this, this.generation.get(), "silent");
+            return;
+        }
+        this.heard.set(false);
+        this.pinged.set(true);
+        let _ = ws.send_with_str("ping");
+    }
+
     /// Starts connecting upstream unless connected or under way.
     fn ensure_upstream(this: &Rc<Inner>) {
-        if !matches!(*this.link.borrow(), Link::Down) {
+        if !matches!(*this.link.borrow(), Link::Down) || this.severed.get() {
             return;
         }
         *this.link.borrow_mut() = Link::Connecting;
@@ -323,9 +521,12 @@ impl Inner {
 
     /// A message from the counter.
     fn on_upstream(this: &Rc<Inner>, text: &str) {
+        this.heard.set(true);
         let out = match parse_upstream(text) {
             Some(Upstream::Snapshot(k)) => {
                 this.feed.borrow_mut().on_snapshot(k);
+                this.synced.set(true);
+                this.stale.set(false);
                 Vec::new()
             }
             Some(Upstream::Update(k, m)) => {
@@ -377,7 +578,13 @@ impl Inner {
         log_event("warn", "relay upstream lost", |w| {
             w.string("relay", &this.name.borrow()).string("why", why);
         });
-        *this.link.borrow_mut() = Link::Connecting;
+        let old = std::mem::replace(&mut *this.link.borrow_mut(), Link::Connecting);
+        this.synced.set(false);
+        this.pinged.set(false);
+        if let Link::Up(ws) = old {
+            // Already closed, unless it went silent: then close it at the counter too.
+            let _ = ws.close_with_code_and_reason(1000, why);
+        }
         Inner::reconnect_later(this);
     }
 
@@ -466,6 +673,10 @@ impl Inner {
 
 /// Opens the upstream socket with `since` = the last forwarded version.
 async fn open_upstream(this: Rc<Inner>) {
+    if this.severed.get() {
+        *this.link.borrow_mut() = Link::Down;
+        return;
+    }
     let generation = this.generation.get().wrapping_add(1);
     this.generation.set(generation);
     let since = this.feed.borrow().since();
@@ -484,7 +695,7 @@ async fn open_upstream(this: Rc<Inner>) {
             listen("error", "error");
             let inner = this.clone();
             let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-                if generation != inner.generation.get() {
+                if generation != inner.generation.get() || inner.deaf.get() == Some(generation) {
                     return;
                 }
                 if let Some(text) = js_sys::Reflect::get(&e, &JsValue::from_str("data"))
@@ -497,6 +708,9 @@ async fn open_upstream(this: Rc<Inner>) {
             ws.listen("message", on_message.as_ref().unchecked_ref());
             on_message.forget();
             this.attempt.set(0);
+            this.synced.set(false);
+            this.heard.set(false);
+            this.pinged.set(false);
             log_event("info", "relay connected upstream", |w| {
                 w.string("relay", &this.name.borrow())
                     .opt_uint("since", since);
@@ -569,17 +783,27 @@ async fn connect(
     client: String,
     since: Option<u64>,
     held: u32,
+    force: bool,
 ) -> Result<JsValue, JsValue> {
+    Inner::load_marks(&this).await?;
+    if let Some(refusal) = this.refuse(&client, held, force)? {
+        return Ok(refusal.into());
+    }
     Inner::ensure_upstream(&this);
     let started = now_ms();
     loop {
         let waited = now_ms() - started;
-        let step = this.feed.borrow().catch_up(since);
+        let step = if this.stale.get() {
+            CatchUp::NotReady
+        } else {
+            this.feed.borrow().catch_up(since)
+        };
         match step {
-            CatchUp::Send(messages) => return this.accept(&client, held, &messages),
+            CatchUp::Send(messages) => return this.accept(&client, held, force, &messages),
             CatchUp::Ahead if waited >= AHEAD_WAIT_MS => {
                 let snapshot = this.feed.borrow().known().map(Known::snapshot_message);
-                return this.accept(&client, held, &snapshot.into_iter().collect::<Vec<_>>());
+                let messages: Vec<String> = snapshot.into_iter().collect();
+                return this.accept(&client, held, force, &messages);
             }
             CatchUp::Backfill(q) => Inner::request_backfill(&this, q),
             CatchUp::NotReady => Inner::ensure_upstream(&this),
@@ -595,13 +819,16 @@ async fn connect(
     }
 }
 
-/// A nearby read: the relay's state once it has `min_version` (and is connected upstream);
+/// A nearby read: the relay's state once it has `min_version` and its upstream has delivered
+/// the counter's state (a relay that had closed its idle upstream reconnects first);
 /// otherwise, after a short wait, the counter's.
 async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<JsValue, JsValue> {
+    this.last_used.set(js_sys::Date::now());
+    this.arm_watchdog();
     Inner::ensure_upstream(&this);
     let started = now_ms();
     loop {
-        let up = matches!(*this.link.borrow(), Link::Up(_));
+        let up = matches!(*this.link.borrow(), Link::Up(_)) && this.synced.get();
         let known = this.feed.borrow().known().cloned();
         if let Some(k) = known.filter(|k| up && min_version.is_none_or(|m| k.version >= m)) {
             let etag = format!("\"{}\"", k.version);
