@@ -563,6 +563,10 @@ fn a_relay_rebuilt_without_its_memory_closes_its_browsers_with_1012_and_they_res
         l["msg"] == "relay started" && l["orphans_closed"].as_u64().unwrap_or(0) >= 3
     });
     assert!(started["orphans_closed"].as_u64().unwrap() <= PER_CLIENT as u64);
+    // The rebuilt relay (it does not know its name) dials nothing and lets itself go.
+    log_line(&s, "the rebuilt relay stopped its watchdog", |l| {
+        l["msg"] == "relay rebuilt by its watchdog; nothing to watch"
+    });
     // Each browser resumes with `since`: every change it missed, in order, once.
     let want = expected_updates(&s);
     let last = *want.keys().last().unwrap();

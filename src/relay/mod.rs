@@ -310,6 +310,17 @@ impl Relay {
     pub fn alarm(&self) {
         let inner = &self.inner;
         inner.watchdog.set(false);
+        // Rebuilt by this alarm: the constructor closed every socket, and the relay does not
+        // know its name (the platform does not tell it) until a call names it. Nothing to
+        // watch: let the runtime evict it.
+        if inner.name.borrow().is_empty() {
+            log_event(
+                "info",
+                "relay rebuilt by its watchdog; nothing to watch",
+                |_| {},
+            );
+            return;
+        }
         let browsers = broadcast::count(&inner.state);
         let idle = js_sys::Date::now() - inner.last_used.get();
         if browsers == 0 && idle >= inner.idle_ms {
@@ -507,7 +518,10 @@ impl Inner {
 
     /// Starts connecting upstream unless connected or under way.
     fn ensure_upstream(this: &Rc<Inner>) {
-        if !matches!(*this.link.borrow(), Link::Down) || this.severed.get() {
+        if !matches!(*this.link.borrow(), Link::Down)
+            || this.severed.get()
+            || this.name.borrow().is_empty()
+        {
             return;
         }
         *this.link.borrow_mut() = Link::Connecting;
