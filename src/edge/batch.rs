@@ -1,20 +1,38 @@
 //! Group commit at the edge: at most K calls to the counter in flight per isolate.
 //!
-//! A read or change that finds fewer than K calls of this isolate in flight is sent at once,
-//! alone, exactly as without batching: at low load nothing ever waits. One that finds K in
-//! flight waits in a queue (no timer decides when it leaves). When a call comes back, the queue
-//! leaves as the next call: one request alone, or a batch of up to [`batch::MAX_CALLS`]
-//! requests ([`batch::MAX_URL_BYTES`]). So under load batches grow by themselves, and a queued
-//! read only ever shares a call issued after it arrived, which keeps reads linearizable.
+//! A read or change that finds fewer than K calls of this isolate in flight, and nobody
+//! waiting, is sent at once, alone, exactly as without batching: at low load nothing ever
+//! waits. Otherwise it joins the *open batch* (no timer decides when it leaves): the first
+//! request of an open batch is its *leader*, the others its members. When a call in flight
+//! comes back, the leader sends the open batch as the next call: itself alone, or up to
+//! [`batch::MAX_CALLS`] requests ([`batch::MAX_URL_BYTES`]). So under load batches grow by
+//! themselves, and a queued read only ever shares a call issued after it arrived, which keeps
+//! reads linearizable.
 //!
-//! The runtime ties every call to the request it was made for, and ends a request's calls when
-//! that request is answered. So a batch is sent by one of its own requests, the *leader* (the
-//! first in the queue), from its own handler: the request whose call just came back only
-//! signals the leader. Every signal resolves a promise the waiting request made itself, so what
-//! follows (sending the batch, building the response from the reply, sending itself alone)
-//! runs in that request's own context. While a request waits it holds a keep-alive timer of
-//! its own (the runtime cancels a request that waits on nothing of its own); the timer never
-//! decides anything unless a request waited [`KEEP_ALIVE_MS`] — then it is sent alone.
+//! # Every wait is on another living request's promise
+//!
+//! The runtime ties every call (its stub, its trace span) to the request it is made for. A
+//! continuation of a promise that a request made itself but that *another* request resolves is
+//! meant to run in the maker's context; under sustained load it does not reliably do so (it
+//! runs in the resolver's context, and the call made there fails with "Cannot perform I/O on
+//! behalf of a different request (I/O type: SpanParent)"). Waiting on a promise that another,
+//! still living request made is the runtime's other cross-request path: the waiter is woken
+//! by the runtime in its own context. So here nobody's own promise is ever resolved by
+//! someone else:
+//!
+//! - the leader of the front open batch waits for the first of the calls in flight to come
+//!   back (`Promise.race` over their promises, made by their senders, who wait for them);
+//! - a member waits for its leader's *outcome* promise (made by the leader, who lives until its
+//!   batch is answered); the leader of a later open batch waits for the earlier leader's;
+//! - a leader resolves its own outcome promise, in its own context, once its batch is
+//!   answered (or failed), after storing every member's reply.
+//!
+//! Each woken request then reads what it should do from the shared state and does it in its
+//! own context: build its response from its reply, send its own batch, or send itself alone.
+//! Every waiter also races a keep-alive timer of its own (the runtime cancels a request that
+//! waits on nothing of its own); it decides nothing unless a request waited [`KEEP_ALIVE_MS`]:
+//! then a member whose batch is in flight sends itself alone (with its key: a change the
+//! batch applied is answered from its stored response).
 //!
 //! A batch's answer is split into one response per request ([`http::reply`], the same function
 //! that builds a single call's answer at the object). A batch call that fails as a whole (the
@@ -36,250 +54,359 @@ use crate::http::{self, log_event};
 
 use super::forward;
 
-/// How long a request waits in the queue or in a batch before it is sent alone: far beyond any
-/// call's duration, only a guard.
+/// How long a request waits before its keep-alive timer wakes it: far beyond any call's
+/// duration, only a guard.
 const KEEP_ALIVE_MS: f64 = 30_000.0;
 
-/// A request waiting for a call.
+/// A request waiting in an open batch.
 struct Waiter {
     id: u32,
-    /// Its item in a batch URL.
-    item: String,
     /// Its own call's URL, for sending it alone.
     url: String,
-    /// Resolves (with `id`) the promise the request's handler waits on.
+}
+
+/// Requests gathering for the next call; the first is the leader.
+struct Open {
+    members: Vec<Waiter>,
+    builder: Builder,
+    /// The leader's outcome promise (made by the leader), and its resolver.
+    outcome: js_sys::Promise,
     resolve: js_sys::Function,
 }
 
-/// What a waiting request is told to do next.
-enum Signal {
-    /// Send the next call with these requests (the leader first).
-    Lead(Vec<Waiter>),
+/// A call in flight.
+struct Call {
+    id: u32,
+    /// Settles when the object answered (made by the sender, who waits for it).
+    done: js_sys::Promise,
+    /// For a leader's call: its members and the leader's outcome resolver.
+    batch: Option<(Vec<Waiter>, js_sys::Function)>,
+}
+
+/// What a woken request does next.
+enum Outcome {
     /// Here is the answer.
     Reply(Reply),
-    /// Send yourself alone (the batch failed, or the wait was too long).
-    Alone(String),
+    /// Send yourself alone (the batch failed).
+    Alone,
     /// Fail with this error (the object is overloaded).
     Fail(JsValue),
 }
 
-/// The isolate's calls in flight and the requests waiting for the next one.
+/// The isolate's calls in flight and the requests waiting for the next ones.
 #[derive(Default)]
 struct Batcher {
     /// K (`BATCH_MAX_IN_FLIGHT`).
     limit: u32,
-    in_flight: u32,
-    queue: VecDeque<Waiter>,
-    /// Batches sent and not answered yet: their requests, and whether the call was counted
-    /// as finished.
-    sent: HashMap<u32, (Vec<Waiter>, bool)>,
-    /// Signals not yet picked up, by request.
-    signals: HashMap<u32, Signal>,
-    /// Keep-alive timers, by request.
-    timers: HashMap<u32, JsValue>,
+    calls: Vec<Call>,
+    open: VecDeque<Open>,
+    /// Outcomes not yet picked up, by request.
+    outcomes: HashMap<u32, Outcome>,
+    /// Waiting requests' keep-alive timers and the URL to send them alone.
+    waiting: HashMap<u32, (JsValue, String)>,
+    /// Batches answered whose body is being read: their members and outcome resolver.
+    reading: HashMap<u32, (Vec<Waiter>, js_sys::Function)>,
     next_id: u32,
 }
 
 thread_local! {
     static BATCHER: RefCell<Batcher> = RefCell::default();
 
-    /// `finally` of a call sent with a place in flight: one call fewer in flight.
-    static SINGLE_DONE: Closure<dyn FnMut()> = Closure::new(finished);
+    /// `(call id)`: a single call came back (its sender's context).
+    static SINGLE_DONE: Closure<dyn Fn(f64)> = Closure::new(|id: f64| single_done(id as u32));
 
-    /// `(id)`: a waiting request's signal arrived; runs in that request's context.
-    static ON_SIGNAL: Closure<dyn Fn(f64) -> Result<JsValue, JsValue>> =
-        Closure::new(|id: f64| on_signal(id as u32));
+    /// `(id)`: a waiting request was woken, in its own context.
+    static ON_WAKE: Closure<dyn Fn(f64) -> Result<JsValue, JsValue>> =
+        Closure::new(|id: f64| on_wake(id as u32));
 
-    /// `(id)`: a waiting request's keep-alive timer fired.
-    static ON_TIMER: Closure<dyn Fn(f64)> = Closure::new(|id: f64| on_timer(id as u32));
+    /// `(call id, leader id, response)`: a batch call answered (the leader's context).
+    static ANSWERED: Closure<dyn Fn(f64, f64, JsValue) -> Result<JsValue, JsValue>> =
+        Closure::new(|call: f64, leader: f64, response: JsValue| {
+            answered(call as u32, leader as u32, response)
+        });
 
-    /// `(batch id, response)`: a batch call answered.
-    static ANSWERED: Closure<dyn Fn(f64, JsValue) -> JsValue> =
-        Closure::new(|id: f64, response: JsValue| answered(id as u32, response));
+    /// `(call id, leader id, text)`: a batch answer's body (the leader's context).
+    static SPLIT: Closure<dyn Fn(f64, f64, String) -> Result<JsValue, JsValue>> =
+        Closure::new(|call: f64, leader: f64, text: String| {
+            split(call as u32, leader as u32, &text)
+        });
 
-    /// `(batch id, text)`: a batch answer's body.
-    static SPLIT: Closure<dyn Fn(f64, String)> =
-        Closure::new(|id: f64, text: String| split(id as u32, &text));
+    /// `(call id, leader id, error)`: a batch call failed as a whole (the leader's context).
+    static FAILED: Closure<dyn Fn(f64, f64, JsValue) -> Result<JsValue, JsValue>> =
+        Closure::new(|call: f64, leader: f64, error: JsValue| {
+            failed(call as u32, leader as u32, error)
+        });
+}
 
-    /// `(batch id, error)`: a batch call failed as a whole.
-    static FAILED: Closure<dyn Fn(f64, JsValue)> =
-        Closure::new(|id: f64, error: JsValue| failed(id as u32, error));
+#[wasm_bindgen]
+extern "C" {
+    /// `Promise.race(iterable)`.
+    #[wasm_bindgen(js_namespace = Promise, js_name = race)]
+    fn promise_race(promises: &js_sys::Array) -> js_sys::Promise;
+
+    /// `promise.finally(f)`.
+    #[wasm_bindgen(method, js_name = finally)]
+    fn finally_with(this: &Thenable, f: &JsValue) -> js_sys::Promise;
+
+    #[wasm_bindgen(method, js_name = bind)]
+    fn bind_num_num(this: &Callback, this_arg: &JsValue, a: f64, b: f64) -> JsValue;
 }
 
 fn with<R>(f: impl FnOnce(&mut Batcher) -> R) -> R {
     BATCHER.with(|b| f(&mut b.borrow_mut()))
 }
 
+fn new_id(b: &mut Batcher) -> u32 {
+    let id = b.next_id;
+    b.next_id = b.next_id.wrapping_add(1);
+    id
+}
+
 /// Sends the call whose URL is `url` and batch item is `item`, now or with a later call: the
 /// response's promise, and the URL for [`forward::retry`] should it fail.
 pub fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise, String), Problem> {
-    let (now, id) = with(|b| {
-        b.limit = limit;
-        let id = b.next_id;
-        b.next_id = b.next_id.wrapping_add(1);
-        if b.in_flight < limit {
-            b.in_flight += 1;
-            (true, id)
-        } else {
-            (false, id)
-        }
-    });
-    if now {
-        return match forward::send(&url) {
-            Ok(p) => Ok((SINGLE_DONE.with(|f| p.finally(f)), url)),
-            Err(e) => {
-                finished();
-                Err(forward::fault("call", &e))
-            }
-        };
+    enum Place {
+        Now(u32),
+        /// Joined an open batch: wait for this promise (another request's).
+        Member(u32, js_sys::Promise),
+        /// Leads a new open batch, behind another one (wait for its outcome) or at the front
+        /// (wait for a call in flight).
+        Leader(u32, Option<js_sys::Promise>),
     }
-    let (signal, resolve) = waiting_promise();
-    let resolve = resolve.ok_or(Problem::Internal)?;
-    let timer = ON_TIMER.with(|f| ffi::set_timeout(&bind(f.as_ref(), id), KEEP_ALIVE_MS));
-    with(|b| {
-        b.timers.insert(id, timer);
-        b.queue.push_back(Waiter {
-            id,
-            item,
-            url: url.clone(),
+    let place = with(|b| {
+        b.limit = limit;
+        let id = new_id(b);
+        if b.open.is_empty() && (b.calls.len() as u32) < limit {
+            return Ok(Place::Now(id));
+        }
+        if let Some(back) = b.open.back_mut() {
+            if back.builder.fits(&item) {
+                back.builder.push(&item);
+                back.members.push(Waiter {
+                    id,
+                    url: url.clone(),
+                });
+                return Ok(Place::Member(id, back.outcome.clone()));
+            }
+        }
+        let ahead = b.open.back().map(|o| o.outcome.clone());
+        let (outcome, resolve) = own_promise();
+        let resolve = resolve.ok_or(Problem::Internal)?;
+        let mut builder = Builder::new();
+        builder.push(&item);
+        b.open.push_back(Open {
+            members: vec![Waiter {
+                id,
+                url: url.clone(),
+            }],
+            builder,
+            outcome,
             resolve,
-        })
-    });
-    let promise = ON_SIGNAL.with(|f| signal.unchecked_ref::<Thenable>().then_call(f.as_ref()));
+        });
+        Ok(Place::Leader(id, ahead))
+    })?;
+    let promise = match place {
+        Place::Now(id) => return send_single(id, &url).map(|p| (p, url)),
+        Place::Member(id, outcome) => wait(id, &url, vec![outcome]),
+        Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead]),
+        Place::Leader(id, None) => wait(id, &url, in_flight()),
+    };
     Ok((promise, url))
 }
 
 /// A promise made in the current request's context, and its resolver.
-fn waiting_promise() -> (js_sys::Promise, Option<js_sys::Function>) {
+fn own_promise() -> (js_sys::Promise, Option<js_sys::Function>) {
     let mut resolver = None;
     let promise = js_sys::Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
     (promise, resolver)
 }
 
-/// Tells waiting request `w` what to do next (it runs in its own context).
-fn signal(w: &Waiter, s: Signal) {
-    with(|b| b.signals.insert(w.id, s));
-    let _ = w.resolve.call1(&JsValue::NULL, &JsValue::from(w.id));
+/// The promises of the calls in flight (each made by its sender).
+fn in_flight() -> Vec<js_sys::Promise> {
+    with(|b| b.calls.iter().map(|c| c.done.clone()).collect())
 }
 
-/// A call with a place in flight came back: one fewer in flight; the queue may leave.
-fn finished() {
-    with(|b| b.in_flight = b.in_flight.saturating_sub(1));
-    dispatch();
+/// Request `id` waits, in its own context, for the first of `others` (other requests'
+/// promises) or its own keep-alive timer; then [`on_wake`] runs in its context.
+fn wait(id: u32, url: &str, others: Vec<js_sys::Promise>) -> js_sys::Promise {
+    let race = js_sys::Array::new();
+    for p in others {
+        // A settled or failed call also wakes the waiter: what to do is read from the state.
+        let ignore = IGNORE.with(|f| f.as_ref().clone());
+        race.push(
+            &p.unchecked_ref::<Thenable>()
+                .then2(&JsValue::UNDEFINED, &ignore),
+        );
+    }
+    let mut timer = JsValue::UNDEFINED;
+    let alarm = js_sys::Promise::new(&mut |resolve, _| {
+        timer = ffi::set_timeout(&resolve, KEEP_ALIVE_MS);
+    });
+    race.push(&alarm);
+    with(|b| b.waiting.insert(id, (timer, url.to_owned())));
+    let woken = promise_race(&race);
+    ON_WAKE.with(|f| {
+        woken
+            .unchecked_ref::<Thenable>()
+            .then_call(&bind(f.as_ref(), id))
+    })
 }
 
-/// While fewer than K calls are in flight and requests wait: takes the next call's requests
-/// out of the queue, holds its place in flight and signals its leader.
-fn dispatch() {
-    loop {
-        let next = with(|b| {
-            if b.in_flight >= b.limit || b.queue.is_empty() {
-                return None;
-            }
-            let mut builder = Builder::new();
-            let mut members = Vec::new();
-            while let Some(w) = b.queue.front() {
-                if !builder.is_empty() && !builder.fits(&w.item) {
-                    break;
-                }
-                builder.push(&w.item);
-                members.extend(b.queue.pop_front());
-            }
-            b.in_flight += 1;
-            Some(members)
-        });
-        let Some(members) = next else { return };
-        let (id, resolve) = (members[0].id, members[0].resolve.clone());
-        with(|b| b.signals.insert(id, Signal::Lead(members)));
-        let _ = resolve.call1(&JsValue::NULL, &JsValue::from(id));
+thread_local! {
+    /// `catch` handler that turns a failed call into a plain wake-up.
+    static IGNORE: Closure<dyn Fn(JsValue)> = Closure::new(|_e: JsValue| {});
+}
+
+/// Sends request `id` alone as a call in flight.
+fn send_single(id: u32, url: &str) -> Result<js_sys::Promise, Problem> {
+    let p = forward::send(url).map_err(|e| forward::fault("call", &e))?;
+    with(|b| {
+        b.calls.push(Call {
+            id,
+            done: p.clone(),
+            batch: None,
+        })
+    });
+    Ok(p.unchecked_ref::<Thenable>()
+        .finally_with(&SINGLE_DONE.with(|f| bind(f.as_ref(), id))))
+}
+
+/// A single call came back: one call fewer in flight (its waiters are woken by the runtime).
+fn single_done(id: u32) {
+    let call = take_call(id);
+    if let Some((members, resolve)) = call.and_then(|c| c.batch) {
+        // A leader that went alone: whoever waits for its outcome may go on.
+        debug_assert!(members.len() <= 1);
+        let _ = resolve.call0(&JsValue::NULL);
     }
 }
 
-/// A waiting request's signal, in its own context: the response, or a promise of it.
-fn on_signal(id: u32) -> Result<JsValue, JsValue> {
-    let (signal, timer) = with(|b| (b.signals.remove(&id), b.timers.remove(&id)));
-    if let Some(t) = timer {
-        ffi::clear_timeout(&t);
-    }
-    match signal {
-        Some(Signal::Reply(r)) => http::reply(&r).map(Into::into),
-        Some(Signal::Alone(url)) => forward::send(&url).map(Into::into),
-        Some(Signal::Fail(e)) => Err(e),
-        Some(Signal::Lead(members)) => Ok(lead(members).into()),
-        None => Err(JsValue::from_str("a waiting request lost its signal")),
-    }
+fn take_call(id: u32) -> Option<Call> {
+    with(|b| {
+        let at = b.calls.iter().position(|c| c.id == id)?;
+        Some(b.calls.remove(at))
+    })
 }
 
-/// The leader sends its call: itself alone, or the batch.
-fn lead(mut members: Vec<Waiter>) -> js_sys::Promise {
-    if members.len() == 1 {
-        return match forward::send(&members[0].url) {
-            Ok(p) => SINGLE_DONE.with(|f| p.finally(f)),
-            Err(e) => {
-                finished();
-                js_sys::Promise::reject(&e)
-            }
+/// A waiting request, woken in its own context: its answer, or a promise of it.
+fn on_wake(id: u32) -> Result<JsValue, JsValue> {
+    let outcome = with(|b| b.outcomes.remove(&id));
+    if let Some(o) = outcome {
+        let url = stop_waiting(id);
+        return match o {
+            Outcome::Reply(r) => http::reply(&r).map(Into::into),
+            Outcome::Alone => forward::send(&url).map(Into::into),
+            Outcome::Fail(e) => Err(e),
         };
     }
-    // The leader waits for its own reply like every other member.
-    let (mine, resolve) = waiting_promise();
-    if let Some(resolve) = resolve {
-        members[0].resolve = resolve;
+    enum Next {
+        Send,
+        Wait(Vec<js_sys::Promise>),
+        Alone,
     }
-    let mine = ON_SIGNAL.with(|f| mine.unchecked_ref::<Thenable>().then_call(f.as_ref()));
-    let mut builder = Builder::new();
-    for m in &members {
-        builder.push(&m.item);
+    let next = with(|b| {
+        let front = b.open.front().is_some_and(|o| o.members[0].id == id);
+        if front {
+            if (b.calls.len() as u32) < b.limit {
+                return Next::Send;
+            }
+            return Next::Wait(b.calls.iter().map(|c| c.done.clone()).collect());
+        }
+        // A later leader, or a member whose batch is not sent yet: keep waiting for the same.
+        for (i, o) in b.open.iter().enumerate() {
+            if o.members[0].id == id {
+                let ahead = b.open.get(i - 1).map(|a| a.outcome.clone());
+                return Next::Wait(ahead.into_iter().collect());
+            }
+            if o.members.iter().any(|m| m.id == id) {
+                return Next::Wait(vec![o.outcome.clone()]);
+            }
+        }
+        // In a batch in flight and woken by the keep-alive timer: go alone.
+        Next::Alone
+    });
+    let url = stop_waiting(id);
+    match next {
+        Next::Send => lead(id).map(Into::into),
+        Next::Wait(others) => Ok(wait(id, &url, others).into()),
+        Next::Alone => {
+            log_event(
+                "error",
+                "counter batch too slow; sending a request alone",
+                |_| {},
+            );
+            forward::send(&url).map(Into::into)
+        }
     }
+}
+
+/// Clears request `id`'s keep-alive timer; its URL.
+fn stop_waiting(id: u32) -> String {
+    match with(|b| b.waiting.remove(&id)) {
+        Some((timer, url)) => {
+            ffi::clear_timeout(&timer);
+            url
+        }
+        None => String::new(),
+    }
+}
+
+/// The front open batch's leader sends it: alone, or as a batch. Runs in the leader's context.
+fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
+    let Some(open) = with(|b| b.open.pop_front()) else {
+        return Err(JsValue::from_str("a leader lost its batch"));
+    };
+    let Open {
+        mut members,
+        builder,
+        resolve,
+        ..
+    } = open;
+    if members.len() == 1 {
+        let url = members.remove(0).url;
+        let p = forward::send(&url).inspect_err(|_| {
+            let _ = resolve.call0(&JsValue::NULL);
+        })?;
+        with(|b| {
+            b.calls.push(Call {
+                id: leader,
+                done: p.clone(),
+                batch: Some((Vec::new(), resolve)),
+            })
+        });
+        return Ok(p
+            .unchecked_ref::<Thenable>()
+            .finally_with(&SINGLE_DONE.with(|f| bind(f.as_ref(), leader))));
+    }
+    let call = with(new_id);
     match forward::send(&builder.url()) {
-        Ok(promise) => {
-            let id = with(|b| {
-                let id = b.next_id;
-                b.next_id = b.next_id.wrapping_add(1);
-                b.sent.insert(id, (members, false));
-                id
+        Ok(p) => {
+            with(|b| {
+                b.calls.push(Call {
+                    id: call,
+                    done: p.clone(),
+                    batch: Some((members, resolve)),
+                })
             });
-            let on_answer = ANSWERED.with(|f| bind(f.as_ref(), id));
-            let on_fail = FAILED.with(|f| bind(f.as_ref(), id));
-            let _ = promise
-                .unchecked_ref::<Thenable>()
-                .then2(&on_answer, &on_fail);
+            let on_answer = ANSWERED.with(|f| bind2(f.as_ref(), call, leader));
+            let on_fail = FAILED.with(|f| bind2(f.as_ref(), call, leader));
+            Ok(p.unchecked_ref::<Thenable>().then2(&on_answer, &on_fail))
         }
         Err(e) => {
             log_error("counter batch not sent", &e, members.len());
-            for m in &members {
-                signal(m, Signal::Alone(m.url.clone()));
-            }
-            finished();
-        }
-    }
-    mine
-}
-
-/// A waiting request's keep-alive timer fired: still queued after [`KEEP_ALIVE_MS`], it is
-/// sent alone; inside a batch in flight, it keeps waiting for the batch.
-fn on_timer(id: u32) {
-    let queued = with(|b| {
-        b.timers.remove(&id);
-        let at = b.queue.iter().position(|w| w.id == id)?;
-        b.queue.remove(at)
-    });
-    match queued {
-        Some(w) => signal(&w, Signal::Alone(w.url.clone())),
-        None => {
-            let waiting = with(|b| b.sent.values().any(|(ws, _)| ws.iter().any(|w| w.id == id)));
-            if waiting {
-                let t = ON_TIMER.with(|f| ffi::set_timeout(&bind(f.as_ref(), id), KEEP_ALIVE_MS));
-                with(|b| b.timers.insert(id, t));
-            }
+            let url = members[0].url.clone();
+            finish_batch(members, resolve, |_| Outcome::Alone);
+            forward::send(&url)
         }
     }
 }
 
-/// A batch call was answered: the object is done with it, so the queue may leave; then the
-/// body is read and split.
-fn answered(id: u32, response: JsValue) -> JsValue {
-    count_finished(id);
+/// A batch call was answered (the leader's context): read and split the body.
+fn answered(call: u32, leader: u32, response: JsValue) -> Result<JsValue, JsValue> {
+    // The object is done with it: the call leaves the flight now, so the next leader may go.
+    if let Some((members, resolve)) = take_call(call).and_then(|c| c.batch) {
+        with(|b| b.reading.insert(call, (members, resolve)));
+    }
     let is_batch = response.dyn_ref::<Response>().is_some_and(|r| {
         r.status() == 200
             && r.headers().get("content-type").ok().flatten().as_deref()
@@ -287,92 +414,112 @@ fn answered(id: u32, response: JsValue) -> JsValue {
     });
     if !is_batch {
         let status = response.dyn_ref::<Response>().map_or(0, Response::status);
-        fall_back(id, &JsValue::from_str(&format!("status {status}")));
-        return JsValue::UNDEFINED;
+        return failed(call, leader, JsValue::from_str(&format!("status {status}")));
     }
     match response.unchecked_into::<Response>().text() {
         Ok(text) => {
-            let on_text = SPLIT.with(|f| bind(f.as_ref(), id));
-            let on_fail = FAILED.with(|f| bind(f.as_ref(), id));
-            text.unchecked_ref::<Thenable>()
+            let on_text = SPLIT.with(|f| bind2(f.as_ref(), call, leader));
+            let on_fail = FAILED.with(|f| bind2(f.as_ref(), call, leader));
+            Ok(text
+                .unchecked_ref::<Thenable>()
                 .then2(&on_text, &on_fail)
-                .into()
+                .into())
         }
-        Err(e) => {
-            fall_back(id, &e);
-            JsValue::UNDEFINED
-        }
+        Err(e) => failed(call, leader, e),
     }
 }
 
-/// The batch's body: one reply per request, in order.
-fn split(id: u32, text: &str) {
-    let Some(members) = take(id) else { return };
+/// The batch's body: one reply per request, in order; the leader's own response.
+fn split(call: u32, leader: u32, text: &str) -> Result<JsValue, JsValue> {
+    let Some((members, resolve)) = take_batch(call) else {
+        return Err(JsValue::from_str("a batch answer without its call"));
+    };
     match batch::decode_replies(text, members.len()) {
         Ok(replies) => {
-            for (m, reply) in members.iter().zip(replies) {
-                signal(m, Signal::Reply(reply));
+            let mut replies = replies.into_iter();
+            let mine = replies.next();
+            let mut rest = replies;
+            finish_batch(members, resolve, |_| {
+                rest.next().map_or(Outcome::Alone, Outcome::Reply)
+            });
+            match mine {
+                Some(r) => http::reply(&r).map(Into::into),
+                None => Err(JsValue::from_str("an empty batch answer")),
             }
         }
-        Err(_) => resend(members, &JsValue::from_str("malformed batch answer")),
-    }
-}
-
-/// The batch call failed as a whole.
-fn failed(id: u32, error: JsValue) {
-    count_finished(id);
-    fall_back(id, &error);
-}
-
-/// Marks batch `id`'s call as finished (once) and lets the queue leave.
-fn count_finished(id: u32) {
-    let first = with(|b| match b.sent.get_mut(&id) {
-        Some(entry) if !entry.1 => {
-            entry.1 = true;
-            b.in_flight = b.in_flight.saturating_sub(1);
-            true
+        Err(_) => {
+            let e = JsValue::from_str("malformed batch answer");
+            log_error(
+                "counter batch failed; sending its requests one by one",
+                &e,
+                members.len(),
+            );
+            let url = members[0].url.clone();
+            finish_batch(members, resolve, |_| Outcome::Alone);
+            let _ = leader;
+            forward::send(&url).map(Into::into)
         }
-        _ => false,
-    });
-    if first {
-        dispatch();
     }
 }
 
-fn take(id: u32) -> Option<Vec<Waiter>> {
-    with(|b| b.sent.remove(&id).map(|(w, _)| w))
+/// Batch `call`'s members and outcome resolver, in flight or being read.
+fn take_batch(call: u32) -> Option<(Vec<Waiter>, js_sys::Function)> {
+    take_call(call)
+        .and_then(|c| c.batch)
+        .or_else(|| with(|b| b.reading.remove(&call)))
 }
 
-/// Every request of batch `id` again, one by one (or the overload answer for each).
-fn fall_back(id: u32, error: &JsValue) {
-    let Some(members) = take(id) else { return };
-    if forward::flag(error, "overloaded") {
-        log_error("counter batch refused: overloaded", error, members.len());
+/// The batch call failed as a whole (the leader's context).
+fn failed(call: u32, leader: u32, error: JsValue) -> Result<JsValue, JsValue> {
+    let Some((members, resolve)) = take_batch(call) else {
+        return Err(error);
+    };
+    let _ = leader;
+    if forward::flag(&error, "overloaded") {
+        log_error("counter batch refused: overloaded", &error, members.len());
         // Each request's own failure path answers 503 without sending it again.
-        for m in &members {
-            signal(m, Signal::Fail(error.clone()));
-        }
-        return;
+        finish_batch(members, resolve, |_| Outcome::Fail(error.clone()));
+        return Err(error);
     }
-    resend(members, error);
-}
-
-/// Each request sent again alone, with its key.
-fn resend(members: Vec<Waiter>, error: &JsValue) {
     log_error(
         "counter batch failed; sending its requests one by one",
-        error,
+        &error,
         members.len(),
     );
-    for m in &members {
-        signal(m, Signal::Alone(m.url.clone()));
-    }
+    let url = members[0].url.clone();
+    finish_batch(members, resolve, |_| Outcome::Alone);
+    forward::send(&url).map(Into::into)
+}
+
+/// Stores every member's outcome (the leader, first, handles its own) and resolves the
+/// leader's outcome promise, which wakes the members in their own contexts.
+fn finish_batch(
+    members: Vec<Waiter>,
+    resolve: js_sys::Function,
+    mut each: impl FnMut(&Waiter) -> Outcome,
+) {
+    with(|b| {
+        for m in members.iter().skip(1) {
+            let outcome = each(m);
+            // A member that gave up waiting (keep-alive) was sent alone already.
+            if b.waiting.contains_key(&m.id) {
+                b.outcomes.insert(m.id, outcome);
+            }
+        }
+    });
+    let _ = resolve.call0(&JsValue::NULL);
 }
 
 /// `f.bind(null, id)`.
 fn bind(f: &JsValue, id: u32) -> JsValue {
     f.unchecked_ref::<Callback>()
         .bind_num(&JsValue::NULL, f64::from(id))
+}
+
+/// `f.bind(null, a, b)`.
+fn bind2(f: &JsValue, a: u32, b: u32) -> JsValue {
+    f.unchecked_ref::<Callback>()
+        .bind_num_num(&JsValue::NULL, f64::from(a), f64::from(b))
 }
 
 fn log_error(msg: &str, e: &JsValue, requests: usize) {
