@@ -693,3 +693,50 @@ fn the_per_client_cap_holds_when_a_client_s_home_relay_fills_up_and_empties() {
         sock.close();
     }
 }
+
+#[test]
+fn a_full_region_refuses_and_a_relay_that_passed_a_client_on_takes_it_when_only_it_has_room() {
+    let s = server();
+    let url = format!("ws://127.0.0.1:{}/api/ws", s.port);
+    // Fill every relay of the region, each socket from its own client.
+    let mut fillers: Vec<(String, Socket)> = Vec::new();
+    let mut i = 30_000;
+    let full = loop {
+        let who = ip(i);
+        i += 1;
+        match Socket::try_connect(&url, &[("cf-connecting-ip", &who)]) {
+            Ok(mut sock) => {
+                sock.next_json();
+                fillers.push((who, sock));
+            }
+            Err(e) => break e,
+        }
+        assert!(fillers.len() <= PER_RELAY * SHARDS as usize, "never full");
+    };
+    assert_eq!(full, "status 503");
+    // A client now gets 503 too, and every relay it passed marked it.
+    let client = ip(40_000);
+    let home_relay = home(&client);
+    let refused = Socket::try_connect(&url, &[("cf-connecting-ip", &client)]);
+    assert_eq!(refused.err().as_deref(), Some("status 503"));
+    // One socket leaves the client's home relay: it has room, every other relay is full.
+    let leaving = fillers
+        .iter()
+        .position(|(who, _)| home(who) == home_relay)
+        .expect("a filler on the home relay");
+    fillers.swap_remove(leaving).1.close();
+    wait_relay(&s, &home_relay, "one free place", |r| {
+        r.is_some_and(|r| r["sockets"] == (PER_RELAY - 1) as u64)
+    });
+    // The home relay passes the client on (it marked it), every other relay is full, so the
+    // edge comes back to the home relay with the client's count from all of them.
+    let mut sock = Socket::connect(&url, &[("cf-connecting-ip", &client)]);
+    assert_eq!(sock.next_json()["type"], "snapshot");
+    wait_relay(&s, &home_relay, "full again", |r| {
+        r.is_some_and(|r| r["sockets"] == PER_RELAY as u64)
+    });
+    sock.close();
+    for (_, f) in fillers {
+        f.close();
+    }
+}
