@@ -32,7 +32,8 @@
 //! Every waiter also races a keep-alive timer of its own (the runtime cancels a request that
 //! waits on nothing of its own); it decides nothing unless a request waited [`KEEP_ALIVE_MS`]:
 //! then a member whose batch is in flight sends itself alone (with its key: a change the
-//! batch applied is answered from its stored response).
+//! batch applied is answered from its stored response), and a call that has not come back by
+//! then (its sender was cancelled) no longer holds a place in flight.
 //!
 //! A batch's answer is split into one response per request ([`http::reply`], the same function
 //! that builds a single call's answer at the object). A batch call that fails as a whole (the
@@ -81,6 +82,8 @@ struct Call {
     done: js_sys::Promise,
     /// For a leader's call: its members and the leader's outcome resolver.
     batch: Option<(Vec<Waiter>, js_sys::Function)>,
+    /// When it was sent (`Date.now()`).
+    sent_at: f64,
 }
 
 /// What a woken request does next.
@@ -265,6 +268,7 @@ fn send_single(id: u32, url: &str) -> Result<js_sys::Promise, Problem> {
             id,
             done: p.clone(),
             batch: None,
+            sent_at: js_sys::Date::now(),
         })
     });
     Ok(p.unchecked_ref::<Thenable>()
@@ -307,6 +311,10 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
     let next = with(|b| {
         let front = b.open.front().is_some_and(|o| o.members[0].id == id);
         if front {
+            // A call whose sender was cancelled (its client went away) never comes back; after
+            // the keep-alive it no longer holds a place in flight.
+            let now = js_sys::Date::now();
+            b.calls.retain(|c| now - c.sent_at < KEEP_ALIVE_MS);
             if (b.calls.len() as u32) < b.limit {
                 return Next::Send;
             }
@@ -372,6 +380,7 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
                 id: leader,
                 done: p.clone(),
                 batch: Some((Vec::new(), resolve)),
+                sent_at: js_sys::Date::now(),
             })
         });
         return Ok(p
@@ -386,6 +395,7 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
                     id: call,
                     done: p.clone(),
                     batch: Some((members, resolve)),
+                    sent_at: js_sys::Date::now(),
                 })
             });
             let on_answer = ANSWERED.with(|f| bind2(f.as_ref(), call, leader));
