@@ -93,7 +93,7 @@ async fn pump(env: Env, writer: StreamWriter, csv: bool, mut after: u64, until: 
             }
         };
         // An error here means the reader went away: stop reading pages.
-        if write(&writer, &page).await.is_err() {
+        if write_bytes(&writer, &page).await.is_err() {
             return;
         }
         after = to;
@@ -102,14 +102,26 @@ async fn pump(env: Env, writer: StreamWriter, csv: bool, mut after: u64, until: 
 }
 
 async fn write(writer: &StreamWriter, text: &str) -> Result<(), JsValue> {
+    write_bytes(writer, &js_sys::Uint8Array::from(text.as_bytes())).await
+}
+
+/// Waits until the stream wants more, then hands it `bytes`.
+async fn write_bytes(writer: &StreamWriter, bytes: &js_sys::Uint8Array) -> Result<(), JsValue> {
     JsFuture::from(writer.ready()).await?;
-    JsFuture::from(writer.write(&js_sys::Uint8Array::from(text.as_bytes()))).await?;
+    JsFuture::from(writer.write(bytes)).await?;
     Ok(())
 }
 
 /// One page and the last version it holds: `until`, or less for a page read from an archived
-/// segment (it ends with the segment; `edge/archive.rs`).
-async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<(String, u64), String> {
+/// segment (it ends with the segment; `edge/archive.rs`). A page from the object goes into the
+/// stream as the bytes it arrived as: no decoding to a string and no copy through the Wasm
+/// memory and back (each page is garbage once written, for the collector).
+async fn page(
+    env: &Env,
+    csv: bool,
+    after: u64,
+    until: u64,
+) -> Result<(js_sys::Uint8Array, u64), String> {
     let call = ObjectCall::ExportPage { csv, after, until };
     let (promise, url) = forward::call(env, &call).map_err(|p| p.to_string())?;
     let response = match JsFuture::from(promise).await {
@@ -126,15 +138,21 @@ async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<(String, u
         .ok()
         .flatten()
         .is_some();
+    if !archived {
+        let bytes = response
+            .array_buffer()
+            .map_err(|e| crate::ffi::error_text(&e))?;
+        let bytes = JsFuture::from(bytes)
+            .await
+            .map_err(|e| crate::ffi::error_text(&e))?;
+        return Ok((js_sys::Uint8Array::new(&bytes), until));
+    }
     let text = response.text().map_err(|e| crate::ffi::error_text(&e))?;
     let text = JsFuture::from(text)
         .await
         .ok()
         .and_then(|t| t.as_string())
         .ok_or_else(|| "unreadable page".to_string())?;
-    if !archived {
-        return Ok((text, until));
-    }
     let entries: Vec<_> = super::archive::segment_entries(env, &text)
         .await?
         .into_iter()
@@ -144,5 +162,6 @@ async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<(String, u
         .last()
         .map(|e| e.version)
         .ok_or_else(|| format!("the archived segment holds nothing after {after}"))?;
-    Ok((ledger::export_page(&entries, csv), last))
+    let page = ledger::export_page(&entries, csv);
+    Ok((js_sys::Uint8Array::from(page.as_bytes()), last))
 }
