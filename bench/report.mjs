@@ -269,7 +269,12 @@ ${fs.readFileSync(jsonPath, 'utf8').trim()}
 `
   : '';
 
-fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), doc + storage + json);
+// The ledger benchmark (bench/export.mjs) likewise.
+const exportPath = path.join(ROOT, 'bench/results/export.json');
+const ledgerText = fs.existsSync(exportPath) ? ledgerSection(JSON.parse(fs.readFileSync(exportPath, 'utf8'))) : '';
+
+fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), doc + storage + ledgerText + json);
+if (ledgerText) console.log(ledgerText);
 console.log(`\n${tables}\nwritten: BENCHMARKS.md`);
 
 function median(xs) {
@@ -300,5 +305,48 @@ function storageSection(st) {
 ${table(['changes', 'database bytes before', 'database bytes after', 'hot entries after', 'archived entries after'], rows)}
 
 Archival of a backlog of ${n(ar.backlog)} entries (made with archival off, then a restart with a window of 1,000): ${n(ar.archived)} entries in ${n(ar.segments)} segments in ${n(ar.seconds, 1)} s, **${n(ar.entries_per_second)} entries/s**. Changes from 4 closed-loop clients, p50 / p99 / max: **during the archival run ${lat(ar.mutation_during)}**, **without one ${lat(ar.mutation_without)}**.
+`;
+}
+
+function ledgerSection(e) {
+  const mibOf = (b) => n(b / 1048576, 1);
+  const exp = (label, x) => [label, n(x.lines), mibOf(x.bytes), n(x.seconds, 2), n(x.rows_per_s), n(x.mib_per_s, 1), n(x.workerd_cpu_us_per_row, 2),
+    n(x.rss_before_mib, 1), n(x.rss_peak_mib, 1), n(x.rss_after_mib, 1), n(x.rss_growth_last_three_quarters_mib, 1)];
+  const curve = (x) => x.samples.map((p) => `${n(p.rows)}: ${n(p.rss_mib, 0)}`).join(' · ');
+  // The Merkle append's share of a keyed POST, from this run's figures: its CPU per entry in the
+  // backfill (an upper bound: it also reads the entry back) against what a change costs.
+  const conns = CONNS[0];
+  const post = summaries[conns]?.['ours-nolog']?.post;
+  const floorPost = summaries[conns]?.floor?.post;
+  const append = e.backfill_cpu_us_per_entry;
+  const share = (x) => (x ? `${((100 * append) / x).toFixed(1)}%` : '–');
+  const st = e.stalled;
+  const v = e.verify;
+  return `
+## Ledger: a ${n(e.rows)}-entry trail, its upgrade and its streamed export
+
+\`node bench/export.mjs\` (run by \`make bench\` after the storage benchmark; alone: \`BENCH_EXPORT_ROWS=… node bench/export.mjs && node bench/report.mjs\`), ${e.when}, ${e.cpus} cores; load average ${e.load_average_start.join(' ')} at the start and ${e.load_average_end.join(' ')} at the end. Our Worker (\`REQUEST_LOG_SAMPLE_RATE=0\`, \`AUDIT_HOT_ENTRIES=0\`: every entry in the object) under plain Miniflare with its object's storage on disk. The object's SQLite file is rewritten with python3's \`sqlite3\` into what schema 3 left: ${n(e.rows)} entries (mixed operations and amounts, a chained value), no Merkle tree, no key table.
+
+**The upgrade to the Merkle tree, as an operator meets it**
+
+| step | figure |
+| --- | --- |
+| seeding the file (sqlite3, not part of the upgrade) | ${n(e.seed_seconds, 1)} s, ${mibOf(e.seed_file_bytes)} MiB |
+| migrations 4 and 5 (the key table filled from the trail in one transaction), until the object's first answer | ${n(e.migration_seconds, 1)} s (workerd CPU ${n(e.migration_cpu_seconds, 1)} s) |
+| Merkle backfill from the alarm, 1,000 entries per transaction; ledger endpoints 503 meanwhile | **${n(e.backfill_seconds, 1)} s, ${n(e.backfill_entries_per_s)} entries/s**, ${n(e.backfill_cpu_us_per_entry, 1)} µs workerd CPU per entry |
+| Merkle rows afterwards | ${n(e.merkle_rows_per_entry, 3)} per entry, ${n(e.merkle_bytes_per_entry, 1)} hash bytes each (32 × the subtrees it completes); database file ${mibOf(e.database_bytes)} MiB |
+
+**The export**, \`GET /api/audit/export?format=…\`, each read end to end as fast as the client can; workerd's resident memory (VmRSS) sampled every 100 ms. "growth" is the RSS at the end of the stream minus at a quarter of the way: memory that grew with the rows would show here.
+
+${table(['export', 'rows', 'MiB', 's', 'rows/s', 'MiB/s', 'workerd µs CPU/row', 'RSS before MiB', 'RSS peak MiB', 'RSS after MiB', 'growth, last ¾ MiB'],
+  [exp('NDJSON', e.ndjson), exp('CSV (then)', e.csv), exp('NDJSON again', e.ndjson_again)])}
+
+RSS (MiB) by rows exported — NDJSON: ${curve(e.ndjson)}; CSV: ${curve(e.csv)}; NDJSON again: ${curve(e.ndjson_again)}.
+
+A reader that stops: a raw socket read ${n(st.received_bytes)} bytes of the NDJSON export and then nothing for ${st.stall_seconds} s: workerd's RSS went from ${n(st.rss_before_mib, 1)} to at most ${n(st.rss_peak_during_stall_mib, 1)} MiB (${n(st.rss_after_stall_mib, 1)} at the end of the stall; the Worker writes the next page only when the stream wants more, so it stopped reading pages); the server answered normally afterwards.
+
+Verified: \`audit-verify --export <the NDJSON file> --checkpoint <its Audit-Checkpoint header> --unsigned\` exit ${v.status} in ${n(v.seconds, 1)} s: \`${v.output.split('\n').pop()}\` (every line canonical, versions 1..${n(e.rows)} without a gap, each value following from the one before, the root over all leaves equal to the checkpoint's). CSV: the header and ${n(e.rows)} rows, the last one version ${n(e.rows)}.${e.problems?.length ? `\n\n**Problems:** ${e.problems.join('; ')}` : ''}
+
+**What the ledger costs a keyed POST.** Each change writes **${n(e.merkle_rows_per_entry, 0)} Merkle row** (${n(e.merkle_bytes_per_entry, 0)} bytes of hashes on average) in its transaction, after hashing its leaf bytes and the subtrees it completes. The backfill does exactly that per entry, plus reading the entry back: **${n(append, 1)} µs of workerd CPU per entry** (an upper bound for the append). In the HTTP run above (${m.started}${Math.abs(Date.parse(m.started) - Date.parse(e.when)) > 3 * 3600_000 ? ', not the same run as this section' : ''}) a keyed POST to ours-nolog cost ${n(post?.cpu_workerd)} µs of workerd CPU (${conns} connections), so the append is ${share(post?.cpu_workerd)} of it; the object's own CPU for a call of one change was ${n(cap1?.cpu_us_per_call)} µs (capacity run above), of which the append is ${share(cap1?.cpu_us_per_call)}. Keyed POST with the ledger on, against the object floor in that run: ${CONNS.map((c) => `${ratio(summaries[c]?.['ours-nolog']?.post?.rps, summaries[c]?.floor?.post?.rps)}× at ${c} connections`).join(', ')} (floor ${n(floorPost?.rps)} req/s at ${conns}). The goal (the ledger costs keyed POSTs at most 5% against the floor) is about the drop the ledger causes; where the object's CPU is what limits keyed POSTs, that drop is about the append's share above.
 `;
 }
