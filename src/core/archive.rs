@@ -454,20 +454,12 @@ impl ProofPointer {
         let held = |n: Node| self.nodes.iter().find(|(m, _)| *m == n).map(|(_, h)| *h);
         let mut known: Vec<(Node, Hash)> = self.nodes.clone();
         let needed = self.query.nodes();
+        if blocks.len() != self.segments.len() {
+            return Err("a segment the proof needs was not read".into());
+        }
         for (seg, entries) in self.segments.iter().zip(blocks) {
             let j = (seg.first - 1) / SEGMENT_ENTRIES;
-            let mut tree = MemoryTree::new();
-            for e in entries {
-                tree.push(ledger::entry_hash(e));
-            }
-            let root = merkle::root(tree.size(), &tree.getter())
-                .ok_or_else(|| format!("segment {} is empty", seg.name()))?;
-            if tree.size() != SEGMENT_ENTRIES || held(block_root(j)) != Some(root) {
-                return Err(format!(
-                    "segment {} does not hash to the segment root the counter holds",
-                    seg.name()
-                ));
-            }
+            let tree = checked_tree(seg, entries, held(block_root(j)))?;
             let base = j * SEGMENT_ENTRIES;
             for n in &needed {
                 let first = n.index << n.level;
@@ -496,6 +488,126 @@ impl ProofPointer {
                 Ok(ledger::consistency_json(from, to, &proof))
             }
         }
+    }
+}
+
+/// The Merkle tree of a segment's checked entries, believed only if it is one whole segment
+/// that hashes to `root`, the segment root the counter holds.
+fn checked_tree(
+    seg: &Segment,
+    entries: &[AuditEntry],
+    root: Option<Hash>,
+) -> Result<MemoryTree, String> {
+    let mut tree = MemoryTree::new();
+    for e in entries {
+        tree.push(ledger::entry_hash(e));
+    }
+    let got = merkle::root(tree.size(), &tree.getter());
+    if tree.size() != SEGMENT_ENTRIES || got.is_none() || got != root {
+        return Err(format!(
+            "segment {} does not hash to the segment root the counter holds",
+            seg.name()
+        ));
+    }
+    Ok(tree)
+}
+
+/// Which past state a [`AsOfPointer`] asks of its segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AsOfTarget {
+    /// The entry of this version (in the segment).
+    Version(u64),
+    /// The last entry at or before this instant (RFC 3339 UTC with milliseconds, as the trail
+    /// writes `at`). The counter chose the segment so that this entry is in it: the segment's
+    /// first entry is at or before the instant, and the entry after the segment is not.
+    Time(String),
+}
+
+/// The counter's answer to `GET /api/value?as_of_version=|as_of=` when the past state lies in
+/// an archived segment: what to look for, whether the inclusion proof is wanted, and a
+/// [`ProofPointer`] for an inclusion proof of the segment's first version in the current tree,
+/// naming the one segment and holding its segment root and every hash above it. Every entry
+/// of a complete, aligned segment has the same hashes above the segment's root on its path,
+/// so the same pointer proves whichever entry the Worker finds in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsOfPointer {
+    pub target: AsOfTarget,
+    pub proof: bool,
+    pub pointer: ProofPointer,
+}
+
+impl AsOfPointer {
+    pub fn to_json(&self) -> String {
+        let mut w = JsonWriter::object();
+        match &self.target {
+            AsOfTarget::Version(v) => w.uint("version", *v),
+            AsOfTarget::Time(t) => w.string("at", t),
+        };
+        w.bool("proof", self.proof)
+            .raw("pointer", &self.pointer.to_json())
+            .finish()
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Option<AsOfPointer> {
+        let target = match (v.get("version"), v.get("at")) {
+            (Some(n), None) => AsOfTarget::Version(n.as_u64()?),
+            (None, Some(t)) => AsOfTarget::Time(t.as_str()?.to_owned()),
+            _ => return None,
+        };
+        let pointer = ProofPointer::from_json(v.get("pointer")?)?;
+        let one = pointer.segments.len() == 1
+            && matches!(pointer.query, ProofQuery::Inclusion { version, .. } if version == pointer.segments[0].first);
+        one.then_some(AsOfPointer {
+            target,
+            proof: v.get("proof")?.as_bool()?,
+            pointer,
+        })
+    }
+
+    /// The segment to read.
+    pub fn segment(&self) -> &Segment {
+        &self.pointer.segments[0]
+    }
+
+    /// The body of the past value (exactly what the counter renders for a hot one), from the
+    /// segment's checked entries ([`read_segment`]). They are believed only if they hash to the
+    /// segment root the counter holds; the entry must be where the counter said it is.
+    pub fn answer(&self, entries: &[AuditEntry]) -> Result<String, String> {
+        let seg = self.segment();
+        let j = (seg.first - 1) / SEGMENT_ENTRIES;
+        let root = self
+            .pointer
+            .nodes
+            .iter()
+            .find(|(n, _)| *n == block_root(j))
+            .map(|(_, h)| *h);
+        checked_tree(seg, entries, root)?;
+        let entry = match &self.target {
+            AsOfTarget::Version(v) => entries.iter().find(|e| e.version == *v),
+            AsOfTarget::Time(t) => entries.iter().rev().find(|e| e.at.as_str() <= t.as_str()),
+        }
+        .ok_or_else(|| {
+            format!(
+                "segment {} does not hold the entry the counter pointed to",
+                seg.name()
+            )
+        })?;
+        let proof = if self.proof {
+            let ProofQuery::Inclusion { tree_size, .. } = self.pointer.query else {
+                return Err("the as-of pointer does not carry an inclusion query".into());
+            };
+            let p = ProofPointer {
+                query: ProofQuery::Inclusion {
+                    version: entry.version,
+                    tree_size,
+                },
+                ..self.pointer.clone()
+            };
+            Some(p.prove(&[entries.to_vec()])?)
+        } else {
+            None
+        };
+        Ok(ledger::as_of_json(Some(entry), proof.as_deref()))
     }
 }
 
@@ -681,7 +793,14 @@ mod tests {
     /// `through` still holds (segment roots, and every node not below the segment level
     /// inside an archived block).
     fn archived_log(n: u64, through: u64) -> (Vec<AuditEntry>, MemoryTree, HashMap<Node, Hash>) {
-        let entries: Vec<_> = (1..=n).map(entry).collect();
+        archived_log_of((1..=n).map(entry).collect(), through)
+    }
+
+    fn archived_log_of(
+        entries: Vec<AuditEntry>,
+        through: u64,
+    ) -> (Vec<AuditEntry>, MemoryTree, HashMap<Node, Hash>) {
+        let n = entries.len() as u64;
         let mut tree = MemoryTree::new();
         for e in &entries {
             tree.push(ledger::entry_hash(e));
@@ -777,6 +896,79 @@ mod tests {
             through
         )
         .is_empty());
+    }
+
+    #[test]
+    fn past_values_from_an_archived_segment_with_proofs() {
+        let (n, through) = (4_000u64, 3 * 1024);
+        // Distinct instants, two entries each, so that a time names one entry.
+        let mut entries: Vec<_> = (1..=n).map(entry).collect();
+        for e in entries.iter_mut() {
+            e.at = format!(
+                "2026-11-29T21:00:{:02}.{:03}Z",
+                e.version / 2000,
+                e.version / 2 % 1000
+            );
+        }
+        let (entries, tree, held) = archived_log_of(entries, through);
+        let root = merkle::root(n, &tree.getter()).unwrap();
+        for j in [0u64, 2] {
+            let first = j * 1024 + 1;
+            let q = ProofQuery::Inclusion {
+                version: first,
+                tree_size: n,
+            };
+            let (pointer, parts) = pointer_for(q, through, &entries, &held);
+            assert_eq!(parts.len(), 1);
+            for version in (first..first + 1024).step_by(211).chain([first + 1023]) {
+                let e = &entries[version as usize - 1];
+                for (target, want) in [
+                    (AsOfTarget::Version(version), version),
+                    // The instant of an odd version is its even predecessor's too: the last
+                    // entry at or before it is the later of the two.
+                    (AsOfTarget::Time(e.at.clone()), version | 1),
+                ] {
+                    let want = want.min(first + 1023);
+                    let p = AsOfPointer {
+                        target,
+                        proof: true,
+                        pointer: pointer.clone(),
+                    };
+                    let back = AsOfPointer::from_json(&serde_json::from_str(&p.to_json()).unwrap());
+                    assert_eq!(back.as_ref(), Some(&p));
+                    let v: serde_json::Value =
+                        serde_json::from_str(&p.answer(&parts[0]).unwrap()).unwrap();
+                    assert_eq!(v["version"], want, "{p:?}");
+                    assert_eq!(v["value"], entries[want as usize - 1].value);
+                    assert_eq!(v["updated_at"], entries[want as usize - 1].at);
+                    let proof = ledger::parse_hashes(&v["inclusion"]).unwrap();
+                    let leaf = ledger::entry_hash(&entries[want as usize - 1]);
+                    merkle::verify_inclusion(want - 1, n, &leaf, &proof, &root)
+                        .unwrap_or_else(|e| panic!("{want}: {e}"));
+                }
+            }
+            // Without the proof: the same value, no inclusion member.
+            let p = AsOfPointer {
+                target: AsOfTarget::Version(first + 5),
+                proof: false,
+                pointer: pointer.clone(),
+            };
+            let v: serde_json::Value = serde_json::from_str(&p.answer(&parts[0]).unwrap()).unwrap();
+            assert_eq!(v["version"], first + 5);
+            assert!(v.get("inclusion").is_none());
+            // Entries that do not hash to the segment root the counter holds are refused, even
+            // when they would pass the record's checks (a record that was rewritten with them).
+            let mut spoiled = parts[0].clone();
+            spoiled[3].value += 1;
+            assert!(p.answer(&spoiled).unwrap_err().contains("segment root"));
+            assert!(p.answer(&parts[0][..1023]).is_err());
+            // A version the segment does not hold.
+            let outside = AsOfPointer {
+                target: AsOfTarget::Version(first + 1024),
+                ..p.clone()
+            };
+            assert!(outside.answer(&parts[0]).is_err());
+        }
     }
 
     #[test]

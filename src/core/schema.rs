@@ -126,6 +126,23 @@ pub const MIGRATIONS: &[Migration] = &[
              )",
         ],
     },
+    Migration {
+        version: 6,
+        name: "the instant of each archived segment's first entry",
+        // Past values as of an instant in the archive (`GET /api/value?as_of=`): the object
+        // finds the segment by the `at` of its first entry (the trail's `at` never decreases),
+        // with the index, without reading R2. Written in the transaction that marks a segment
+        // archived; a segment archived before this migration gets it from the alarm, which
+        // reads it back from R2 (`counter/archive.rs`). A table of its own rather than a
+        // column, so that the migration can run again over its own result, like 5.
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS archive_segment_times (
+               first INTEGER PRIMARY KEY,
+               first_at TEXT NOT NULL
+             )",
+            "CREATE INDEX IF NOT EXISTS archive_segment_times_first_at ON archive_segment_times (first_at)",
+        ],
+    },
 ];
 
 /// The newest schema version.

@@ -64,6 +64,14 @@ pub struct Archiver {
     alarm_at: Cell<Option<i64>>,
     /// The counter's version as last seen.
     version: Cell<u64>,
+    /// A test hook (`ARCHIVE_TEST_PAUSE_MS`, only with `ADMIN_TEST_HOOKS=1`): how long a run
+    /// waits right after writing a segment to R2, before reading it back and recording it, so
+    /// that a test can kill the runtime in exactly that window. 0: no pause.
+    pause_after_write_ms: u32,
+    /// Every archived segment has its first entry's instant recorded (schema 6): known at load
+    /// with one query, and true from then on once the alarm filled in the older ones (a
+    /// segment archived later records it in the transaction that archives it).
+    timed: Cell<bool>,
 }
 
 impl Archiver {
@@ -73,6 +81,7 @@ impl Archiver {
         bucket: Option<Bucket>,
         settings: Settings,
         version: u64,
+        pause_after_write_ms: u32,
     ) -> Rc<Archiver> {
         let a = Archiver {
             settings,
@@ -84,6 +93,8 @@ impl Archiver {
             last: RefCell::new(None),
             alarm_at: Cell::new(None),
             version: Cell::new(version),
+            pause_after_write_ms,
+            timed: Cell::new(false),
         };
         if let Err(e) = a.reload() {
             log_event("error", "reading the archive's record failed", |w| {
@@ -97,6 +108,10 @@ impl Archiver {
                 error,
                 failures,
             });
+        }
+        // Segments archived before schema 6 have no instant yet: the alarm fills it in.
+        if !a.all_timed() {
+            a.set_alarm(now_ms() + archive::DELAY_MS);
         }
         Rc::new(a)
     }
@@ -242,9 +257,51 @@ impl Archiver {
         true
     }
 
-    /// Whether a segment is due for a counter at `version`.
+    /// Whether a segment is due for a counter at `version` (or an archived segment still
+    /// needs its `first_at`).
     pub fn due(&self, version: u64) -> bool {
-        self.settings.archives() && self.plan(version).ok().flatten().is_some()
+        !self.all_timed()
+            || (self.settings.archives() && self.plan(version).ok().flatten().is_some())
+    }
+
+    /// Whether every archived segment has its first entry's instant (asks the database only
+    /// until it does).
+    fn all_timed(&self) -> bool {
+        if !self.timed.get() && matches!(self.store.segment_without_first_at(), Ok(None)) {
+            self.timed.set(true);
+        }
+        self.timed.get()
+    }
+
+    /// The archived segment that holds the value as of the instant `at`, when the hot entries
+    /// do not (the oldest of them is after `at`): the last one whose first entry is at or
+    /// before it; `None` when every entry is after it. `Err(None)` while a segment archived
+    /// before schema 6 still lacks the instant of its first entry (the alarm is filling it in).
+    pub fn segment_at(&self, at: &str) -> Result<Option<Segment>, Option<String>> {
+        if !self.all_timed() {
+            return Err(None);
+        }
+        self.store.segment_at(at).map_err(Some)
+    }
+
+    /// Gives one segment archived before schema 6 the instant of its first entry, read back
+    /// from R2 and checked against the record like every read. `false` when none lacks it.
+    async fn fill_first_at(&self, bucket: &Bucket) -> Result<bool, String> {
+        let Some(seg) = self.store.segment_without_first_at()? else {
+            return Ok(false);
+        };
+        let name = seg.name();
+        let bytes = bucket
+            .read(&name)
+            .await?
+            .ok_or_else(|| format!("{name} is missing from R2"))?;
+        let entries = archive::read_segment(&seg, &bytes)?;
+        let first = entries.first().ok_or_else(|| format!("{name} is empty"))?;
+        self.store.set_first_at(seg.first, &first.at)?;
+        log_event("info", "archive segment indexed by time", |w| {
+            w.string("segment", &name).string("first_at", &first.at);
+        });
+        Ok(true)
     }
 
     fn plan(&self, version: u64) -> Result<Option<(u64, u64)>, String> {
@@ -268,13 +325,16 @@ impl Archiver {
 
     /// One archival step (see the module doc).
     pub async fn step(&self, version: u64) -> Result<Step, String> {
-        let Some((first, last)) = self.plan(version)? else {
-            return Ok(Step::Idle);
-        };
         let bucket = self
             .bucket
             .as_ref()
             .ok_or_else(|| "the AUDIT_ARCHIVE bucket is not bound".to_string())?;
+        if self.fill_first_at(bucket).await? {
+            return Ok(Step::Archived);
+        }
+        let Some((first, last)) = self.plan(version)? else {
+            return Ok(Step::Idle);
+        };
         // 1. Record (or find the record of) the segment.
         let entries = self.store.audit_range(first, last)?;
         if entries.len() as u64 != last + 1 - first {
@@ -320,6 +380,21 @@ impl Archiver {
         } else {
             let digest = Sha256::digest(&bytes);
             bucket.write(&name, &bytes, &digest).await?;
+            if self.pause_after_write_ms > 0 {
+                log_event(
+                    "warn",
+                    "archive segment written; pausing (test hook)",
+                    |w| {
+                        w.string("segment", &name)
+                            .uint("pause_ms", u64::from(self.pause_after_write_ms));
+                    },
+                );
+                let ms = f64::from(self.pause_after_write_ms);
+                let timer = js_sys::Promise::new(&mut |resolve, _| {
+                    crate::ffi::set_timeout(&resolve, ms);
+                });
+                let _ = wasm_bindgen_futures::JsFuture::from(timer).await;
+            }
         }
         // 3. Read it back and check it against the record.
         let back = bucket
@@ -328,7 +403,7 @@ impl Archiver {
             .ok_or_else(|| format!("{name} is not in R2 right after it was written"))?;
         archive::read_segment(&seg, &back)?;
         // 4. Delete the entries and mark the record, in one transaction.
-        self.store.complete_segment(&seg)?;
+        self.store.complete_segment(&seg, &entries[0].at)?;
         self.archived_through.set(seg.last);
         self.archived_entries
             .set(self.archived_entries.get() + seg.entries());

@@ -32,7 +32,9 @@ use worker::durable::State;
 use worker::worker_sys::{DurableObjectState, WebSocketRequestResponsePair};
 use worker::Env;
 
-use crate::core::archive::{backoff_ms, pointer_json, ProofQuery, Settings, POINTER_HEADER};
+use crate::core::archive::{
+    backoff_ms, pointer_json, ProofQuery, Settings, POINTER_HEADER, SEGMENT_ENTRIES,
+};
 use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::batch::{self, Reply, SizeHistogram};
 use crate::core::command::Mutation;
@@ -147,6 +149,15 @@ impl Counter {
             crate::ffi::Bucket::of(&env, "AUDIT_ARCHIVE"),
             settings,
             current.as_ref().map_or(0, |s| s.version),
+            // A test hook, and only with the test hooks on: see `counter/archive.rs`.
+            if var("ADMIN_TEST_HOOKS").as_deref() == Some("1") {
+                var("ARCHIVE_TEST_PAUSE_MS")
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .unwrap_or(0)
+                    .min(600_000)
+            } else {
+                0
+            },
         );
         Counter {
             state,
@@ -263,7 +274,11 @@ impl Counter {
                 self.archived_proof(pq)
                     .unwrap_or_else(|| reply(self.ledger.consistency(&self.store, &q)))
             }
-            ObjectCall::ValueAsOf(q) => reply(self.value_as_of(&current, &q)),
+            ObjectCall::ValueAsOf(q) => match self.value_as_of(&current, &q) {
+                Ok(AsOf::Body(b)) => http::json(&b, &[]),
+                Ok(AsOf::Pointer(p)) => http::json(&p.to_json(), &[(POINTER_HEADER, "as_of")]),
+                Err(p) => http::problem(&p),
+            },
             ObjectCall::ExportPage { csv, after, until } => {
                 // A page that starts in the archive: the segment's record, which the Worker
                 // reads from R2 itself (`edge/export.rs`).
@@ -746,15 +761,26 @@ impl Counter {
     }
 }
 
+/// A past value: its body, or (when it lies in the archive) the pointer the Worker completes
+/// from R2 (`edge/archive.rs`).
+enum AsOf {
+    Body(String),
+    Pointer(crate::core::archive::AsOfPointer),
+}
+
 impl Counter {
     /// `GET /api/value?as_of_version=|as_of=`: the value after a past version, from its audit
-    /// entry (found by binary search over versions for an instant: `at` never decreases).
+    /// entry (found by binary search over versions for an instant: `at` never decreases). An
+    /// entry in the archive is the Worker's to read: the object answers with the segment that
+    /// holds it ([`crate::core::archive::AsOfPointer`]), found by version, or for an instant
+    /// before the oldest hot entry by the `first_at` index of the segments.
     fn value_as_of(
         &self,
         current: &Snapshot,
         q: &crate::core::ledger::AsOfQuery,
-    ) -> Result<String, Problem> {
-        use crate::core::ledger::{self, AsOf, InclusionQuery};
+    ) -> Result<AsOf, Problem> {
+        use crate::core::archive::{AsOfPointer, AsOfTarget};
+        use crate::core::ledger::{self, AsOf as At, InclusionQuery};
         let internal = |e: String| {
             log_event("error", "as-of read failed", |w| {
                 w.string("error", &e);
@@ -762,26 +788,55 @@ impl Counter {
             Problem::Internal
         };
         let archived = self.archive.archived_through();
-        let version = match &q.at {
-            AsOf::Version(v) if *v > current.version => {
+        let (version, target) = match &q.at {
+            At::Version(v) if *v > current.version => {
                 return Err(ledger::beyond("as_of_version", *v, current.version))
             }
-            AsOf::Version(v) => *v,
-            AsOf::Time(t) => self
-                .store
-                .version_at(t, archived, current.version)
-                .map_err(internal)?,
+            At::Version(v) => (*v, AsOfTarget::Version(*v)),
+            At::Time(t) => {
+                let v = self
+                    .store
+                    .version_at(t, archived, current.version)
+                    .map_err(internal)?;
+                if v == archived && archived > 0 {
+                    // Every hot entry (if any) is after the instant: the answer is in the
+                    // archive, in the last segment that starts at or before it, or before the
+                    // first change.
+                    match self.archive.segment_at(t) {
+                        Ok(Some(seg)) => (seg.first, AsOfTarget::Time(t.clone())),
+                        Ok(None) => (0, AsOfTarget::Version(0)),
+                        Err(None) => {
+                            return Err(Problem::Unavailable {
+                                retry_after_secs: 5,
+                            })
+                        }
+                        Err(Some(e)) => return Err(internal(e)),
+                    }
+                } else {
+                    (v, AsOfTarget::Version(v))
+                }
+            }
         };
-        // Entries in the archive are out of this read's reach (it answers from the object);
-        // a time at or before the hot window lands here too.
-        if version > 0 && version <= archived {
-            return Err(Problem::InvalidQuery(format!(
-                "version {version} is in the audit archive (versions 1 to {archived}), which past-value reads do not reach; GET /api/audit?after={}&limit=1 has its entry.",
-                version - 1
-            )));
-        }
         if version == 0 {
-            return Ok(ledger::as_of_json(None, None));
+            return Ok(AsOf::Body(ledger::as_of_json(None, None)));
+        }
+        if version <= archived {
+            // The segment root and every hash above it, for the segment's first version: the
+            // same for each entry of the segment (`AsOfPointer`).
+            let pointer = self
+                .archive
+                .proof_pointer(ProofQuery::Inclusion {
+                    version: (version - 1) / SEGMENT_ENTRIES * SEGMENT_ENTRIES + 1,
+                    tree_size: current.version,
+                })
+                .map_err(internal)?
+                .filter(|p| p.segments.len() == 1)
+                .ok_or_else(|| internal(format!("no archived segment holds {version}")))?;
+            return Ok(AsOf::Pointer(AsOfPointer {
+                target,
+                proof: q.proof,
+                pointer,
+            }));
         }
         let entry = self
             .store
@@ -801,7 +856,10 @@ impl Counter {
         } else {
             None
         };
-        Ok(ledger::as_of_json(Some(&entry), proof.as_deref()))
+        Ok(AsOf::Body(ledger::as_of_json(
+            Some(&entry),
+            proof.as_deref(),
+        )))
     }
 }
 

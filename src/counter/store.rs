@@ -410,6 +410,45 @@ impl Store {
             .collect()
     }
 
+    /// The last archived segment whose first entry is at or before `at`, by the index on
+    /// `archive_segment_times.first_at`. Meaningful only while every archived segment has one
+    /// ([`Store::segment_without_first_at`]).
+    pub fn segment_at(&self, at: &str) -> Result<Option<Segment>, String> {
+        let rows = self
+            .sql
+            .exec_s(
+                "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segment_times t JOIN archive_segments s ON s.first = t.first WHERE s.archived = 1 AND t.first_at <= ? ORDER BY t.first_at DESC, t.first DESC LIMIT 1",
+                at,
+            )
+            .map_err(|e| error_text(&e))?
+            .rows();
+        row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
+    }
+
+    /// An archived segment that has no `first_at` yet (archived before schema 6), if any.
+    pub fn segment_without_first_at(&self) -> Result<Option<Segment>, String> {
+        let rows = self
+            .sql
+            .exec(
+                "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segments s LEFT JOIN archive_segment_times t ON t.first = s.first WHERE s.archived = 1 AND t.first IS NULL ORDER BY s.first LIMIT 1",
+            )
+            .map_err(|e| error_text(&e))?
+            .rows();
+        row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
+    }
+
+    /// Records the instant of an archived segment's first entry.
+    pub fn set_first_at(&self, first: u64, at: &str) -> Result<(), String> {
+        self.sql
+            .exec_sn(
+                "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
+                at,
+                first as f64,
+            )
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
     /// Records a segment before it is written to R2 (not archived yet).
     pub fn record_segment(&self, seg: &Segment, at: &str) -> Result<(), String> {
         self.sql
@@ -439,13 +478,18 @@ impl Store {
     /// After the segment was read back and checked: marks it archived and deletes its entries
     /// and their Merkle rows below the segment's root, in one transaction. Fails (and changes nothing) unless every entry of the range is
     /// still here exactly once and the record is still pending.
-    pub fn complete_segment(&self, seg: &Segment) -> Result<(), String> {
+    pub fn complete_segment(&self, seg: &Segment, first_at: &str) -> Result<(), String> {
         let sql = &self.sql;
         let expected = seg.entries() as f64;
         self.storage
             .transaction_sync(&mut || {
                 let marked = sql.exec_n(
                     "UPDATE archive_segments SET archived = 1 WHERE first = ? AND archived = 0",
+                    seg.first as f64,
+                )?;
+                sql.exec_sn(
+                    "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
+                    first_at,
                     seg.first as f64,
                 )?;
                 let deleted = sql.exec_nn(
@@ -553,6 +597,16 @@ fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
             })
         })
         .collect()
+}
+
+/// A `first, last, bytes, sha256` row of `archive_segments`.
+fn segment_row(row: &js_sys::Array) -> Result<Segment, String> {
+    Ok(Segment {
+        first: int(&row.get(0))? as u64,
+        last: int(&row.get(1))? as u64,
+        bytes: int(&row.get(2))? as u64,
+        sha256: row.get(3).as_string().unwrap_or_default(),
+    })
 }
 
 /// An SQL integer column (a JavaScript number) as `i64`.

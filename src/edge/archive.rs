@@ -7,14 +7,17 @@
 //! renders the page. A proof that needs hashes of archived segments gets a
 //! [`ProofPointer`] (the hashes the object holds, and the segments): the Worker reads and
 //! checks each segment the same way, rebuilds its hashes, checks them against the segment root
-//! the object holds, and makes the proof ([`ProofPointer::prove`]). R2 unreachable, a segment
+//! the object holds, and makes the proof ([`ProofPointer::prove`]). A past value
+//! (`GET /api/value?as_of_version=|as_of=`) in the archive gets an [`AsOfPointer`]: one segment,
+//! checked the same way and against its segment root, in which the Worker finds the entry (by
+//! version, or the last at or before the instant) and, when asked, proves it. R2 unreachable, a segment
 //! missing, or bytes that fail a check: 503 with `Retry-After` (and an error log line).
 //! Nothing on this path can change anything.
 
 use web_sys::Response;
 use worker::Env;
 
-use crate::core::archive::{self, ProofPointer, Segment};
+use crate::core::archive::{self, AsOfPointer, ProofPointer, Segment};
 use crate::core::audit::AuditEntry;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
@@ -47,6 +50,9 @@ pub async fn resolve(
     };
     if kind == "proof" {
         return prove(env, text.as_deref()).await;
+    }
+    if kind == "as_of" {
+        return as_of(env, text.as_deref()).await;
     }
     let ObjectCall::Audit(q) = call else {
         log_event(
@@ -116,6 +122,30 @@ async fn prove(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
         blocks.push(read(env, seg).await.map_err(failed)?);
     }
     let body = pointer.prove(&blocks).map_err(failed)?;
+    http::json(&body, &[]).map_err(|_| Problem::Internal)
+}
+
+/// A past value from an archived segment: the segment read and checked against the record,
+/// its entries against the segment root the counter holds, then the entry (and its proof).
+async fn as_of(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
+    let Some(pointer) = text
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| AsOfPointer::from_json(&v))
+    else {
+        log_event("error", "the counter's as-of pointer is malformed", |_| {});
+        return Err(Problem::Internal);
+    };
+    let failed = |e: String| {
+        log_event("error", "archive read failed", |w| {
+            w.string("segment", &pointer.segment().name())
+                .string("error", &e);
+        });
+        Problem::Unavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }
+    };
+    let entries = read(env, pointer.segment()).await.map_err(failed)?;
+    let body = pointer.answer(&entries).map_err(failed)?;
     http::json(&body, &[]).map_err(|_| Problem::Internal)
 }
 

@@ -216,7 +216,10 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
             .map(Into::into)
         }
         Ok(Plan::Call(
-            call @ (ObjectCall::Audit(_) | ObjectCall::Inclusion(_) | ObjectCall::Consistency(_)),
+            call @ (ObjectCall::Audit(_)
+            | ObjectCall::Inclusion(_)
+            | ObjectCall::Consistency(_)
+            | ObjectCall::ValueAsOf(_)),
         )) => return Ok(archive_read(env, call, facts, origin.map(String::from)).into()),
         Ok(Plan::Call(call)) => forward::call_batched(&env, &call, config.batch_in_flight)
             .map(|(p, url)| (p, Some(url))),
@@ -504,7 +507,7 @@ fn with_body(
     })
 }
 
-/// A read of history (an audit page, a proof): from the object, or completed from the archive
+/// A read of history (an audit page, a proof, a past value): from the object, or completed from the archive
 /// when the object points there ([`archive::resolve`]).
 fn archive_read(
     env: Env,
