@@ -284,16 +284,32 @@ function median(xs) {
   return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
 }
 
+/** How flat the database stayed in the "after" run once warmed up (from its third sample on). */
+function flat(a) {
+  const warm = a.samples.slice(2).map((x) => x.database_bytes);
+  if (!warm.length) return '';
+  const lo = Math.min(...warm);
+  const hi = Math.max(...warm);
+  const mid = (lo + hi) / 2;
+  return `With the window, from ${n(a.samples[2].changes)} changes on, database_bytes stayed between ${n(lo)} and ${n(hi)} (${n(mid)} ± ${n((100 * (hi - lo)) / 2 / mid, 1)}%), sampled during the load (so the key table holds the last 10 s of changes, and up to 1,023 entries wait for their segment to be due).`;
+}
+
+/** The end-to-end check of the "after" run's whole history. */
+function history(h) {
+  if (!h) return '';
+  return ` At the end of that run the whole history of ${n(h.entries)} entries paged back through \`/api/audit\` (${n(h.pages)} pages, archive and hot, in ${n(h.paged_seconds, 1)} s), and its NDJSON export (${n(h.export_bytes)} bytes in ${n(h.export_seconds, 1)} s, tree size ${n(h.tree_size)}) verified offline with \`audit-verify --export … --checkpoint … --unsigned\`: "${h.verified}".`;
+}
+
 function storageSection(st) {
   const b = st.before;
   const a = st.after;
   const ar = st.archival;
   const lat = (x) => `${n(x.p50_ms, 1)} / ${n(x.p99_ms, 1)} / ${n(x.max_ms, 1)} ms (${n(x.n)} changes)`;
-  const rows = a.samples.map((x, i) => [n(x.changes), n(b.samples[i]?.database_bytes), n(x.database_bytes), n(x.hot_entries), n(x.archived_entries)]);
+  const rows = a.samples.map((x) => [n(x.changes), n(b.samples.find((y) => y.changes === x.changes)?.database_bytes), n(x.database_bytes), n(x.hot_entries), n(x.archived_entries)]);
   return `
 ## Storage: the audit archive
 
-\`node bench/storage.mjs\` (run by \`make bench\` after the rest; alone: \`BENCH_STORAGE_CHANGES=… BENCH_STORAGE_BACKLOG=… node bench/storage.mjs && node bench/report.mjs\`), ${st.when}, ${st.cpus} cores; load average ${st.load_average_start} at the start and ${st.load_average_end} at the end (other work shared the machine). Changes answered 503 (overload) were retried with their key after \`Retry-After\`, as clients do: ${n(st.retried_503 ?? 0)} retries in the whole run, their wait included in the latencies. Our Worker under Miniflare with the emulated R2 bucket on disk; ${n(b.changes)} keyed changes from 16 concurrent clients per size run.
+\`node bench/storage.mjs\` (run by \`make bench\` after the rest; alone: \`BENCH_STORAGE_CHANGES=… BENCH_STORAGE_BACKLOG=… node bench/storage.mjs && node bench/report.mjs\`), ${st.when}, ${st.cpus} cores; load average ${st.load_average_start} at the start and ${st.load_average_end} at the end (other work shared the machine). Changes answered 503 (overload) were retried with their key after \`Retry-After\`, as clients do: ${n(st.retried_503 ?? 0)} retries in the whole run, their wait included in the latencies; changes answered 500 (the local runtime's own "Cannot perform I/O on behalf of a different request" under sustained batched load, the known batching fault) were sent again with their key too: ${n(st.retried_500 ?? 0)}. Our Worker under Miniflare with the emulated R2 bucket on disk; ${n(b.changes)} keyed changes without the window and ${n(a.changes)} with it, from 16 concurrent clients.
 
 | | before: \`AUDIT_HOT_ENTRIES=0\` (everything kept) | after: \`AUDIT_HOT_ENTRIES=1000\`, keys kept 10 s |
 | --- | --- | --- |
@@ -303,6 +319,8 @@ function storageSection(st) {
 | changes/s (16 clients) | ${n(b.changes_per_second)} | ${n(a.changes_per_second)} |
 
 ${table(['changes', 'database bytes before', 'database bytes after', 'hot entries after', 'archived entries after'], rows)}
+
+${flat(a)}${history(a.history)}
 
 Archival of a backlog of ${n(ar.backlog)} entries (made with archival off, then a restart with a window of 1,000): ${n(ar.archived)} entries in ${n(ar.segments)} segments in ${n(ar.seconds, 1)} s, **${n(ar.entries_per_second)} entries/s**. Changes from 4 closed-loop clients, p50 / p99 / max: **during the archival run ${lat(ar.mutation_during)}**, **without one ${lat(ar.mutation_without)}**.
 `;

@@ -11,15 +11,22 @@
 //    50,000) is archived after a restart with a window of 1,000; entries archived per second.
 // 3. Mutation latency during that archival run against without one: the same closed-loop load
 //    (4 clients) while the backlog is archived, then for as long again once it is done.
+// 4. The soak's history end to end, at the end of the "after" run (1.): every entry pages back
+//    through `/api/audit` (archive and hot, versions 1..N, each `previous_value` the prior
+//    `value`), and the whole NDJSON export verifies offline with `audit-verify` against its
+//    `Audit-Checkpoint` (every line canonical, no gap, the chain, the root over all N entries).
 //
 // Under plain Miniflare (bench/miniflare.mjs) with the emulated R2 bucket persisted on disk.
 // Writes bench/results/storage.json; bench/report.mjs adds it to BENCHMARKS.md. Figures only:
 // it fails loudly when something breaks (a change refused, an entry missing), never on speed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, TARGETS, TMP, start, stop } from './server.mjs';
+import { spawnSync } from 'node:child_process';
+import { ROOT, TARGETS, TMP, snapshotBuild, start, stop } from './server.mjs';
 
 const CHANGES = Number(process.env.BENCH_STORAGE_CHANGES ?? 200_000);
+// The run without the window grows linearly; it may be shorter (BENCH_STORAGE_BEFORE_CHANGES).
+const BEFORE_CHANGES = Number(process.env.BENCH_STORAGE_BEFORE_CHANGES ?? CHANGES);
 const BACKLOG = Number(process.env.BENCH_STORAGE_BACKLOG ?? 50_000);
 const CLIENTS = 16;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -37,8 +44,9 @@ async function health(s) {
 }
 
 let retried = 0;
-/** One keyed change, retried with the same key after a 503 (as a client must); its latency
- * includes the retries. */
+let retried500 = 0;
+/** One keyed change, retried with the same key after a 503 or a 500 (as a client must: the
+ * contract says both changed nothing); its latency includes the retries. */
 async function increment(s) {
   const t0 = performance.now();
   const k = key();
@@ -46,8 +54,11 @@ async function increment(s) {
     const r = await fetch(`${s.url}/api/increment`, { method: 'POST', headers: { 'idempotency-key': k } });
     const body = await r.text();
     if (r.status === 200) return performance.now() - t0;
-    if (r.status !== 503 || attempt >= 20) throw new Error(`increment ${r.status}: ${body}`);
-    retried++;
+    if ((r.status !== 503 && r.status !== 500) || attempt >= 20) throw new Error(`increment ${r.status}: ${body}`);
+    if (r.status === 500) {
+      retried500++;
+      if (retried500 <= 3) console.log(`storage: a 500, sent again with its key: ${body.slice(0, 160)}`);
+    } else retried++;
     await sleep(1000 * Number(r.headers.get('retry-after') ?? 1));
   }
 }
@@ -89,7 +100,60 @@ const pct = (xs, p) => {
   return +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2);
 };
 
-async function sizeRun(name, vars) {
+/** A read, retried after a 503 (an archived segment R2 could not serve right then). */
+async function read(s, url) {
+  for (let attempt = 0; ; attempt++) {
+    const r = await fetch(`${s.url}${url}`);
+    if (r.status === 200) return r;
+    const body = await r.text();
+    if (r.status !== 503 || attempt >= 10) throw new Error(`${url}: ${r.status} ${body}`);
+    await sleep(1000 * Number(r.headers.get('retry-after') ?? 1));
+  }
+}
+
+/** The whole history of `n` entries, end to end: paged, exported and verified offline. */
+async function verifyHistory(s, n) {
+  const t0 = performance.now();
+  let after = 0;
+  let previous = 0;
+  let pages = 0;
+  for (;;) {
+    const page = await (await read(s, `/api/audit?after=${after}&limit=1000`)).json();
+    pages++;
+    for (const e of page.entries) {
+      if (e.version !== after + 1 || e.previous_value !== previous) throw new Error(`audit page after ${after}: ${JSON.stringify(e)}`);
+      previous = e.value;
+      after = e.version;
+    }
+    if (page.next_after === null) break;
+    if (page.next_after !== after) throw new Error(`next_after ${page.next_after} after ${after}`);
+  }
+  if (after !== n) throw new Error(`paged ${after} entries of ${n}`);
+  const pagedSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const r = await read(s, '/api/audit/export');
+  const text = await r.text();
+  const exportSeconds = (performance.now() - t1) / 1000;
+  const dir = fs.mkdtempSync(path.join(TMP, 'storage-export-'));
+  fs.writeFileSync(path.join(dir, 'audit.ndjson'), text);
+  fs.writeFileSync(path.join(dir, 'checkpoint.txt'), Buffer.from(r.headers.get('audit-checkpoint'), 'base64'));
+  const v = spawnSync('cargo', ['run', '--quiet', '--bin', 'audit-verify', '--', '--export', path.join(dir, 'audit.ndjson'),
+    '--checkpoint', path.join(dir, 'checkpoint.txt'), '--unsigned'], { cwd: ROOT, encoding: 'utf8' });
+  if (v.status !== 0) throw new Error(`audit-verify failed (${v.status}): ${v.stdout}${v.stderr}`);
+  const lines = text.split('\n').length - 1;
+  if (lines !== n) throw new Error(`export has ${lines} lines of ${n}`);
+  return {
+    entries: n,
+    pages,
+    paged_seconds: +pagedSeconds.toFixed(1),
+    export_bytes: text.length,
+    export_seconds: +exportSeconds.toFixed(1),
+    tree_size: Number(r.headers.get('audit-tree-size')),
+    verified: v.stdout.trim().split('\n').pop(),
+  };
+}
+
+async function sizeRun(name, vars, CHANGES) {
   const dir = fs.mkdtempSync(path.join(TMP, `storage-${name}-`));
   const s = await start('ours', { args: args(dir, vars) });
   try {
@@ -101,6 +165,7 @@ async function sizeRun(name, vars) {
       every: async (done) => {
         const h = await health(s);
         samples.push({ changes: done, database_bytes: h.database_bytes, hot_entries: h.hot_entries, archived_entries: h.archived_entries });
+        console.log(`storage: ${name}: ${done} changes, database_bytes ${h.database_bytes}, hot ${h.hot_entries}, archived ${h.archived_entries}`);
       },
     });
     await sleep(3000); // the last archival run
@@ -109,7 +174,9 @@ async function sizeRun(name, vars) {
     samples.push({ changes: CHANGES, database_bytes: h.database_bytes, hot_entries: h.hot_entries, archived_entries: h.archived_entries });
     const half = samples[Math.floor(samples.length / 2) - 1];
     const last = samples[samples.length - 1];
+    const history = vars.AUDIT_HOT_ENTRIES > 0 ? await verifyHistory(s, CHANGES) : undefined;
     return {
+      history,
       vars,
       changes: CHANGES,
       changes_per_second: +(CHANGES / seconds).toFixed(0),
@@ -170,16 +237,19 @@ async function archivalRun() {
 }
 
 if (!TARGETS.ours) throw new Error('no ours target');
+snapshotBuild(); // a rebuild during the run must not change what is measured
 const load1 = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-console.log(`storage: ${CHANGES} changes per size run, backlog ${BACKLOG}; load average ${load1}`);
+console.log(`storage: ${BEFORE_CHANGES} changes without the window, ${CHANGES} with it, backlog ${BACKLOG}; load average ${load1}`);
 const result = { when: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, load_average_start: load1 };
-result.before = await sizeRun('before', { AUDIT_HOT_ENTRIES: 0, IDEMPOTENCY_RETENTION_SECONDS: 86400 });
+result.before = await sizeRun('before', { AUDIT_HOT_ENTRIES: 0, IDEMPOTENCY_RETENTION_SECONDS: 86400 }, BEFORE_CHANGES);
 console.log(`storage: before: ${result.before.bytes_per_change} B/change (${result.before.database_bytes_end} B)`);
-result.after = await sizeRun('after', { AUDIT_HOT_ENTRIES: 1000, IDEMPOTENCY_RETENTION_SECONDS: 10 });
+result.after = await sizeRun('after', { AUDIT_HOT_ENTRIES: 1000, IDEMPOTENCY_RETENTION_SECONDS: 10 }, CHANGES);
 console.log(`storage: after: ${result.after.bytes_per_change} B/change overall, ${result.after.bytes_per_change_second_half} B/change in the second half (${result.after.database_bytes_end} B)`);
+console.log(`storage: the whole history: ${JSON.stringify(result.after.history)}`);
 result.archival = await archivalRun();
 console.log(`storage: archival ${result.archival.entries_per_second} entries/s; p99 during ${result.archival.mutation_during.p99_ms} ms, without ${result.archival.mutation_without.p99_ms} ms`);
 result.retried_503 = retried;
+result.retried_500 = retried500;
 result.load_average_end = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
 fs.writeFileSync(path.join(ROOT, 'bench/results/storage.json'), JSON.stringify(result, null, 2) + '\n');
