@@ -14,9 +14,11 @@ STATE ?= .wrangler/state
 
 .PHONY: dev test build setup lint unit web-unit e2e ops web-e2e smoke bench lighthouse screenshots clean
 
-## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE)
+## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE): both Worker
+## scripts in one local runtime, the edge (wrangler.toml, the primary: it gets the port) and the
+## objects (objects.toml). `--var` reaches only the edge; the objects' vars are objects.toml's.
 dev: build
-	node_modules/.bin/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(STATE)
+	node_modules/.bin/wrangler dev -c wrangler.toml -c objects.toml --ip 127.0.0.1 --port $(PORT) --persist-to $(STATE)
 
 ## test: every test: formatting, lints, unit tests, end-to-end tests against the real runtime
 test:
@@ -52,16 +54,19 @@ web-unit:
 e2e:
 	timeout 1200 cargo test --tests -- --test-threads 4
 
-# Operations: the workflows (actionlint, the workflow schema), both environments' deploy bundles
-# (wrangler deploy --dry-run: no account), the runbook's queries, request metrics and
+# Operations: the workflows (actionlint, the workflow schema), both scripts' deploy bundles in both
+# environments (wrangler deploy --dry-run: no account), the runbook's queries, request metrics and
 # GET /api/metrics under Miniflare, and the smoke test against a local server.
 ops: build
+	rm -rf target/deploy
 	timeout 120 .venv/bin/actionlint .github/workflows/ci.yml .github/workflows/deploy.yml
 	timeout 120 .venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml .github/workflows/deploy.yml
 	timeout 120 .venv/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/build/action.yml
 	timeout 120 .venv/bin/python -m unittest tests/ops/queries_test.py
-	timeout 300 node_modules/.bin/wrangler deploy --dry-run --env staging --outdir target/deploy/staging
-	timeout 300 node_modules/.bin/wrangler deploy --dry-run --env production --outdir target/deploy/production
+	for env in staging production; do \
+	  timeout 300 node_modules/.bin/wrangler deploy --dry-run -c objects.toml --env $$env --outdir target/deploy/$$env/objects; \
+	  timeout 300 node_modules/.bin/wrangler deploy --dry-run -c wrangler.toml --env $$env --outdir target/deploy/$$env/edge; \
+	done
 	timeout 300 node --test tests/ops/
 
 # The smoke test against any deployment: make smoke URL=https://…

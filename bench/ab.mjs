@@ -5,7 +5,7 @@
 //
 //   node bench/ab.mjs --rounds 3 --duration 5 js-counter /tmp/a/build /tmp/b/build
 //
-// A target is `noop`, `js-counter` or a folder holding a worker-build output (index.js),
+// A target is `noop`, `js-counter` or a folder holding scripts/build.sh's output (edge/, objects/),
 // optionally followed by vars for it: `/tmp/b/build,REQUEST_LOG_SAMPLE_RATE=0`.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -22,7 +22,8 @@ const targets = positionals.map((p, i) => {
   const key = `build${i}`;
   TARGETS[key] = {
     ...TARGETS.ours,
-    script: path.resolve(dir, 'index.js'),
+    script: path.resolve(dir, 'edge/index.js'),
+    objects: path.resolve(dir, 'objects/index.js'),
     args: [...TARGETS.ours.args, ...vars.flatMap((v) => ['--var', v])],
   };
   return { name: p, key };

@@ -245,7 +245,7 @@ async function pacedRuns() {
 // object (bench/capacity.mjs), without the edge. Its own process group, stopped like a server.
 async function capacityRuns() {
   if (!cfg.capacity.length) return;
-  const args = [path.join(ROOT, 'bench/capacity.mjs'), '--script', TARGETS.ours.script, '--sizes', cfg.capacity.join(','),
+  const args = [path.join(ROOT, 'bench/capacity.mjs'), '--script', TARGETS.ours.objects, '--sizes', cfg.capacity.join(','),
     '--seconds', String(cfg.capacity_seconds), '--compat', COMPAT_DATE];
   const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   if (env.BENCH_PGIDS) fs.appendFileSync(env.BENCH_PGIDS, `${child.pid}\n`);
@@ -406,7 +406,7 @@ function meta() {
   };
 }
 
-/** 5. What a deployment ships: the Wasm module and its JavaScript glue, raw and gzipped. */
+/** 5. What a deployment ships: each script's Wasm module and its JavaScript glue, raw and gzipped. */
 function sizes() {
   const one = (name) => {
     const file = path.join(build, name);
@@ -417,7 +417,7 @@ function sizes() {
       sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 16),
     };
   };
-  return [one('index_bg.wasm'), one('index.js')];
+  return ['edge', 'objects'].flatMap((script) => [one(`${script}/index_bg.wasm`), one(`${script}/index.js`)]);
 }
 
 function fmtRun(r) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The object's own capacity (run by bench/bench.mjs; also on its own):
-//   node bench/capacity.mjs --script <build/index.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
-// Starts, under plain Miniflare, our Worker (it owns the Counter object class, in-memory
+//   node bench/capacity.mjs --script <build/objects/index.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
+// Starts, under plain Miniflare, our objects script (it owns the Counter object class, in-memory
 // storage) and bench/capacity/driver.js bound to that class, then for each size asks the driver
 // to keep calls of that many changes in flight for the given seconds. Around each run it reads
 // workerd's CPU time from /proc. Prints one line per size and a final
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: a } = parseArgs({
   options: {
-    script: { type: 'string', default: path.join(ROOT, 'build/index.js') },
+    script: { type: 'string', default: path.join(ROOT, 'build/objects/index.js') },
     sizes: { type: 'string', default: '1,16,64' },
     seconds: { type: 'string', default: '5' },
     lanes: { type: 'string', default: '4' },
@@ -27,7 +27,7 @@ const sizes = a.sizes.split(',').map(Number);
 const seconds = Number(a.seconds);
 const lanes = Number(a.lanes);
 if (sizes.some((s) => !(s >= 1 && s <= 64)) || !(seconds > 0) || !(lanes >= 1)) {
-  console.error('usage: node bench/capacity.mjs [--script build/index.js] [--sizes 1,16,64] [--seconds 5] [--lanes 4]');
+  console.error('usage: node bench/capacity.mjs [--script build/objects/index.js] [--sizes 1,16,64] [--seconds 5] [--lanes 4]');
   process.exit(2);
 }
 const script = path.resolve(a.script);
@@ -54,7 +54,7 @@ const mf = new Miniflare({
       compatibilityDate: a.compat,
       durableObjects: { COUNTER: { className: 'Counter', useSQLite: true } },
       durableObjectsPersist: false,
-      bindings: { RATE_LIMIT_PER_10S: '0', WS_CONNECTIONS_PER_CLIENT: '0', REQUEST_LOG_SAMPLE_RATE: '0' },
+      bindings: { RATE_LIMIT_PER_10S: '0', WS_CONNECTIONS_PER_CLIENT: '0' },
     },
   ],
 });

@@ -10,6 +10,9 @@
 //   node bench/miniflare.mjs --script <path/to/worker.js> --port <n>
 //        [--do <ClassName> [--binding <NAME>]]   SQLite-backed Durable Object (binding defaults to COUNTER)
 //        [--extra-do <ClassName>:<BINDING>]...   more SQLite-backed Durable Object classes of the same script
+//        [--objects <path/to/objects.js>]         the Durable Object classes (--do, --extra-do) live in this
+//                                                 second script, which the first binds by script name, as
+//                                                 deployed (our edge + objects); --var and --r2 reach both
 //        [--wasm]                                 add the CompiledWasm module rule (workers-rs / wasm-bindgen output)
 //        [--compat <YYYY-MM-DD>]                  compatibility date (default 2026-04-01, as in wrangler.toml)
 //        [--persist <dir>]                        persist DO storage (and R2) (default: in memory, fresh every start)
@@ -23,7 +26,7 @@
 // Examples:
 //   node bench/miniflare.mjs --script bench/peers/noop/worker.js --port 8801
 //   node bench/miniflare.mjs --script bench/peers/js-counter/worker.js --port 8802 --do Counter --binding COUNTER
-//   node bench/miniflare.mjs --script build/index.js --port 8803 --do Counter --binding COUNTER --wasm
+//   node bench/miniflare.mjs --script build/edge/index.js --objects build/objects/index.js --port 8803 --do Counter --binding COUNTER --wasm
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { parseArgs } from 'node:util';
 import path from 'node:path';
@@ -40,6 +43,7 @@ const { values: a } = parseArgs({
     persist: { type: 'string' },
     var: { type: 'string', multiple: true, default: [] },
     'extra-do': { type: 'string', multiple: true, default: [] },
+    objects: { type: 'string' },
     metrics: { type: 'boolean', default: false },
     r2: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
@@ -48,7 +52,7 @@ const { values: a } = parseArgs({
   },
 });
 if (a.help || !a.script || !a.port) {
-  console.error('usage: node bench/miniflare.mjs --script <worker.js> --port <n> [--do <Class> [--binding <NAME>]] [--wasm] [--compat <date>] [--persist <dir>] [--var NAME=VALUE]... [--verbose] [--workerd-verbose]');
+  console.error('usage: node bench/miniflare.mjs --script <worker.js> --port <n> [--do <Class> [--binding <NAME>]] [--extra-do <Class>:<BINDING>]... [--objects <objects.js>] [--wasm] [--compat <date>] [--persist <dir>] [--var NAME=VALUE]... [--verbose] [--workerd-verbose]');
   process.exit(a.help ? 0 : 2);
 }
 const scriptPath = path.resolve(a.script);
@@ -97,18 +101,38 @@ if (a.r2.length) {
   opts.r2Persist = a.persist ?? false;
 }
 
-// --metrics: the dataset is a wrapped binding whose writeDataPoint drops the point (what the local
-// runtime does with a real dataset too), so the Worker pays for building and writing every point.
+// --objects: the classes move to a second worker (its own modules root: both builds name their
+// module index_bg.wasm) and the first binds them by script name.
 let mfOpts = opts;
-if (a.metrics) {
-  const { cf, host, port, log, verbose, durableObjectsPersist, ...worker } = opts;
-  worker.bindings = {
-    ...(worker.bindings ?? {}),
-    CF_VERSION_METADATA: { id: '00000000-0000-4000-8000-000000000000', tag: '', timestamp: '' },
-  };
-  worker.wrappedBindings = { METRICS: { scriptName: 'metrics-sink' } };
-  const sink = { name: 'metrics-sink', modules: true, script: 'export default function () { return { writeDataPoint() {} }; }' };
-  mfOpts = { cf, host, port, log, verbose, durableObjectsPersist, workers: [{ name: 'bench', ...worker }, sink] };
+if (a.objects || a.metrics) {
+  const { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, ...worker } = opts;
+  const workers = [];
+  if (a.objects) {
+    const objectsPath = path.resolve(a.objects);
+    if (!fs.existsSync(objectsPath)) {
+      console.error(`no such script: ${objectsPath}`);
+      process.exit(2);
+    }
+    const classes = worker.durableObjects ?? {};
+    worker.durableObjects = Object.fromEntries(
+      Object.entries(classes).map(([binding, { className }]) => [binding, { className, scriptName: 'objects' }]),
+    );
+    const { scriptPath: _s, modulesRoot: _m, durableObjects: _d, wrappedBindings: _w, ...shared } = worker;
+    workers.push({ ...shared, name: 'objects', scriptPath: objectsPath, modulesRoot: path.dirname(objectsPath), durableObjects: classes });
+  }
+  // --metrics: the dataset is a wrapped binding whose writeDataPoint drops the point (what the
+  // local runtime does with a real dataset too), so the Worker pays for building and writing
+  // every point.
+  if (a.metrics) {
+    worker.bindings = {
+      ...(worker.bindings ?? {}),
+      CF_VERSION_METADATA: { id: '00000000-0000-4000-8000-000000000000', tag: '', timestamp: '' },
+    };
+    worker.wrappedBindings = { METRICS: { scriptName: 'metrics-sink' } };
+    workers.push({ name: 'metrics-sink', modules: true, script: 'export default function () { return { writeDataPoint() {} }; }' });
+  }
+  workers.unshift({ name: 'bench', ...worker });
+  mfOpts = { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, workers };
 }
 
 // Register our signal handler before `new Miniflare`: Miniflare 4 installs its own SIGINT/SIGTERM
@@ -138,4 +162,4 @@ try {
   console.error('miniflare failed to start:', e);
   process.exit(1);
 }
-console.log(`ready ${url.href} pid=${process.pid} (${(performance.now() - t0).toFixed(0)} ms) script=${a.script}${a.do ? ` do=${a.do}:${a.binding}` : ''}${a.wasm ? ' wasm' : ''}`);
+console.log(`ready ${url.href} pid=${process.pid} (${(performance.now() - t0).toFixed(0)} ms) script=${a.script}${a.objects ? ` objects=${a.objects}` : ''}${a.do ? ` do=${a.do}:${a.binding}` : ''}${a.wasm ? ' wasm' : ''}`);

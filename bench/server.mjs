@@ -22,6 +22,10 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 // `ours` keeps every socket on the counter (RELAY_SOCKETS_PER_RELAY=0, the design before relays);
 // `ours-relays` is the same build with relays on: sockets go through Relay objects, each with one
 // upstream socket to the counter (RELAY_SHARDS is set per fan-out run).
+// Ours is two scripts, as deployed: the edge (the Worker) and the objects (Counter, Relay), which
+// the edge binds by script name (bench/miniflare.mjs --objects).
+const EDGE = 'build/edge/index.js';
+const OBJECTS = 'build/objects/index.js';
 const BASE_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 const OURS_ARGS = [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=0'];
 // `ours` and `ours-nolog` batch (the default BATCH_MAX_IN_FLIGHT); `ours-unbatched` does not.
@@ -29,14 +33,14 @@ export const TARGETS = {
   noop: { script: 'bench/peers/noop/worker.js', args: [] },
   floor: { script: 'bench/peers/floor/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
-  ours: { script: 'build/index.js', args: OURS_ARGS },
-  'ours-nolog': { script: 'build/index.js', args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
+  ours: { script: EDGE, objects: OBJECTS, args: OURS_ARGS },
+  'ours-nolog': { script: EDGE, objects: OBJECTS, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
   // As deployed: a METRICS dataset bound (its points discarded), so every request writes one.
-  'ours-metrics': { script: 'build/index.js', args: [...OURS_ARGS, '--metrics'] },
-  'ours-relays': { script: 'build/index.js', args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
+  'ours-metrics': { script: EDGE, objects: OBJECTS, args: [...OURS_ARGS, '--metrics'] },
+  'ours-relays': { script: EDGE, objects: OBJECTS, args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
   // Batching off (BATCH_MAX_IN_FLIGHT=off): every request is its own call to the object, as
   // before group commit; without log lines, so it compares with ours-nolog.
-  'ours-unbatched': { script: 'build/index.js', args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0', '--var', 'BATCH_MAX_IN_FLIGHT=off'] },
+  'ours-unbatched': { script: EDGE, objects: OBJECTS, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0', '--var', 'BATCH_MAX_IN_FLIGHT=off'] },
 };
 /** The targets that run this repository's Worker (they serve /api/health). */
 export const OUR_BUILDS = ['ours', 'ours-nolog', 'ours-relays', 'ours-metrics', 'ours-unbatched'];
@@ -53,7 +57,10 @@ if (!process.env.BENCH_TMP) process.on('exit', () => fs.rmSync(TMP, { recursive:
 export function snapshotBuild() {
   const dir = path.join(TMP, 'build');
   fs.cpSync(path.join(ROOT, 'build'), dir, { recursive: true });
-  for (const t of OUR_BUILDS) TARGETS[t].script = path.join(dir, 'index.js');
+  for (const t of OUR_BUILDS) {
+    TARGETS[t].script = path.join(dir, 'edge/index.js');
+    TARGETS[t].objects = path.join(dir, 'objects/index.js');
+  }
   return dir;
 }
 
@@ -81,7 +88,8 @@ export async function start(target, { timeoutMs = 60_000, args = [] } = {}) {
   // straight to a file so a chatty Worker never blocks on a pipe we would have to drain.
   const child = spawn(process.execPath, [
     path.join(ROOT, 'bench/miniflare.mjs'),
-    '--script', path.resolve(ROOT, t.script), '--port', String(port), '--compat', COMPAT_DATE, ...t.args, ...args,
+    '--script', path.resolve(ROOT, t.script), '--port', String(port), '--compat', COMPAT_DATE,
+    ...(t.objects ? ['--objects', path.resolve(ROOT, t.objects)] : []), ...t.args, ...args,
   ], { cwd: ROOT, detached: true, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   const pgid = child.pid;

@@ -46,20 +46,23 @@
 
 pub mod core;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "objects"))]
 pub mod counter;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "edge"))]
 pub mod edge;
+// Shared by both scripts; a one-script build leaves some of their helpers unused.
 #[cfg(target_arch = "wasm32")]
+#[cfg_attr(not(all(feature = "edge", feature = "objects")), allow(dead_code))]
 pub mod ffi;
 #[cfg(target_arch = "wasm32")]
+#[cfg_attr(not(all(feature = "edge", feature = "objects")), allow(dead_code))]
 pub mod http;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "objects"))]
 pub mod relay;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "objects"))]
 pub use counter::Counter;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "objects"))]
 pub use relay::Relay;
 
 /// Runs once per isolate: panics (which would be bugs) are logged with their message.
@@ -72,7 +75,7 @@ fn start() {
 /// The Worker's `fetch` handler: every request that is not a static file. It returns a
 /// `Response` or a `Promise` of one, which the runtime accepts alike; see [`edge`] for why it
 /// is not an `async fn` (and so not `#[event(fetch)]`).
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "edge"))]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn fetch(
     req: web_sys::Request,
@@ -80,4 +83,17 @@ pub fn fetch(
     _ctx: wasm_bindgen::JsValue,
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     edge::handle(req, env)
+}
+
+/// The objects script's own `fetch` handler: the script is reached only through its Durable
+/// Object classes (the edge's `COUNTER` and `RELAY` bindings), so a request addressed to the
+/// script itself gets 404.
+#[cfg(all(target_arch = "wasm32", feature = "objects", not(feature = "edge")))]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fetch(
+    _req: web_sys::Request,
+    _env: worker::Env,
+    _ctx: wasm_bindgen::JsValue,
+) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+    http::problem(&core::problem::Problem::NotFound).map(Into::into)
 }

@@ -18,6 +18,9 @@ use super::vocab::Operation;
 /// The origin of internal URLs; the object ignores it.
 pub const ORIGIN: &str = "https://counter";
 
+/// The name of the one counter object: the edge and the relays address it by this name.
+pub const OBJECT_NAME: &str = "global";
+
 /// One thing the edge asks the counter object to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectCall {

@@ -54,9 +54,6 @@ use archive::{Archiver, Step as ArchiveStep};
 use ledger::Ledger;
 use store::{CommitError, Store};
 
-/// The name of the one counter object.
-pub const OBJECT_NAME: &str = "global";
-
 /// What one mutation's [`Counter::step`] came to.
 enum Step {
     /// Committed: the caller adopts the state after it and broadcasts it.

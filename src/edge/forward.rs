@@ -24,7 +24,7 @@ use worker::{Delay, Env};
 use crate::core::problem::Problem;
 use crate::core::retry::{self, Next};
 use crate::core::wire::ObjectCall;
-use crate::counter::OBJECT_NAME;
+use crate::core::wire::OBJECT_NAME;
 use crate::http::{self, log_event};
 
 use super::config;

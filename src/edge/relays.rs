@@ -23,7 +23,7 @@ use crate::core::problem::Problem;
 use crate::core::relay::{self, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
 use crate::core::routes::Route;
 use crate::core::wire::ObjectCall;
-use crate::counter::OBJECT_NAME;
+use crate::core::wire::OBJECT_NAME;
 use crate::http::{self, log_event};
 
 use super::config::string_var;

@@ -45,8 +45,8 @@ use crate::core::relay::{
     RelayCall, Upstream, FULL_HEADER, MARK_PREFIX, ROOM_HEADER, SEVER_ALARM_MS,
 };
 use crate::core::wire::ObjectCall;
+use crate::core::wire::OBJECT_NAME;
 use crate::counter::broadcast;
-use crate::counter::OBJECT_NAME;
 use crate::http::{self, log_event, now_ms};
 
 /// How long a browser's connect waits for the relay's state (its upstream connecting, or a

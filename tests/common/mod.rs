@@ -1,6 +1,7 @@
 //! Shared harness of the end-to-end suites: starts the real local runtime (`wrangler dev`, i.e.
-//! workerd with the project's wrangler.toml) on a free port with its own state folder, and
-//! talks HTTP and WebSocket to it.
+//! workerd with both of the project's Worker scripts: the edge, wrangler.toml, and the objects,
+//! objects.toml, in one runtime) on a free port with its own state folder, and talks HTTP and
+//! WebSocket to it.
 //!
 //! Every server runs in its own process group. Dropping a [`Server`] stops the group; a
 //! watchdog inside the group also stops it when the test process is gone (a panic, a kill),
@@ -40,7 +41,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// How to start a server.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// `--var NAME:VALUE` pairs.
+    /// Vars (and secrets) for both scripts: `--var NAME:VALUE` for the edge, and the objects
+    /// script's config with these values (see [`objects_config`]).
     pub vars: Vec<(String, String)>,
     /// Reuse this state folder (for restarts); a fresh one otherwise.
     pub state: Option<PathBuf>,
@@ -62,7 +64,9 @@ impl Server {
         let state = opts.state.clone().unwrap_or_else(|| temp_dir("state"));
         let port = free_port();
         let log = state.with_extension(format!("{port}.log"));
-        let mut cmd = wrangler_command(port, &state, &opts.vars, &log);
+        let objects = state.with_extension(format!("{port}.objects.toml"));
+        std::fs::write(&objects, objects_config(&opts.vars)).expect("write the objects config");
+        let mut cmd = wrangler_command(port, &state, &objects, &opts.vars, &log);
         let child = cmd.spawn().expect("spawn wrangler dev");
         let server = Server {
             base: format!("http://127.0.0.1:{port}"),
@@ -282,10 +286,74 @@ pub fn shared(opts: impl FnOnce() -> Options) -> MutexGuard<'static, Server> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn wrangler_command(port: u16, state: &Path, vars: &[(String, String)], log: &Path) -> Command {
+/// objects.toml with `vars` set in its `[vars]`: `wrangler dev --var` only reaches the first
+/// (primary) config's script, and the counter's settings (rate limit, socket cap, archival, key
+/// retention) are the objects script's. `main` becomes absolute (the copy lives under
+/// `target/e2e/`) and the `[build]` section goes: the edge's build command builds both.
+pub fn objects_config(vars: &[(String, String)]) -> String {
+    let text = std::fs::read_to_string(root().join("objects.toml")).expect("read objects.toml");
+    let mut out = String::new();
+    let mut section = String::new();
+    let mut set: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if section == "[vars]" {
+                for (k, v) in vars.iter().filter(|(k, _)| !set.contains(&k.as_str())) {
+                    out.push_str(&format!("{k} = {}\n", toml_string(v)));
+                }
+            }
+            section = trimmed.to_string();
+        }
+        if section == "[build]" {
+            continue;
+        }
+        let key = trimmed.split('=').next().unwrap_or("").trim();
+        if section.is_empty() && key == "main" {
+            let main = root().join("build/objects/index.js");
+            out.push_str(&format!(
+                "main = {}\n",
+                toml_string(&main.display().to_string())
+            ));
+            continue;
+        }
+        if section == "[vars]" {
+            if let Some((k, v)) = vars.iter().find(|(k, _)| k == key) {
+                out.push_str(&format!("{k} = {}\n", toml_string(v)));
+                set.push(k);
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(
+        section != "[vars]",
+        "objects.toml must not end with its top-level [vars]"
+    );
+    out
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string")
+}
+
+fn wrangler_command(
+    port: u16,
+    state: &Path,
+    objects: &Path,
+    vars: &[(String, String)],
+    log: &Path,
+) -> Command {
     let wrangler = root().join("node_modules/.bin/wrangler");
     let mut args = vec![
         "dev".to_string(),
+        // Both scripts in one runtime; the first config is the primary and gets the port.
+        "-c".into(),
+        root().join("wrangler.toml").display().to_string(),
+        "-c".into(),
+        objects.display().to_string(),
         "--ip".into(),
         "127.0.0.1".into(),
         "--port".into(),

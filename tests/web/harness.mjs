@@ -1,5 +1,6 @@
-// Shared by the browser suite and the screenshot script: a real `wrangler dev` (the project's
-// wrangler.toml, so the same Worker, Durable Object and static assets with their _headers) on
+// Shared by the browser suite and the screenshot script: a real `wrangler dev` (both of the
+// project's scripts: wrangler.toml, the edge with the static assets and their _headers, and
+// objects.toml, the Durable Objects, in one runtime) on
 // a free port with a fresh state folder, and Debian's Chromium driven by playwright-core.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -40,7 +41,7 @@ export async function startServer({ readyWithinMs = 120_000 } = {}) {
   const state = mkdtempSync(join(tmpdir(), 'acidizer-web-'));
   const logPath = `${state}.log`;
   const args = [
-    'dev', '--ip', '127.0.0.1', '--port', port, '--inspector-port', inspector,
+    'dev', '-c', join(ROOT, 'wrangler.toml'), '-c', join(ROOT, 'objects.toml'), '--ip', '127.0.0.1', '--port', port, '--inspector-port', inspector,
     '--persist-to', state, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
     '--show-interactive-dev-session=false',
   ];
