@@ -10,7 +10,7 @@
 //!
 //! | step | file | platform? |
 //! |---|---|---|
-//! | the Worker entry point | `lib.rs` (this file) | thin |
+//! | the entry points of both scripts | `lib.rs` (this file) | thin |
 //! | route, validate, key, forward, log | [`edge`] (`edge/mod.rs`, `forward.rs`, `body.rs`, `config.rs`) | yes |
 //! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
 //! | under load, many requests in one call (group commit) | `edge/batch.rs`, [`core::batch`] | yes / **no** |
@@ -27,6 +27,20 @@
 //!
 //! [`core`] holds every rule and compiles natively, so `cargo test --lib` checks it in
 //! milliseconds; the platform modules only exist in the `wasm32` build and stay thin.
+//!
+//! ## Two Worker scripts, one crate
+//!
+//! A Cloudflare script is one Wasm module, and each module must stay under 200 KB gzipped, so
+//! the Wasm build is two scripts chosen by cargo features (`scripts/build.sh` builds both):
+//!
+//! | script | feature | modules | config |
+//! |---|---|---|---|
+//! | the edge: the Worker's `fetch` | `edge` | [`edge`], [`http`], [`ffi`], [`core`] | `wrangler.toml` |
+//! | the objects: `Counter`, `Relay` | `objects` | [`counter`], [`relay`], [`http`], [`ffi`], [`core`] | `objects.toml` |
+//!
+//! The edge binds the objects' classes by script name; what both need (the object's name, the
+//! call's URL) is in [`core`]. The default features (both) are what `cargo clippy` and
+//! `cargo test` check; natively the features change nothing.
 //!
 //! ## The major components
 //!
