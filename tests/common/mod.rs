@@ -42,7 +42,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Vars (and secrets) for both scripts: `--var NAME:VALUE` for the edge, and the objects
-    /// script's config with these values (see [`objects_config`]).
+    /// script's config with these values (see [`local_config`]).
     pub vars: Vec<(String, String)>,
     /// Reuse this state folder (for restarts); a fresh one otherwise.
     pub state: Option<PathBuf>,
@@ -64,9 +64,13 @@ impl Server {
         let state = opts.state.clone().unwrap_or_else(|| temp_dir("state"));
         let port = free_port();
         let log = state.with_extension(format!("{port}.log"));
+        build_once();
+        let edge = state.with_extension(format!("{port}.edge.toml"));
+        std::fs::write(&edge, local_config("wrangler.toml", &[])).expect("write the edge config");
         let objects = state.with_extension(format!("{port}.objects.toml"));
-        std::fs::write(&objects, objects_config(&opts.vars)).expect("write the objects config");
-        let mut cmd = wrangler_command(port, &state, &objects, &opts.vars, &log);
+        std::fs::write(&objects, local_config("objects.toml", &opts.vars))
+            .expect("write the objects config");
+        let mut cmd = wrangler_command(port, &state, &edge, &objects, &opts.vars, &log);
         let child = cmd.spawn().expect("spawn wrangler dev");
         let server = Server {
             base: format!("http://127.0.0.1:{port}"),
@@ -286,12 +290,15 @@ pub fn shared(opts: impl FnOnce() -> Options) -> MutexGuard<'static, Server> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// objects.toml with `vars` set in its `[vars]`: `wrangler dev --var` only reaches the first
-/// (primary) config's script, and the counter's settings (rate limit, socket cap, archival, key
-/// retention) are the objects script's. `main` becomes absolute (the copy lives under
-/// `target/e2e/`) and the `[build]` section goes: the edge's build command builds both.
-pub fn objects_config(vars: &[(String, String)]) -> String {
-    let text = std::fs::read_to_string(root().join("objects.toml")).expect("read objects.toml");
+/// A copy of the project's config `file` for a test server: `vars` set in its top-level
+/// `[vars]` (`wrangler dev --var` only reaches the first, primary config's script, and the
+/// counter's settings, rate limit, socket cap, archival, key retention, are the objects
+/// script's), relative paths (`main`, the assets' `directory`) made absolute (the copy lives
+/// under `target/e2e/`), and no `[build]` section: the harness builds once itself
+/// ([`build_once`]), and a config with a build command makes `wrangler dev` rebuild and reload
+/// the runtime right after it started, which with two scripts can fail to bind a port again.
+pub fn local_config(file: &str, vars: &[(String, String)]) -> String {
+    let text = std::fs::read_to_string(root().join(file)).expect("read the config");
     let mut out = String::new();
     let mut section = String::new();
     let mut set: Vec<&str> = Vec::new();
@@ -308,12 +315,14 @@ pub fn objects_config(vars: &[(String, String)]) -> String {
         if section == "[build]" {
             continue;
         }
-        let key = trimmed.split('=').next().unwrap_or("").trim();
-        if section.is_empty() && key == "main" {
-            let main = root().join("build/objects/index.js");
+        let (key, value) = trimmed.split_once('=').unwrap_or((trimmed, ""));
+        let key = key.trim();
+        if key == "main" || key == "directory" {
+            let relative = value.trim().trim_matches('"');
+            let absolute = root().join(relative.trim_start_matches("./"));
             out.push_str(&format!(
-                "main = {}\n",
-                toml_string(&main.display().to_string())
+                "{key} = {}\n",
+                toml_string(&absolute.display().to_string())
             ));
             continue;
         }
@@ -329,9 +338,28 @@ pub fn objects_config(vars: &[(String, String)]) -> String {
     }
     assert!(
         section != "[vars]",
-        "objects.toml must not end with its top-level [vars]"
+        "{file} must not end with its top-level [vars]"
     );
     out
+}
+
+/// Builds both scripts once per test process (`scripts/build.sh` skips what is current, and
+/// concurrent runs take turns).
+pub fn build_once() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new("sh")
+            .arg(root().join("scripts/build.sh"))
+            .current_dir(root())
+            .output()
+            .expect("run scripts/build.sh");
+        assert!(
+            out.status.success(),
+            "scripts/build.sh failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
 }
 
 /// A TOML basic string.
@@ -342,6 +370,7 @@ fn toml_string(s: &str) -> String {
 fn wrangler_command(
     port: u16,
     state: &Path,
+    edge: &Path,
     objects: &Path,
     vars: &[(String, String)],
     log: &Path,
@@ -351,7 +380,7 @@ fn wrangler_command(
         "dev".to_string(),
         // Both scripts in one runtime; the first config is the primary and gets the port.
         "-c".into(),
-        root().join("wrangler.toml").display().to_string(),
+        edge.display().to_string(),
         "-c".into(),
         objects.display().to_string(),
         "--ip".into(),
