@@ -42,6 +42,8 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown --release -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --release --no-default-features --features edge -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --release --no-default-features --features objects -- -D warnings
 
 unit:
 	cargo test --lib
