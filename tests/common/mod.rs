@@ -59,8 +59,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server and waits until `/api/health` answers.
+    /// Starts a server and waits until `/api/health` answers. The port is one the system
+    /// just called free; another server starting at the same moment can still take it first
+    /// (the runtime then fails with "Address already in use"), so that case starts again on a
+    /// new port, up to three times.
     pub fn start(opts: Options) -> Server {
+        let mut attempt = 1;
+        loop {
+            let mut server = Server::spawn(opts.clone());
+            match server.wait_ready(Duration::from_secs(90)) {
+                Ok(()) => return server,
+                Err(_) if attempt < 3 && server.log_text().contains("Address already in use") => {
+                    eprintln!("port {} was taken; starting again on another", server.port);
+                    server.stop();
+                    attempt += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn spawn(opts: Options) -> Server {
         let state = opts.state.clone().unwrap_or_else(|| temp_dir("state"));
         let port = free_port();
         let log = state.with_extension(format!("{port}.log"));
@@ -72,33 +91,32 @@ impl Server {
             .expect("write the objects config");
         let mut cmd = wrangler_command(port, &state, &edge, &objects, &opts.vars, &log);
         let child = cmd.spawn().expect("spawn wrangler dev");
-        let server = Server {
+        Server {
             base: format!("http://127.0.0.1:{port}"),
             port,
             state,
             log,
             child: Some(child),
             opts,
-        };
-        server.wait_ready(Duration::from_secs(90));
-        server
+        }
     }
 
-    fn wait_ready(&self, limit: Duration) {
+    fn wait_ready(&self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
         loop {
             // 200, or 503 from an object that refuses to serve (a test may want exactly that).
             if let Ok(r) = try_request(&self.base, "GET", "/api/health", &[], None) {
                 if r.status == 200 || r.status == 503 {
-                    return;
+                    return Ok(());
                 }
             }
-            if started.elapsed() > limit {
-                panic!(
-                    "the server on port {} did not become ready in {limit:?}; log:\n{}",
+            let log = self.log_text();
+            if started.elapsed() > limit || log.contains("Address already in use") {
+                return Err(format!(
+                    "the server on port {} did not become ready in {:?}; log:\n{log}",
                     self.port,
-                    self.log_text()
-                );
+                    started.elapsed()
+                ));
             }
             std::thread::sleep(Duration::from_millis(150));
         }
