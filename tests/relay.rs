@@ -743,3 +743,219 @@ fn a_full_region_refuses_and_a_relay_that_passed_a_client_on_takes_it_when_only_
         f.close();
     }
 }
+
+/// `acidizer_rate_limited_total{limit="sockets"}` from `GET /api/metrics`.
+fn refused_sockets_metric(s: &Server) -> u64 {
+    let a = auth();
+    let r = s.request("GET", "/api/metrics", &[("authorization", &a)], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let line = r
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("acidizer_rate_limited_total{limit=\"sockets\"} "))
+        .unwrap_or_else(|| panic!("no refused sockets in the metrics:\n{}", r.body));
+    line.parse().unwrap()
+}
+
+/// Waits until the metric has not moved for 2.5 s (a relay reports within about a second);
+/// returns it.
+fn settled_refusals(s: &Server) -> u64 {
+    let mut last = refused_sockets_metric(s);
+    loop {
+        std::thread::sleep(Duration::from_millis(2500));
+        let now = refused_sockets_metric(s);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn the_watchdog_reconnects_an_upstream_that_nothing_else_would_and_browsers_see_no_gap() {
+    let s = server();
+    let mut b = Browser::new(&s, ip(7300));
+    let name = home(&b.ip);
+    wait_relay(&s, &name, "connected", |r| {
+        r.is_some_and(|r| r["upstream"] == true)
+    });
+    // The upstream closes and no reconnect is scheduled (as if that task were lost).
+    let unlinked = admin_post(&s, &format!("/api/admin/relays/unlink?relay={name}"));
+    assert_eq!(unlinked["unlinked"], name.as_str(), "{unlinked}");
+    log_line(&s, "the relay's upstream was unlinked while up", |l| {
+        l["msg"] == "relay upstream unlinked" && l["relay"] == name.as_str() && l["up"] == true
+    });
+    let before = b.last;
+    for i in 0..5 {
+        s.increment(&key("unlinked"), i + 1);
+    }
+    let want = expected_updates(&s);
+    // The browser keeps its socket (a drop fails the test) and gets every change in order:
+    // only the watchdog, finding no upstream, connects it again.
+    b.read_until(&s, before + 5, &want, false);
+    log_line(&s, "the watchdog found no upstream", |l| {
+        l["msg"] == "relay watchdog found no upstream" && l["relay"] == name.as_str()
+    });
+    b.sock.unwrap().close();
+}
+
+#[test]
+fn sockets_refused_by_a_relay_are_counted_in_the_counter_s_metrics_once() {
+    let s = server();
+    let client = ip(9000);
+    let url = format!("ws://127.0.0.1:{}/api/ws", s.port);
+    let before = settled_refusals(&s);
+    let mut mine: Vec<Socket> = (0..PER_CLIENT)
+        .map(|_| {
+            let mut sock = Socket::connect(&url, &[("cf-connecting-ip", &client)]);
+            assert_eq!(sock.next_json()["type"], "snapshot");
+            sock
+        })
+        .collect();
+    // Three refusals by the client's relay (the counter never sees these sockets).
+    for _ in 0..3 {
+        let refused = Socket::try_connect(&url, &[("cf-connecting-ip", &client)]);
+        assert_eq!(refused.err().as_deref(), Some("status 429"));
+    }
+    // A browser cannot report refusals itself: its relay answers its frame as unsupported.
+    let forged = number_acidizer::core::relay::report_message(1000);
+    mine[0].send_text(&forged);
+    let reply = mine[0].next_json();
+    assert_eq!(reply["type"], "error", "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while refused_sockets_metric(&s) < before + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the relay's refusals never reached the counter"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Counted once: nothing more arrives.
+    assert_eq!(settled_refusals(&s), before + 3);
+    for sock in mine {
+        sock.close();
+    }
+}
+
+/// Browser sockets on relays end after `RELAY_SOCKET_MAX_SECONDS` (here 2 s: each between
+/// 1.5 and 2 s, closed at the watchdog's next check, 1 s here), with 1012; browsers resume
+/// with `since` and miss nothing. A server of its own: the shared one keeps sockets open for
+/// longer than that on purpose.
+#[test]
+fn sockets_on_relays_end_with_1012_after_their_life_and_resume_without_gap() {
+    let s = Server::start(Options {
+        vars: vec![
+            ("RELAY_SOCKETS_PER_RELAY".into(), PER_RELAY.to_string()),
+            ("RELAY_SHARDS".into(), SHARDS.to_string()),
+            ("RELAY_WATCHDOG_SECONDS".into(), "1".into()),
+            ("RELAY_SOCKET_MAX_SECONDS".into(), "2".into()),
+        ],
+        ..Options::default()
+    });
+    // One socket: closed with 1012, no sooner than three quarters of its life.
+    let who = ip(100);
+    let mut sock = open(&s, &who, "");
+    let opened = Instant::now();
+    let snap = sock.next_json();
+    assert_eq!(snap["type"], "snapshot");
+    sock.set_timeout(Duration::from_secs(20));
+    assert_eq!(sock.close_code(), Some(1012));
+    let lived = opened.elapsed();
+    assert!(
+        lived >= Duration::from_millis(1400),
+        "closed after {lived:?}"
+    );
+    assert!(lived < Duration::from_secs(15), "closed after {lived:?}");
+    // Browsers on several relays, changes meanwhile: every socket is ended at least once,
+    // and every browser gets every change exactly once, in order.
+    let mut browsers: Vec<Browser> = (200..206).map(|i| Browser::new(&s, ip(i))).collect();
+    let start = browsers.iter().map(|b| b.last).min().unwrap();
+    let writers = changes(&s.base, 2, 20, "lifetime");
+    let paced = std::thread::spawn({
+        let base = s.base.clone();
+        move || {
+            for i in 0..10 {
+                std::thread::sleep(Duration::from_millis(500));
+                let k = key(&format!("lifetime-paced-{i}"));
+                let r = try_request(
+                    &base,
+                    "POST",
+                    "/api/increment",
+                    &[("idempotency-key", &k)],
+                    None,
+                );
+                assert!(matches!(&r, Ok(r) if r.status == 200), "{r:?}");
+            }
+        }
+    });
+    join(writers);
+    paced.join().expect("the paced writer failed");
+    let want = expected_updates(&s);
+    let last = *want.keys().last().unwrap();
+    assert_eq!(last, start + 50, "every change applied once");
+    for b in &mut browsers {
+        b.read_until(&s, last, &want, true);
+        assert!(b.reconnects >= 1, "{}: its socket never ended", b.ip);
+    }
+    let ended = s
+        .log_lines()
+        .iter()
+        .filter(|l| l["msg"] == "relay closed sockets at the end of their life")
+        .map(|l| l["closed"].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(ended > browsers.len() as u64, "{ended} sockets ended");
+}
+
+/// `RELAY_SOCKETS_PER_RELAY=0`: no relays. Sockets and nearby reads go to the counter exactly
+/// as before relays existed; the counter's own socket refusals are counted, and a browser's
+/// socket to the counter cannot pass for a relay's report.
+#[test]
+fn without_relays_sockets_and_nearby_reads_are_the_counter_s_own() {
+    let s = Server::start(Options {
+        vars: vec![
+            ("RELAY_SOCKETS_PER_RELAY".into(), "0".into()),
+            ("ADMIN_TOKEN".into(), ADMIN.into()),
+            ("WS_CONNECTIONS_PER_CLIENT".into(), "2".into()),
+        ],
+        ..Options::default()
+    });
+    let who = ip(300);
+    let mut a = open(&s, &who, "");
+    let mut b = open(&s, &who, "");
+    for sock in [&mut a, &mut b] {
+        assert_eq!(sock.next_json()["type"], "snapshot");
+    }
+    let health = s.health();
+    assert_eq!(health["sockets"], 2, "{health}");
+    assert_eq!(health["relays"], 0, "{health}");
+    assert_eq!(relays(&s)["count"], 0);
+    let url = format!("ws://127.0.0.1:{}/api/ws", s.port);
+    let refused = Socket::try_connect(&url, &[("cf-connecting-ip", &who)]);
+    assert_eq!(refused.err().as_deref(), Some("status 429"));
+    // A browser's frame shaped like a relay's report is just an unsupported message.
+    a.send_text(&number_acidizer::core::relay::report_message(1000));
+    assert_eq!(a.next_json()["type"], "error");
+    assert_eq!(refused_sockets_metric(&s), 1);
+    // Updates come straight from the counter; a nearby read is the counter's answer.
+    let v = s.increment(&key("no-relays"), 1).json()["version"]
+        .as_u64()
+        .unwrap();
+    for sock in [&mut a, &mut b] {
+        let u = sock.next_json();
+        assert_eq!(
+            (u["type"].as_str(), u["version"].as_u64()),
+            (Some("update"), Some(v))
+        );
+    }
+    let r = s.request(
+        "GET",
+        &format!("/api/value?consistency=nearby&min_version={v}"),
+        &[("cf-connecting-ip", &who)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["version"], v, "{}", r.body);
+    assert_eq!(refused_sockets_metric(&s), 1);
+    a.close();
+    b.close();
+}

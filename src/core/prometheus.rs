@@ -21,7 +21,8 @@ pub struct Tally {
     pub replays: u64,
     /// Changes refused by the per-client rate limit (429).
     pub rate_limited_changes: u64,
-    /// Sockets refused by the per-client connection cap (429).
+    /// Sockets refused by the per-client connection cap (429), by the counter itself or by a
+    /// relay (each relay reports its refusals on its upstream socket).
     pub rate_limited_sockets: u64,
 }
 
@@ -144,7 +145,7 @@ pub fn render(g: &Gauges, t: &Tally) -> String {
     family(
         "acidizer_rate_limited_total",
         "counter",
-        "Requests refused by a per-client limit since the object started.",
+        "Requests refused by a per-client limit since the object started (sockets: refused by the counter or reported by the relays).",
         &[
             ("{limit=\"changes\"}", t.rate_limited_changes.to_string()),
             ("{limit=\"sockets\"}", t.rate_limited_sockets.to_string()),

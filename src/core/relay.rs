@@ -63,6 +63,77 @@ pub const DEFAULT_WATCHDOG_SECONDS: u32 = 30;
 /// (`RELAY_IDLE_SECONDS`).
 pub const DEFAULT_IDLE_SECONDS: u32 = 60;
 
+/// The default longest life of a browser socket on a relay (`RELAY_SOCKET_MAX_SECONDS`):
+/// 12 hours. Each socket gets its own deadline between three quarters of it and all of it
+/// ([`socket_deadline`]), so sockets opened together (after a deploy) do not close together.
+pub const DEFAULT_SOCKET_MAX_SECONDS: u32 = 12 * 3600;
+
+/// The longest a configuration may let a relay's browser socket live: 22 hours, below a
+/// mark's life less its refresh ([`Marks`]). A socket a client opens past a relay that
+/// passed it on is closed (1012, and the browser resumes with `since`) before that relay can
+/// forget that it passed the client on, so no relay ever counts too few of a client's sockets.
+pub const MAX_SOCKET_MAX_SECONDS: u32 = 22 * 3600;
+
+const _: () = assert!(
+    (MAX_SOCKET_MAX_SECONDS as f64) * 1000.0 < MARK_TTL_MS - MARK_REFRESH_MS,
+    "a relay's socket must end before the mark that placed it can expire"
+);
+
+/// The tag that carries a browser socket's deadline on a relay (`until=<ms since the epoch>`).
+/// Client ids are hexadecimal digits, `.` and `:`, so no client id can be mistaken for it.
+const DEADLINE_TAG: &str = "until=";
+
+/// When a browser socket accepted at `now_ms` must be closed: between 0.75 and 1 times
+/// `max_seconds` later (`random` in `0..1` picks where).
+pub fn socket_deadline(now_ms: f64, max_seconds: u32, random: f64) -> f64 {
+    let life = f64::from(max_seconds) * 1000.0;
+    (now_ms + life * (0.75 + 0.25 * random.clamp(0.0, 1.0))).floor()
+}
+
+/// The tag of a socket whose deadline is `at_ms`.
+pub fn deadline_tag(at_ms: f64) -> String {
+    format!("{DEADLINE_TAG}{}", at_ms.max(0.0) as u64)
+}
+
+/// The deadline in a socket's tag, if the tag is one.
+pub fn parse_deadline_tag(tag: &str) -> Option<f64> {
+    let digits = tag.strip_prefix(DEADLINE_TAG)?;
+    if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok().map(|ms| ms as f64)
+}
+
+/// The report a relay sends the counter on its upstream socket: browser sockets it refused
+/// (429, the per-client cap) since its last report, so that the counter's
+/// `acidizer_rate_limited_total{limit="sockets"}` counts every refusal, wherever it happened.
+pub fn report_message(refused_sockets: u64) -> String {
+    JsonWriter::object_with_capacity(48)
+        .string("type", "report")
+        .uint("refused_sockets", refused_sockets)
+        .finish()
+}
+
+/// The most refusals one report may carry; a larger number is not a relay's report.
+pub const MAX_REPORTED: u64 = 1 << 32;
+
+/// Reads a relay's report ([`report_message`]): the refused sockets it carries. `None` for
+/// anything else, including a report with another member or a number out of range.
+pub fn parse_report(text: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Report<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+        refused_sockets: u64,
+    }
+    if !text.starts_with("{\"type\":\"report\"") || text.len() > 128 {
+        return None;
+    }
+    let r: Report = serde_json::from_str(text).ok()?;
+    (r.kind == "report" && r.refused_sockets <= MAX_REPORTED).then_some(r.refused_sockets)
+}
+
 /// The regions relays are placed in: Cloudflare's Durable Object location hints.
 pub const REGIONS: [&str; 9] = [
     "wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me",
@@ -577,6 +648,9 @@ pub enum RelayCall {
     /// sockets: the upstream closes, nothing reconnects, and the watchdog's alarm is moved
     /// [`SEVER_ALARM_MS`] ahead, long enough for the runtime to evict the idle relay.
     Sever { relay: String },
+    /// Test hook: the relay's upstream closes and nothing schedules a reconnect (as if the
+    /// task that reconnects were lost) while its browsers stay; only the watchdog can notice.
+    Unlink { relay: String },
 }
 
 /// How far the `sever` test hook moves the watchdog's alarm (the local runtime evicts an idle
@@ -592,7 +666,8 @@ impl RelayCall {
             | RelayCall::Reset { relay }
             | RelayCall::Withhold { relay }
             | RelayCall::Silence { relay }
-            | RelayCall::Sever { relay } => relay,
+            | RelayCall::Sever { relay }
+            | RelayCall::Unlink { relay } => relay,
         }
     }
 
@@ -627,6 +702,7 @@ impl RelayCall {
             RelayCall::Withhold { relay } => format!("{o}/withhold?relay={relay}"),
             RelayCall::Silence { relay } => format!("{o}/silence?relay={relay}"),
             RelayCall::Sever { relay } => format!("{o}/sever?relay={relay}"),
+            RelayCall::Unlink { relay } => format!("{o}/unlink?relay={relay}"),
         }
     }
 
@@ -686,6 +762,7 @@ impl RelayCall {
             "/withhold" if only(&["relay"]) => Ok(RelayCall::Withhold { relay }),
             "/silence" if only(&["relay"]) => Ok(RelayCall::Silence { relay }),
             "/sever" if only(&["relay"]) => Ok(RelayCall::Sever { relay }),
+            "/unlink" if only(&["relay"]) => Ok(RelayCall::Unlink { relay }),
             _ => Err(Problem::Internal),
         }
     }
@@ -741,6 +818,84 @@ pub fn parse_setting(raw: Option<&str>, default: u32, max: u32) -> Result<u32, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_s_deadline_is_spread_over_the_last_quarter_of_its_life_and_read_back() {
+        let max = 1000;
+        assert_eq!(socket_deadline(5_000.0, max, 0.0), 755_000.0);
+        assert_eq!(socket_deadline(5_000.0, max, 1.0), 1_005_000.0);
+        assert_eq!(socket_deadline(5_000.0, max, 7.0), 1_005_000.0);
+        let mid = socket_deadline(5_000.0, max, 0.5);
+        assert!(mid > 755_000.0 && mid < 1_005_000.0);
+        let at = socket_deadline(1_764_000_000_123.0, DEFAULT_SOCKET_MAX_SECONDS, 0.3);
+        assert_eq!(parse_deadline_tag(&deadline_tag(at)), Some(at));
+        for not in [
+            "until=",
+            "until=12a",
+            "until=-5",
+            "until=12345678901234567",
+            "10.0.0.1",
+            "::1",
+            "relay",
+        ] {
+            assert_eq!(parse_deadline_tag(not), None, "{not}");
+        }
+        // No client id (hex digits, `.`, `:`) can look like a deadline.
+        assert!(!crate::core::wire::is_client_id(&deadline_tag(at)));
+    }
+
+    #[test]
+    fn every_relay_socket_ends_before_the_mark_that_placed_it() {
+        // A mark is written at most MARK_REFRESH_MS before its last use and lasts MARK_TTL_MS
+        // after it was written; the longest socket a configuration allows ends before that.
+        let longest = socket_deadline(0.0, MAX_SOCKET_MAX_SECONDS, 1.0);
+        assert!(longest < MARK_TTL_MS - MARK_REFRESH_MS);
+        let mut m = Marks::default();
+        m.record("c", 0.0);
+        // Used again just before a rewrite was due: the stored time stays 0.
+        assert!(!m.record("c", MARK_REFRESH_MS - 1.0));
+        let placed = MARK_REFRESH_MS - 1.0;
+        let closed = socket_deadline(placed, MAX_SOCKET_MAX_SECONDS, 1.0);
+        assert!(
+            m.passes("c", closed),
+            "the mark expired before the socket ended"
+        );
+    }
+
+    #[test]
+    fn a_relay_report_is_read_back_and_nothing_else_is_one() {
+        assert_eq!(
+            report_message(3),
+            r#"{"type":"report","refused_sockets":3}"#
+        );
+        assert_eq!(parse_report(&report_message(3)), Some(3));
+        assert_eq!(parse_report(&report_message(0)), Some(0));
+        assert_eq!(
+            parse_report(&report_message(MAX_REPORTED)),
+            Some(MAX_REPORTED)
+        );
+        for not in [
+            "ping",
+            "",
+            r#"{"type":"report"}"#,
+            r#"{"type":"report","refused_sockets":-1}"#,
+            r#"{"type":"report","refused_sockets":1.5}"#,
+            r#"{"type":"report","refused_sockets":"1"}"#,
+            r#"{"type":"report","refused_sockets":4294967297}"#,
+            r#"{"type":"report","refused_sockets":1,"x":2}"#,
+            r#"{"type":"report","refused_sockets":1,"refused_sockets":2}"#,
+            r#"{"type":"update","refused_sockets":1}"#,
+            r#" {"type":"report","refused_sockets":1}"#,
+            r#"{"type":"report","refused_sockets":1}trailing"#,
+        ] {
+            assert_eq!(parse_report(not), None, "{not}");
+        }
+        let long = format!(
+            r#"{{"type":"report","refused_sockets":1{}}}"#,
+            " ".repeat(200)
+        );
+        assert_eq!(parse_report(&long), None);
+    }
 
     #[test]
     fn marks_pass_a_client_on_until_they_expire() {
@@ -1162,6 +1317,9 @@ mod tests {
                 relay: "apac-2".into(),
             },
             RelayCall::Sever {
+                relay: "apac-2".into(),
+            },
+            RelayCall::Unlink {
                 relay: "apac-2".into(),
             },
         ];

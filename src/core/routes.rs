@@ -47,6 +47,9 @@ pub enum Route {
     /// `POST /api/admin/relays/sever?relay=…` (test hook): the relay loses its upstream and
     /// stops until its watchdog's alarm, as if its isolate were lost.
     AdminRelaySever,
+    /// `POST /api/admin/relays/unlink?relay=…` (test hook): the relay's upstream closes and
+    /// nothing reconnects it but the watchdog.
+    AdminRelayUnlink,
     /// `POST /api/admin/counter/restart` (test hook): reset the counter object.
     AdminCounterRestart,
     /// `OPTIONS` on any of the above (CORS preflight).
@@ -160,6 +163,11 @@ const TABLE: &[PathSpec] = &[
         "/api/admin/relays/sever",
         "POST, OPTIONS",
         &[("POST", Route::AdminRelaySever)],
+    ),
+    (
+        "/api/admin/relays/unlink",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminRelayUnlink)],
     ),
     (
         "/api/admin/counter/restart",

@@ -113,6 +113,17 @@ pub fn relay_names(state: &State) -> Vec<String> {
     names
 }
 
+/// Whether `ws` is a relay's upstream socket (tagged [`UPSTREAM_TAG`] when it was accepted;
+/// no browser's client id can be that tag).
+///
+/// [`UPSTREAM_TAG`]: crate::core::relay::UPSTREAM_TAG
+pub fn is_relay(state: &State, ws: &WebSocket) -> bool {
+    state
+        .as_raw()
+        .get_tags(ws)
+        .is_ok_and(|tags| tags.iter().any(|t| t == crate::core::relay::UPSTREAM_TAG))
+}
+
 /// Number of open sockets.
 pub fn count(state: &State) -> usize {
     state

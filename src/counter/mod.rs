@@ -324,7 +324,17 @@ impl Counter {
     #[wasm_bindgen(js_name = webSocketMessage)]
     pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
         let (len, binary) = match message.as_string() {
-            Some(text) => (text.len(), false),
+            Some(text) => {
+                // A relay's report of the sockets it refused: counted with the counter's own.
+                // From any other socket it is just an unsupported message.
+                if let Some(refused) = crate::core::relay::parse_report(&text) {
+                    if broadcast::is_relay(&self.state, &ws) {
+                        self.count(|t| t.rate_limited_sockets += refused);
+                        return;
+                    }
+                }
+                (text.len(), false)
+            }
             None => (
                 message
                     .dyn_ref::<js_sys::ArrayBuffer>()

@@ -308,6 +308,7 @@ fn plan(
         | Route::AdminRelayWithhold
         | Route::AdminRelaySilence
         | Route::AdminRelaySever
+        | Route::AdminRelayUnlink
         | Route::AdminCounterRestart => {
             config.authorize_admin(header("authorization")?.as_deref())?;
             if !relay_settings.hooks {

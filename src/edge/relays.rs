@@ -297,40 +297,18 @@ async fn list(env: &Env) -> Result<Response, JsValue> {
 /// expected outcome and answers 200.
 async fn hook(env: &Env, route: Route, relay: Option<String>) -> Result<Response, JsValue> {
     let name = relay.unwrap_or_default();
-    let (stub, url, what) = match route {
-        Route::AdminRelayReset => (
-            relay_stub(env, &name)?,
-            RelayCall::Reset {
-                relay: name.clone(),
-            }
-            .encode(),
-            "reset",
-        ),
-        Route::AdminRelayWithhold => (
-            relay_stub(env, &name)?,
-            RelayCall::Withhold {
-                relay: name.clone(),
-            }
-            .encode(),
-            "withholding",
-        ),
-        Route::AdminRelaySilence => (
-            relay_stub(env, &name)?,
-            RelayCall::Silence {
-                relay: name.clone(),
-            }
-            .encode(),
-            "silenced",
-        ),
-        Route::AdminRelaySever => (
-            relay_stub(env, &name)?,
-            RelayCall::Sever {
-                relay: name.clone(),
-            }
-            .encode(),
-            "severed",
-        ),
-        _ => (
+    let relay = name.clone();
+    let relay_hook = match route {
+        Route::AdminRelayReset => Some((RelayCall::Reset { relay }, "reset")),
+        Route::AdminRelayWithhold => Some((RelayCall::Withhold { relay }, "withholding")),
+        Route::AdminRelaySilence => Some((RelayCall::Silence { relay }, "silenced")),
+        Route::AdminRelaySever => Some((RelayCall::Sever { relay }, "severed")),
+        Route::AdminRelayUnlink => Some((RelayCall::Unlink { relay }, "unlinked")),
+        _ => None,
+    };
+    let (stub, url, what) = match relay_hook {
+        Some((call, what)) => (relay_stub(env, &name)?, call.encode(), what),
+        None => (
             counter_stub(env)?,
             ObjectCall::Restart.encode(),
             "restarted",

@@ -41,8 +41,9 @@ use worker::{Delay, Env};
 use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::problem::Problem;
 use crate::core::relay::{
-    self, backoff_ms, mark_key, parse_audit_page, parse_upstream, CatchUp, Feed, Known, Marks,
-    RelayCall, Upstream, FULL_HEADER, MARK_PREFIX, ROOM_HEADER, SEVER_ALARM_MS,
+    self, backoff_ms, deadline_tag, mark_key, parse_audit_page, parse_deadline_tag, parse_upstream,
+    report_message, socket_deadline, CatchUp, Feed, Known, Marks, RelayCall, Upstream, FULL_HEADER,
+    MARK_PREFIX, ROOM_HEADER, SEVER_ALARM_MS,
 };
 use crate::core::wire::ObjectCall;
 use crate::core::wire::OBJECT_NAME;
@@ -57,8 +58,11 @@ const READY_WAIT_MS: i64 = 5000;
 const AHEAD_WAIT_MS: i64 = 1000;
 /// How long a nearby read waits for `min_version` before it asks the counter.
 const NEARBY_WAIT_MS: i64 = 500;
-/// Close code for browsers of a relay that lost its memory: reconnect (with `since`).
+/// Close code for browsers of a relay that lost its memory, and for a socket at the end of
+/// its life: reconnect (with `since`).
 const CLOSE_RESTART: u16 = 1012;
+/// How long a relay gathers its refusals before it reports them to the counter (ms).
+const REPORT_DELAY_MS: u64 = 1000;
 
 #[wasm_bindgen]
 extern "C" {
@@ -130,6 +134,12 @@ struct Inner {
     watchdog_ms: f64,
     /// `RELAY_IDLE_SECONDS` in ms.
     idle_ms: f64,
+    /// `RELAY_SOCKET_MAX_SECONDS`: the longest a browser socket lives here.
+    socket_max_s: u32,
+    /// Browser sockets refused (429) and not yet reported to the counter.
+    refused: Cell<u64>,
+    /// A report to the counter is scheduled.
+    reporting: Cell<bool>,
     /// Promise resolvers of requests waiting for the feed to move.
     waiters: RefCell<Vec<js_sys::Function>>,
     /// `RELAY_SOCKETS_PER_RELAY` (0: no cap here).
@@ -168,6 +178,13 @@ impl Relay {
         )
         .max(1);
         let idle_s = setting(&env, "RELAY_IDLE_SECONDS", relay::DEFAULT_IDLE_SECONDS);
+        let socket_max_s = setting_up_to(
+            &env,
+            "RELAY_SOCKET_MAX_SECONDS",
+            relay::DEFAULT_SOCKET_MAX_SECONDS,
+            relay::MAX_SOCKET_MAX_SECONDS,
+        )
+        .max(1);
         Relay {
             inner: Rc::new(Inner {
                 state,
@@ -192,6 +209,9 @@ impl Relay {
                 marks: RefCell::new(None),
                 watchdog_ms: f64::from(watchdog_s) * 1000.0,
                 idle_ms: f64::from(idle_s) * 1000.0,
+                socket_max_s,
+                refused: Cell::new(0),
+                reporting: Cell::new(false),
                 waiters: RefCell::new(Vec::new()),
                 socket_cap,
                 client_cap,
@@ -260,9 +280,19 @@ impl Relay {
                 });
                 http::json(&format!("{{\"silenced\":{up}}}"), &[]).map(Into::into)
             }
+            RelayCall::Unlink { .. } => {
+                let up = matches!(*inner.link.borrow(), Link::Up(_));
+                if up {
+                    inner.drop_upstream("unlinked");
+                }
+                log_event("info", "relay upstream unlinked", |w| {
+                    w.string("relay", &inner.name.borrow()).bool("up", up);
+                });
+                http::json(&format!("{{\"unlinked\":{up}}}"), &[]).map(Into::into)
+            }
             RelayCall::Sever { .. } => {
                 inner.severed.set(true);
-                inner.drop_upstream();
+                inner.drop_upstream("severed");
                 inner.watchdog.set(true);
                 inner.set_alarm(SEVER_ALARM_MS);
                 log_event("info", "relay severed", |w| {
@@ -325,7 +355,8 @@ impl Relay {
         let idle = js_sys::Date::now() - inner.last_used.get();
         if browsers == 0 && idle >= inner.idle_ms {
             if !matches!(*inner.link.borrow(), Link::Connecting) {
-                let was_up = inner.drop_upstream();
+                inner.send_report();
+                let was_up = inner.drop_upstream("relay idle");
                 log_event("info", "relay idle; upstream closed", |w| {
                     w.string("relay", &inner.name.borrow())
                         .bool("was_up", was_up)
@@ -334,6 +365,7 @@ impl Relay {
                 return;
             }
         } else if !inner.severed.get() {
+            inner.close_expired();
             Inner::check_upstream(inner);
         }
         inner.arm_watchdog();
@@ -373,6 +405,7 @@ impl Inner {
             return Ok(Some(r));
         }
         if self.client_cap > 0 && held as usize + here >= self.client_cap as usize {
+            self.refused.set(self.refused.get() + 1);
             return Ok(Some(http::problem(&Problem::TooManyRequests {
                 retry_after_secs: 10,
                 detail: format!(
@@ -398,9 +431,20 @@ impl Inner {
         self.last_used.set(js_sys::Date::now());
         let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
         let server: &WebSocket = pair.server.as_ref();
-        self.state
-            .as_raw()
-            .accept_websocket_with_tags(server, vec![JsValue::from_str(client)])?;
+        // Its client (the per-client cap counts by it) and when it ends (the watchdog closes
+        // it then).
+        let until = socket_deadline(
+            js_sys::Date::now(),
+            self.socket_max_s,
+            js_sys::Math::random(),
+        );
+        self.state.as_raw().accept_websocket_with_tags(
+            server,
+            vec![
+                JsValue::from_str(client),
+                JsValue::from_str(&deadline_tag(until)),
+            ],
+        )?;
         for m in messages {
             let _ = server.send_with_str(m);
         }
@@ -476,9 +520,71 @@ impl Inner {
         }
     }
 
+    /// Closes the browser sockets whose life ended ([`relay::socket_deadline`]) with 1012:
+    /// each browser reconnects with `since` and misses nothing. Every socket's life ends
+    /// before a mark that placed it could expire ([`relay::MAX_SOCKET_MAX_SECONDS`]).
+    fn close_expired(&self) {
+        let raw = self.state.as_raw();
+        let now = js_sys::Date::now();
+        let mut closed = 0u64;
+        for ws in raw.get_websockets().unwrap_or_default() {
+            let ended = raw.get_tags(&ws).is_ok_and(|tags| {
+                tags.iter()
+                    .filter_map(|t| parse_deadline_tag(t))
+                    .any(|until| now >= until)
+            });
+            if ended
+                && ws
+                    .close_with_code_and_reason(CLOSE_RESTART, "socket lifetime reached; reconnect")
+                    .is_ok()
+            {
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            self.last_used.set(now);
+            log_event(
+                "info",
+                "relay closed sockets at the end of their life",
+                |w| {
+                    w.string("relay", &self.name.borrow())
+                        .uint("closed", closed);
+                },
+            );
+        }
+    }
+
+    /// Reports the refusals gathered so far to the counter on the upstream socket, unless it
+    /// is down (they wait for the next report).
+    fn send_report(&self) {
+        let refused = self.refused.get();
+        if refused == 0 {
+            return;
+        }
+        if let Link::Up(ws) = &*self.link.borrow() {
+            if ws.send_with_str(&report_message(refused)).is_ok() {
+                self.refused.set(0);
+            }
+        }
+    }
+
+    /// Sends a report [`REPORT_DELAY_MS`] from now if there is anything to report, so the
+    /// counter hears of refusals at most once a second per relay.
+    fn schedule_report(this: &Rc<Inner>) {
+        if this.refused.get() == 0 || this.reporting.replace(true) {
+            return;
+        }
+        let this = this.clone();
+        spawn_local(async move {
+            Delay::from(Duration::from_millis(REPORT_DELAY_MS)).await;
+            this.reporting.set(false);
+            this.send_report();
+        });
+    }
+
     /// Closes the upstream socket (if up) and forgets it: nothing reconnects until a browser
     /// or a nearby read needs it. Returns whether it was up.
-    fn drop_upstream(&self) -> bool {
+    fn drop_upstream(&self, why: &str) -> bool {
         self.generation.set(self.generation.get().wrapping_add(1));
         self.synced.set(false);
         self.stale.set(true);
@@ -486,7 +592,7 @@ impl Inner {
         let old = std::mem::replace(&mut *self.link.borrow_mut(), Link::Down);
         match old {
             Link::Up(ws) => {
-                let _ = ws.close_with_code_and_reason(1000, "relay idle");
+                let _ = ws.close_with_code_and_reason(1000, why);
                 true
             }
             _ => false,
@@ -730,6 +836,7 @@ async fn open_upstream(this: Rc<Inner>) {
                     .opt_uint("since", since);
             });
             *this.link.borrow_mut() = Link::Up(ws.unchecked_into());
+            this.send_report();
         }
         Err(e) => {
             log_event("error", "relay upstream connect failed", |w| {
@@ -799,11 +906,24 @@ async fn connect(
     held: u32,
     force: bool,
 ) -> Result<JsValue, JsValue> {
-    Inner::load_marks(&this).await?;
+    let answer = start_browser(&this, client, since, held, force).await;
+    // A refusal is reported to the counter (its metrics count every socket refused).
+    Inner::schedule_report(&this);
+    answer
+}
+
+async fn start_browser(
+    this: &Rc<Inner>,
+    client: String,
+    since: Option<u64>,
+    held: u32,
+    force: bool,
+) -> Result<JsValue, JsValue> {
+    Inner::load_marks(this).await?;
     if let Some(refusal) = this.refuse(&client, held, force)? {
         return Ok(refusal.into());
     }
-    Inner::ensure_upstream(&this);
+    Inner::ensure_upstream(this);
     let started = now_ms();
     loop {
         let waited = now_ms() - started;
@@ -819,8 +939,8 @@ async fn connect(
                 let messages: Vec<String> = snapshot.into_iter().collect();
                 return this.accept(&client, held, force, &messages);
             }
-            CatchUp::Backfill(q) => Inner::request_backfill(&this, q),
-            CatchUp::NotReady => Inner::ensure_upstream(&this),
+            CatchUp::Backfill(q) => Inner::request_backfill(this, q),
+            CatchUp::NotReady => Inner::ensure_upstream(this),
             CatchUp::Ahead => {}
         }
         if waited >= READY_WAIT_MS {
@@ -829,7 +949,7 @@ async fn connect(
             })
             .map(Into::into);
         }
-        Inner::changed(&this, 250).await;
+        Inner::changed(this, 250).await;
     }
 }
 
@@ -888,10 +1008,15 @@ async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<JsValue, Js
 
 /// A relay setting (absent: `default`; malformed: logged, `default`).
 fn setting(env: &Env, name: &str, default: u32) -> u32 {
+    setting_up_to(env, name, default, 32_768)
+}
+
+/// [`setting`] with its own largest value (above it: logged, `default`).
+fn setting_up_to(env: &Env, name: &str, default: u32, max: u32) -> u32 {
     let raw = js_sys::Reflect::get(env, &JsValue::from_str(name))
         .ok()
         .and_then(|v| v.as_string());
-    relay::parse_setting(raw.as_deref(), default, 32_768).unwrap_or_else(|e| {
+    relay::parse_setting(raw.as_deref(), default, max).unwrap_or_else(|e| {
         log_event("error", "invalid relay setting; default used", |w| {
             w.string("var", name).string("error", &e);
         });
