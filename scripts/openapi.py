@@ -280,6 +280,7 @@ doc = {
         "/api/admin/relays/withhold": hook("adminRelayWithhold", "Withhold the next update from one relay (test hook)", "The relay drops the next update it receives from the counter, as if it were lost; it must fetch it before forwarding anything later.", True),
         "/api/admin/relays/silence": hook("adminRelaySilence", "Silence one relay's upstream (test hook)", "The relay hears nothing more on its upstream socket, which stays open (a half-open connection): its watchdog must notice and resume with `since`.", True),
         "/api/admin/relays/sever": hook("adminRelaySever", "Sever one relay (test hook)", "As if the relay's isolate were lost while the runtime kept its browsers' sockets: its upstream closes, nothing reconnects, and its watchdog alarm moves 20 s ahead; the runtime evicts the idle relay, the alarm rebuilds it, and it closes its browsers with 1012.", True),
+        "/api/admin/relays/unlink": hook("adminRelayUnlink", "Unlink one relay from the counter (test hook)", "The relay's upstream socket closes and nothing schedules a reconnect, while its browsers keep their sockets: only the relay's watchdog notices (at its next check) and resumes the upstream with `since`.", True),
         "/api/admin/counter/restart": hook("adminCounterRestart", "Restart the counter object (test hook)", "Resets the counter object (`ctx.abort`); relays resume from their last version.", False),
         "/api/openapi.json": {
             "get": {
