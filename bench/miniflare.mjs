@@ -22,11 +22,13 @@
 //                                                 CF_VERSION_METADATA, so the Worker writes its points as deployed
 //        [--verbose]                              show Miniflare's own log at INFO level (logs every request: slow)
 //        [--workerd-verbose]                      pass --verbose to workerd (diagnostics)
+//        [--inspector <port>]                     open workerd's V8 inspector on 127.0.0.1:<port>
+//                                                 (bench/profile.mjs takes CPU profiles through it)
 //
 // Examples:
 //   node bench/miniflare.mjs --script bench/peers/noop/worker.js --port 8801
 //   node bench/miniflare.mjs --script bench/peers/js-counter/worker.js --port 8802 --do Counter --binding COUNTER
-//   node bench/miniflare.mjs --script build/edge/index.js --objects build/objects/index.js --port 8803 --do Counter --binding COUNTER --wasm
+//   node bench/miniflare.mjs --script build/edge/index.js --objects build/objects/entry.js --port 8803 --do Counter --binding COUNTER --wasm
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { parseArgs } from 'node:util';
 import path from 'node:path';
@@ -48,6 +50,7 @@ const { values: a } = parseArgs({
     r2: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
     'workerd-verbose': { type: 'boolean', default: false },
+    inspector: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -68,13 +71,14 @@ const opts = {
   // so root them at the script's own directory and the harness works from any cwd.
   modulesRoot: path.dirname(scriptPath),
   // Miniflare follows static imports from scriptPath; .wasm imports need an explicit rule.
-  modulesRules: a.wasm ? [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }] : [],
+  modulesRules: a.wasm ? [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }, { type: 'ESModule', include: ['**/*.js'], fallthrough: true }] : [],
   compatibilityDate: a.compat,
   cf: false, // never fetch https://workers.cloudflare.com/cf.json
   host: '127.0.0.1',
   port: Number(a.port),
   log: new Log(a.verbose ? LogLevel.INFO : LogLevel.WARN),
   verbose: a['workerd-verbose'], // workerd's own --verbose (internal errors, dropped connections)
+  ...(a.inspector ? { inspectorPort: Number(a.inspector), inspectorHost: '127.0.0.1' } : {}),
 };
 const vars = a.var.map((v) => v.split(/=(.*)/s, 2));
 if (vars.some(([k, v]) => !k || v === undefined)) {
@@ -105,7 +109,7 @@ if (a.r2.length) {
 // module index_bg.wasm) and the first binds them by script name.
 let mfOpts = opts;
 if (a.objects || a.metrics) {
-  const { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, ...worker } = opts;
+  const { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, inspectorPort, inspectorHost, ...worker } = opts;
   const workers = [];
   if (a.objects) {
     const objectsPath = path.resolve(a.objects);
@@ -132,7 +136,7 @@ if (a.objects || a.metrics) {
     workers.push({ name: 'metrics-sink', modules: true, script: 'export default function () { return { writeDataPoint() {} }; }' });
   }
   workers.unshift({ name: 'bench', ...worker });
-  mfOpts = { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, workers };
+  mfOpts = { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, inspectorPort, inspectorHost, workers };
 }
 
 // Register our signal handler before `new Miniflare`: Miniflare 4 installs its own SIGINT/SIGTERM

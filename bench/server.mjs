@@ -25,13 +25,14 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 // Ours is two scripts, as deployed: the edge (the Worker) and the objects (Counter, Relay), which
 // the edge binds by script name (bench/miniflare.mjs --objects).
 const EDGE = 'build/edge/index.js';
-const OBJECTS = 'build/objects/index.js';
+const OBJECTS = 'build/objects/entry.js';
 const BASE_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 const OURS_ARGS = [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=0'];
 // `ours` and `ours-nolog` batch (the default BATCH_MAX_IN_FLIGHT); `ours-unbatched` does not.
 export const TARGETS = {
   noop: { script: 'bench/peers/noop/worker.js', args: [] },
   floor: { script: 'bench/peers/floor/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
+  'floor-rpc': { script: 'bench/peers/floor-rpc/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   ours: { script: EDGE, objects: OBJECTS, args: OURS_ARGS },
   'ours-nolog': { script: EDGE, objects: OBJECTS, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
@@ -59,7 +60,7 @@ export function snapshotBuild() {
   fs.cpSync(path.join(ROOT, 'build'), dir, { recursive: true });
   for (const t of OUR_BUILDS) {
     TARGETS[t].script = path.join(dir, 'edge/index.js');
-    TARGETS[t].objects = path.join(dir, 'objects/index.js');
+    TARGETS[t].objects = path.join(dir, 'objects/entry.js');
   }
   return dir;
 }

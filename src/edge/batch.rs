@@ -35,6 +35,11 @@
 //! batch applied is answered from its stored response), and a call that has not come back by
 //! then (its sender was cancelled) no longer holds a place in flight.
 //!
+//! Every call here is the counter's method `batch` (the platform's RPC, [`forward::send_batch`]):
+//! its argument is the batch URL, its answer the replies as one string, so no response body is
+//! read (a request alone is a batch of one). The plain-request path ([`forward::send`]) remains
+//! for requests sent alone after a failure, and for `BATCH_MAX_IN_FLIGHT=off`.
+//!
 //! A batch's answer is split into one response per request ([`http::reply`], the same function
 //! that builds a single call's answer at the object). A batch call that fails as a whole (the
 //! call rejects, or its answer is not a batch answer) is sent again request by request with the
@@ -46,7 +51,6 @@ use std::collections::{HashMap, VecDeque};
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::Response;
 
 use crate::core::batch::{self, Builder, Reply};
 use crate::core::problem::Problem;
@@ -78,6 +82,8 @@ struct Open {
 /// A call in flight.
 struct Call {
     id: u32,
+    /// For a request sent alone: its own call's URL, should the call fail.
+    url: Option<String>,
     /// Settles when the object answered (made by the sender, who waits for it).
     done: js_sys::Promise,
     /// For a leader's call: its members and the leader's outcome resolver.
@@ -107,31 +113,20 @@ struct Batcher {
     outcomes: HashMap<u32, Outcome>,
     /// Waiting requests' keep-alive timers and the URL to send them alone.
     waiting: HashMap<u32, (JsValue, String)>,
-    /// Batches answered whose body is being read: their members and outcome resolver.
-    reading: HashMap<u32, (Vec<Waiter>, js_sys::Function)>,
     next_id: u32,
 }
 
 thread_local! {
     static BATCHER: RefCell<Batcher> = RefCell::default();
 
-    /// `(call id)`: a single call came back (its sender's context).
-    static SINGLE_DONE: Closure<dyn Fn(f64)> = Closure::new(|id: f64| single_done(id as u32));
-
     /// `(id)`: a waiting request was woken, in its own context.
     static ON_WAKE: Closure<dyn Fn(f64) -> Result<JsValue, JsValue>> =
         Closure::new(|id: f64| on_wake(id as u32));
 
-    /// `(call id, leader id, response)`: a batch call answered (the leader's context).
+    /// `(call id, leader id, answer)`: a batch call answered (the leader's context).
     static ANSWERED: Closure<dyn Fn(f64, f64, JsValue) -> Result<JsValue, JsValue>> =
-        Closure::new(|call: f64, leader: f64, response: JsValue| {
-            answered(call as u32, leader as u32, response)
-        });
-
-    /// `(call id, leader id, text)`: a batch answer's body (the leader's context).
-    static SPLIT: Closure<dyn Fn(f64, f64, String) -> Result<JsValue, JsValue>> =
-        Closure::new(|call: f64, leader: f64, text: String| {
-            split(call as u32, leader as u32, &text)
+        Closure::new(|call: f64, leader: f64, answer: JsValue| {
+            answered(call as u32, leader as u32, answer)
         });
 
     /// `(call id, leader id, error)`: a batch call failed as a whole (the leader's context).
@@ -146,10 +141,6 @@ extern "C" {
     /// `Promise.race(iterable)`.
     #[wasm_bindgen(js_namespace = Promise, js_name = race)]
     fn promise_race(promises: &js_sys::Array) -> js_sys::Promise;
-
-    /// `promise.finally(f)`.
-    #[wasm_bindgen(method, js_name = finally)]
-    fn finally_with(this: &Thenable, f: &JsValue) -> js_sys::Promise;
 
     #[wasm_bindgen(method, js_name = bind)]
     fn bind_num_num(this: &Callback, this_arg: &JsValue, a: f64, b: f64) -> JsValue;
@@ -209,7 +200,11 @@ pub fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise,
         Ok(Place::Leader(id, ahead))
     })?;
     let promise = match place {
-        Place::Now(id) => return send_single(id, &url).map(|p| (p, url)),
+        Place::Now(id) => {
+            let mut one = Builder::new();
+            one.push(&item);
+            return send_single(id, &one.url(), &url, None).map(|p| (p, url));
+        }
         Place::Member(id, outcome) => wait(id, &url, vec![outcome]),
         Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead]),
         Place::Leader(id, None) => wait(id, &url, in_flight()),
@@ -256,33 +251,94 @@ fn wait(id: u32, url: &str, others: Vec<js_sys::Promise>) -> js_sys::Promise {
 }
 
 thread_local! {
+    /// `(call id, answer)`: a single call's reply (its sender's context).
+    static ALONE: Closure<dyn Fn(f64, JsValue) -> Result<JsValue, JsValue>> =
+        Closure::new(|id: f64, answer: JsValue| alone_answered(id as u32, answer));
+
+    /// `(call id, error)`: a single call failed (its sender's context).
+    static ALONE_FAILED: Closure<dyn Fn(f64, JsValue) -> Result<JsValue, JsValue>> =
+        Closure::new(|id: f64, error: JsValue| alone_failed(id as u32, error));
+
     /// `catch` handler that turns a failed call into a plain wake-up.
     static IGNORE: Closure<dyn Fn(JsValue)> = Closure::new(|_e: JsValue| {});
 }
 
-/// Sends request `id` alone as a call in flight.
-fn send_single(id: u32, url: &str) -> Result<js_sys::Promise, Problem> {
-    let p = forward::send(url).map_err(|e| forward::fault("call", &e))?;
+/// Sends request `id` alone as a call in flight: a batch of one (`one`), through the
+/// object's method, whose answer is its reply. `url` is its own call's URL, for when that
+/// fails; `resolve`, a leader's outcome resolver (its batch was itself alone).
+fn send_single(
+    id: u32,
+    one: &str,
+    url: &str,
+    resolve: Option<js_sys::Function>,
+) -> Result<js_sys::Promise, Problem> {
+    let p = match forward::send_batch(one) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(r) = resolve {
+                let _ = r.call0(&JsValue::NULL);
+            }
+            return Err(forward::fault("call", &e));
+        }
+    };
     with(|b| {
         b.calls.push(Call {
             id,
+            url: Some(url.to_owned()),
             done: p.clone(),
-            batch: None,
+            batch: resolve.map(|r| (Vec::new(), r)),
             sent_at: js_sys::Date::now(),
         })
     });
-    Ok(p.unchecked_ref::<Thenable>()
-        .finally_with(&SINGLE_DONE.with(|f| bind(f.as_ref(), id))))
+    let on_answer = ALONE.with(|f| bind(f.as_ref(), id));
+    let on_fail = ALONE_FAILED.with(|f| bind(f.as_ref(), id));
+    Ok(p.unchecked_ref::<Thenable>().then2(&on_answer, &on_fail))
+}
+
+/// A request sent alone was answered (its context): its reply is its response.
+fn alone_answered(id: u32, answer: JsValue) -> Result<JsValue, JsValue> {
+    let url = single_done(id);
+    let reply = answer
+        .as_string()
+        .and_then(|t| batch::decode_replies(&t, 1).ok())
+        .and_then(|r| r.into_iter().next());
+    match reply {
+        Some(r) => http::reply(&r).map(Into::into),
+        None if url.is_empty() => Err(JsValue::from_str("malformed counter answer")),
+        None => {
+            log_event(
+                "error",
+                "counter answer malformed; sending the request again",
+                |_| {},
+            );
+            forward::send(&url).map(Into::into)
+        }
+    }
+}
+
+/// A request sent alone failed (its context). Overload is the caller's to answer (503);
+/// anything else is sent once more as a plain request (which also serves an object that
+/// predates the method, during a rollback), whose own failure the caller retries.
+fn alone_failed(id: u32, error: JsValue) -> Result<JsValue, JsValue> {
+    let url = single_done(id);
+    if forward::flag(&error, "overloaded") || url.is_empty() {
+        return Err(error);
+    }
+    forward::send(&url).map(Into::into)
 }
 
 /// A single call came back: one call fewer in flight (its waiters are woken by the runtime).
-fn single_done(id: u32) {
-    let call = take_call(id);
-    if let Some((members, resolve)) = call.and_then(|c| c.batch) {
+/// Its URL (empty if the call no longer held a place in flight).
+fn single_done(id: u32) -> String {
+    let Some(call) = take_call(id) else {
+        return String::new();
+    };
+    if let Some((members, resolve)) = call.batch {
         // A leader that went alone: whoever waits for its outcome may go on.
-        debug_assert!(members.len() <= 1);
+        debug_assert!(members.is_empty());
         let _ = resolve.call0(&JsValue::NULL);
     }
+    call.url.unwrap_or_default()
 }
 
 fn take_call(id: u32) -> Option<Call> {
@@ -372,27 +428,16 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
     } = open;
     if members.len() == 1 {
         let url = members.remove(0).url;
-        let p = forward::send(&url).inspect_err(|_| {
-            let _ = resolve.call0(&JsValue::NULL);
-        })?;
-        with(|b| {
-            b.calls.push(Call {
-                id: leader,
-                done: p.clone(),
-                batch: Some((Vec::new(), resolve)),
-                sent_at: js_sys::Date::now(),
-            })
-        });
-        return Ok(p
-            .unchecked_ref::<Thenable>()
-            .finally_with(&SINGLE_DONE.with(|f| bind(f.as_ref(), leader))));
+        return send_single(leader, &builder.url(), &url, Some(resolve))
+            .map_err(|p| JsValue::from_str(&format!("counter call not sent: {}", p.status())));
     }
     let call = with(new_id);
-    match forward::send(&builder.url()) {
+    match forward::send_batch(&builder.url()) {
         Ok(p) => {
             with(|b| {
                 b.calls.push(Call {
                     id: call,
+                    url: None,
                     done: p.clone(),
                     batch: Some((members, resolve)),
                     sent_at: js_sys::Date::now(),
@@ -411,40 +456,20 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
     }
 }
 
-/// A batch call was answered (the leader's context): read and split the body.
-fn answered(call: u32, leader: u32, response: JsValue) -> Result<JsValue, JsValue> {
-    // The object is done with it: the call leaves the flight now, so the next leader may go.
-    if let Some((members, resolve)) = take_call(call).and_then(|c| c.batch) {
-        with(|b| b.reading.insert(call, (members, resolve)));
-    }
-    let is_batch = response.dyn_ref::<Response>().is_some_and(|r| {
-        r.status() == 200
-            && r.headers().get("content-type").ok().flatten().as_deref()
-                == Some(batch::CONTENT_TYPE)
-    });
-    if !is_batch {
-        let status = response.dyn_ref::<Response>().map_or(0, Response::status);
-        return failed(call, leader, JsValue::from_str(&format!("status {status}")));
-    }
-    match response.unchecked_into::<Response>().text() {
-        Ok(text) => {
-            let on_text = SPLIT.with(|f| bind2(f.as_ref(), call, leader));
-            let on_fail = FAILED.with(|f| bind2(f.as_ref(), call, leader));
-            Ok(text
-                .unchecked_ref::<Thenable>()
-                .then2(&on_text, &on_fail)
-                .into())
-        }
-        Err(e) => failed(call, leader, e),
-    }
-}
-
-/// The batch's body: one reply per request, in order; the leader's own response.
-fn split(call: u32, leader: u32, text: &str) -> Result<JsValue, JsValue> {
+/// A batch call was answered (the leader's context): the replies, one per request, in order;
+/// the leader's own response.
+fn answered(call: u32, leader: u32, answer: JsValue) -> Result<JsValue, JsValue> {
+    let Some(text) = answer.as_string() else {
+        return failed(
+            call,
+            leader,
+            JsValue::from_str("a batch answer that is not text"),
+        );
+    };
     let Some((members, resolve)) = take_batch(call) else {
         return Err(JsValue::from_str("a batch answer without its call"));
     };
-    match batch::decode_replies(text, members.len()) {
+    match batch::decode_replies(&text, members.len()) {
         Ok(replies) => {
             let mut replies = replies.into_iter();
             let mine = replies.next();
@@ -466,17 +491,14 @@ fn split(call: u32, leader: u32, text: &str) -> Result<JsValue, JsValue> {
             );
             let url = members[0].url.clone();
             finish_batch(members, resolve, |_| Outcome::Alone);
-            let _ = leader;
             forward::send(&url).map(Into::into)
         }
     }
 }
 
-/// Batch `call`'s members and outcome resolver, in flight or being read.
+/// Batch `call`'s members and outcome resolver.
 fn take_batch(call: u32) -> Option<(Vec<Waiter>, js_sys::Function)> {
-    take_call(call)
-        .and_then(|c| c.batch)
-        .or_else(|| with(|b| b.reading.remove(&call)))
+    take_call(call).and_then(|c| c.batch)
 }
 
 /// The batch call failed as a whole (the leader's context).

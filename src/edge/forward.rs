@@ -83,6 +83,25 @@ pub(super) fn send(url: &str) -> Result<js_sys::Promise, JsValue> {
     stub().and_then(|s| s.fetch_with_str(url))
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// The counter's stub seen as an RPC target (`src/objects.js`).
+    type CounterRpc;
+
+    /// `stub.batch(url)`: the batch's encoded replies (a string), or a rejection.
+    #[wasm_bindgen(method, catch, js_name = batch)]
+    fn batch(this: &CounterRpc, url: &str) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// A batch call (the namespace is loaded): the object's method `batch`, whose answer is the
+/// replies as one string, with no response body to read. The call's own promise is a
+/// special RPC promise; other requests wait on the plain promise made from it here, in the
+/// sender's context, exactly as on a `fetch` promise.
+pub(super) fn send_batch(url: &str) -> Result<js_sys::Promise, JsValue> {
+    let rpc = stub().and_then(|s| s.unchecked_into::<CounterRpc>().batch(url))?;
+    Ok(js_sys::Promise::resolve(&rpc))
+}
+
 /// After the first attempt at `url` failed with `error`: retries while the platform says that
 /// is sensible, and otherwise answers the problem. Never fails: the result is the object's
 /// response or a 503 problem.

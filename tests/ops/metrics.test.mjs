@@ -1,5 +1,5 @@
 // Request metrics and object metrics against the two built scripts (build/edge/index.js, the
-// Worker, and build/objects/index.js, the Durable Objects it binds by script name) under plain
+// Worker, and build/objects/entry.js, the Durable Objects it binds by script name) under plain
 // Miniflare. The local runtime drops Analytics Engine points, so here the METRICS dataset is a
 // wrapped binding: a small capture Worker whose writeDataPoint prints each point as one tagged
 // line, which this test reads from the runtime's stdout together with the request log lines.
@@ -16,7 +16,7 @@ import WebSocket from 'ws';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const SCRIPT = path.join(ROOT, 'build/edge/index.js');
-const OBJECTS = path.join(ROOT, 'build/objects/index.js');
+const OBJECTS = path.join(ROOT, 'build/objects/entry.js');
 const VERSION_ID = '7d3c1e9a-0b5f-4c8e-9a41-3f2b6d8e1c05';
 const ADMIN = 'ops-test-admin-token';
 const TAG = 'metrics-capture ';
@@ -49,7 +49,7 @@ before(async () => {
         modules: true,
         scriptPath: SCRIPT,
         modulesRoot: path.dirname(SCRIPT),
-        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }, { type: 'ESModule', include: ['**/*.js'], fallthrough: true }],
         compatibilityDate: '2026-04-01',
         durableObjects: {
           COUNTER: { className: 'Counter', scriptName: 'number-acidizer' },
@@ -67,7 +67,7 @@ before(async () => {
         modules: true,
         scriptPath: OBJECTS,
         modulesRoot: path.dirname(OBJECTS),
-        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }, { type: 'ESModule', include: ['**/*.js'], fallthrough: true }],
         compatibilityDate: '2026-04-01',
         durableObjects: { COUNTER: { className: 'Counter', useSQLite: true }, RELAY: { className: 'Relay', useSQLite: true } },
         durableObjectsPersist: false,
