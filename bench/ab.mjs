@@ -4,35 +4,52 @@
 // runs, and print req/s and server CPU per request. Use it to check one change at a time:
 //
 //   node bench/ab.mjs --rounds 3 --duration 5 js-counter /tmp/a/build /tmp/b/build
+//   node bench/ab.mjs --connections 16,64 --modes get,miss noop floor build
+//
+// Modes: `get` (GET /api/value), `post` (keyed POST /api/increment), `miss` (GET /api/nothing:
+// answered by the Worker alone, 404 for ours, so it is what the edge costs without the object).
+// `build` is this checkout's build/ as it is.
 //
 // A target is `noop`, `js-counter` or a folder holding scripts/build.sh's output (edge/, objects/),
 // optionally followed by vars for it: `/tmp/b/build,REQUEST_LOG_SAMPLE_RATE=0`.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, TARGETS, start, stop, cpuSeconds } from './server.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
-  options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' } },
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '16' },
+    modes: { type: 'string', default: 'get,post' },
+  },
 });
+const connections = opt.connections.split(',').map(Number);
+const modes = opt.modes.split(',');
+const runs = connections.flatMap((c) => modes.map((m) => `${m}@${c}`));
 const targets = positionals.map((p, i) => {
   if (TARGETS[p]) return { name: p, key: p };
-  const [dir, ...vars] = p.split(',');
+  const [given, ...vars] = p.split(',');
+  const dir = given === 'build' ? path.join(ROOT, 'build') : given;
   const key = `build${i}`;
   TARGETS[key] = {
     ...TARGETS.ours,
     script: path.resolve(dir, 'edge/index.js'),
-    objects: path.resolve(dir, 'objects/index.js'),
+    // A build from before the objects had their own entry has only index.js.
+    objects: path.resolve(dir, fs.existsSync(path.join(dir, 'objects/entry.js')) ? 'objects/entry.js' : 'objects/index.js'),
     args: [...TARGETS.ours.args, ...vars.flatMap((v) => ['--var', v])],
   };
   return { name: p, key };
 });
-const results = new Map(targets.map((t) => [t.name, { get: [], post: [] }]));
+const results = new Map(targets.map((t) => [t.name, Object.fromEntries(runs.map((r) => [r, []]))]));
 
-function wrk(url, mode) {
-  const out = execFileSync('wrk', ['-t2', '-c16', `-d${opt.duration}s`, '--latency', '-s', path.join(ROOT, 'bench/wrk.lua'),
-    `${url}/api/${mode === 'get' ? 'value' : 'increment'}`, '--', mode, `ab${Date.now()}`], { encoding: 'utf8' });
+const PATHS = { get: 'value', post: 'increment', miss: 'nothing' };
+function wrk(url, mode, c = 16) {
+  const out = execFileSync('wrk', ['-t2', `-c${c}`, `-d${opt.duration}s`, '--latency', '-s', path.join(ROOT, 'bench/wrk.lua'),
+    `${url}/api/${PATHS[mode]}`, '--', mode === 'post' ? 'post' : 'get', `ab${Date.now()}`], { encoding: 'utf8' });
   return JSON.parse(/BENCH_JSON (.*)/.exec(out)[1]);
 }
 
@@ -41,12 +58,14 @@ for (let r = 0; r < Number(opt.rounds); r++) {
     const s = await start(t.key);
     try {
       wrk(s.url, 'get'); // warm-up
-      for (const mode of ['get', 'post']) {
+      for (const run of runs) {
+        const [mode, c] = run.split('@');
         const c0 = cpuSeconds(s);
-        const w = wrk(s.url, mode);
+        const w = wrk(s.url, mode, Number(c));
         const c1 = cpuSeconds(s);
-        const rps = w.ok / (w.duration_us / 1e6);
-        results.get(t.name)[mode].push({
+        // A miss is a 404 for ours (and a 200 for the no-op): every answer counts.
+        const rps = (mode === 'miss' ? w.requests : w.ok) / (w.duration_us / 1e6);
+        results.get(t.name)[run].push({
           rps,
           cpu_us: ((c1.total - c0.total) * 1e6) / w.requests,
           workerd_us: ((c1.workerd - c0.workerd) * 1e6) / w.requests,
@@ -59,9 +78,10 @@ for (let r = 0; r < Number(opt.rounds); r++) {
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-console.log('target'.padEnd(34), 'GET req/s  cpu µs  wd µs  p99 |  POST req/s  cpu µs  wd µs  p99');
+if (process.env.AB_ROUNDS_JSON) console.log(`AB_JSON ${JSON.stringify(Object.fromEntries(results))}`);
+console.log('target'.padEnd(34), runs.map((r) => `${r.padStart(9)} req/s  cpu µs  wd µs  p99`).join(' | '));
 for (const [name, r] of results) {
-  const f = (m) => [median(r[m].map((x) => x.rps)).toFixed(0).padStart(9), median(r[m].map((x) => x.cpu_us)).toFixed(0).padStart(7),
+  const f = (m) => [median(r[m].map((x) => x.rps)).toFixed(0).padStart(15), median(r[m].map((x) => x.cpu_us)).toFixed(0).padStart(7),
     median(r[m].map((x) => x.workerd_us)).toFixed(0).padStart(6), median(r[m].map((x) => x.p99_ms)).toFixed(0).padStart(4)].join(' ');
-  console.log(name.slice(-34).padEnd(34), f('get'), '|', f('post'));
+  console.log(name.slice(-34).padEnd(34), runs.map(f).join(' | '));
 }

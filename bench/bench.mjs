@@ -64,7 +64,7 @@ for (const f of cfg.fanout) {
 for (const t of cfg.paced_targets) if (!TARGETS[t]) throw new Error(`BENCH_PACED_TARGETS: unknown target ${t}`);
 if (!cfg.connections.length || cfg.connections.some((x) => !Number.isInteger(x) || x < 2)) throw new Error('BENCH_CONNECTIONS must list whole numbers ≥ 2');
 if (cfg.capacity.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) throw new Error('BENCH_CAPACITY must list sizes 1..64');
-const ORDER = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched']; // interleaved in this order every round
+const ORDER = ['noop', 'floor', 'floor-rpc', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched']; // interleaved in this order every round
 const problems = []; // correctness failures: reported at the end, and the run fails
 const running = new Set(); // servers to stop if we die half-way
 const children = new Set(); // wrk / fan-out processes, likewise
@@ -191,7 +191,7 @@ async function checkIntegrity(server, post) {
     const h = await fetchJson(`${server.url}/api/health`);
     // Keys are recorded by their audit entries (unique request ids).
     counts = { version: h.version, audit_entries: h.audit_entries };
-  } else if (server.target === 'floor') {
+  } else if (server.target === 'floor' || server.target === 'floor-rpc') {
     counts = { version: (await fetchJson(`${server.url}/api/value`)).version }; // it keeps only a version
   } else if (server.target === 'js-counter') {
     const [a, v] = await Promise.all([fetchJson(`${server.url}/api/audit`), fetchJson(`${server.url}/api/value`)]);
@@ -256,7 +256,8 @@ async function capacityRuns() {
   child.stdout.on('data', (d) => { out += d; process.stdout.write(String(d).split('\n').filter((l) => l && !l.startsWith('CAPACITY_JSON')).map((l) => l + '\n').join('')); });
   child.stderr.on('data', (d) => { err += d; });
   const code = await new Promise((resolve) => {
-    const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }, (cfg.capacity.length * (cfg.capacity_seconds + 10) + 60) * 1000);
+    // Every size for changes and reads, through the method and as requests.
+    const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }, (4 * cfg.capacity.length * (cfg.capacity_seconds + 10) + 60) * 1000);
     child.on('close', (c) => { clearTimeout(timer); resolve(c); });
   });
   await stopServer(server);

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // The object's own capacity (run by bench/bench.mjs; also on its own):
-//   node bench/capacity.mjs --script <build/objects/index.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
+//   node bench/capacity.mjs --script <build/objects/entry.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
+//        [--kinds changes,reads] [--via rpc,fetch]
+// `rpc` sends every call as the edge does, through the object's method `batch` (a single request
+// is a batch of one); `fetch` sends them as requests (`/mutate`, `/value`, `/batch?…`), the way
+// the edge called the object before, and the way it still does with BATCH_MAX_IN_FLIGHT=off.
 // Starts, under plain Miniflare, our objects script (it owns the Counter object class, in-memory
 // storage) and bench/capacity/driver.js bound to that class, then for each size asks the driver
 // to keep calls of that many changes in flight for the given seconds. Around each run it reads
@@ -16,18 +20,22 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: a } = parseArgs({
   options: {
-    script: { type: 'string', default: path.join(ROOT, 'build/objects/index.js') },
+    script: { type: 'string', default: path.join(ROOT, 'build/objects/entry.js') },
     sizes: { type: 'string', default: '1,16,64' },
     seconds: { type: 'string', default: '5' },
     lanes: { type: 'string', default: '4' },
     compat: { type: 'string', default: '2026-04-01' },
+    kinds: { type: 'string', default: 'changes,reads' },
+    via: { type: 'string', default: 'rpc,fetch' },
   },
 });
+const kinds = a.kinds.split(',');
+const vias = a.via.split(',');
 const sizes = a.sizes.split(',').map(Number);
 const seconds = Number(a.seconds);
 const lanes = Number(a.lanes);
 if (sizes.some((s) => !(s >= 1 && s <= 64)) || !(seconds > 0) || !(lanes >= 1)) {
-  console.error('usage: node bench/capacity.mjs [--script build/objects/index.js] [--sizes 1,16,64] [--seconds 5] [--lanes 4]');
+  console.error('usage: node bench/capacity.mjs [--script build/objects/entry.js] [--sizes 1,16,64] [--seconds 5] [--lanes 4]');
   process.exit(2);
 }
 const script = path.resolve(a.script);
@@ -50,7 +58,7 @@ const mf = new Miniflare({
       modules: true,
       scriptPath: script,
       modulesRoot: path.dirname(script),
-      modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+      modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }, { type: 'ESModule', include: ['**/*.js'], fallthrough: true }],
       compatibilityDate: a.compat,
       durableObjects: { COUNTER: { className: 'Counter', useSQLite: true } },
       durableObjectsPersist: false,
@@ -93,25 +101,28 @@ try {
   // Build the object (Wasm class, schema) before measuring.
   const warm = await mf.dispatchFetch(new URL(`?size=1&seconds=0.5&lanes=1&run=warm`, url));
   if (!warm.ok) throw new Error(`warm-up failed: ${warm.status} ${await warm.text()}`);
-  for (const size of sizes) {
+  for (const via of vias) for (const kind of kinds) for (const size of sizes) {
     const cpu0 = workerdCpu();
     const t0 = performance.now();
-    const res = await mf.dispatchFetch(new URL(`?size=${size}&seconds=${seconds}&lanes=${lanes}&run=s${size}`, url));
+    const res = await mf.dispatchFetch(new URL(`?size=${size}&seconds=${seconds}&lanes=${lanes}&run=${kind}${size}&kind=${kind}&via=${via}`, url));
     const wall = (performance.now() - t0) / 1000;
     const cpu = workerdCpu() - cpu0;
-    if (!res.ok) throw new Error(`size ${size}: ${res.status} ${await res.text()}`);
+    if (!res.ok) throw new Error(`${kind} size ${size}: ${res.status} ${await res.text()}`);
     const r = await res.json();
-    if (r.errors || r.changes !== r.calls * size) throw new Error(`size ${size}: ${JSON.stringify(r)} (every change must apply)`);
+    const applied = kind === 'reads' ? 0 : r.calls * size;
+    if (r.errors || r.changes !== applied) throw new Error(`${kind} size ${size}: ${JSON.stringify(r)} (every change must apply, a read none)`);
+    // `changes`: what the calls carried (changes applied, or reads answered).
+    const done = r.calls * size;
     const rec = {
-      size, lanes, calls: r.calls, changes: r.changes, errors: r.errors, seconds: +(r.ms / 1000).toFixed(2),
-      changes_per_s: Math.round(r.changes / (r.ms / 1000)),
+      kind, size, lanes, via, calls: r.calls, changes: done, errors: r.errors, seconds: +(r.ms / 1000).toFixed(2),
+      changes_per_s: Math.round(done / (r.ms / 1000)),
       calls_per_s: Math.round(r.calls / (r.ms / 1000)),
       cpu_us_per_call: Math.round((cpu * 1e6) / r.calls),
-      cpu_us_per_change: +((cpu * 1e6) / r.changes).toFixed(1),
+      cpu_us_per_change: +((cpu * 1e6) / done).toFixed(1),
       workerd_cores: +(cpu / wall).toFixed(2),
     };
     results.push(rec);
-    console.log(`capacity: ${size} change(s) per call: ${rec.changes_per_s} changes/s (${rec.calls_per_s} calls/s), ${rec.cpu_us_per_change} µs CPU per change, ${rec.cpu_us_per_call} µs per call`);
+    console.log(`capacity: ${size} ${kind} per call (${rec.via}): ${rec.changes_per_s} ${kind}/s (${rec.calls_per_s} calls/s), ${rec.cpu_us_per_change} µs CPU per ${kind === 'reads' ? 'read' : 'change'}, ${rec.cpu_us_per_call} µs per call`);
   }
   console.log(`CAPACITY_JSON ${JSON.stringify(results)}`);
 } catch (e) {

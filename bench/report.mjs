@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const r = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench/results/latest.json'), 'utf8'));
-const TARGETS = ['noop', 'floor', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched'];
+const TARGETS = ['noop', 'floor', 'floor-rpc', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched'];
 const OURS = ['ours', 'ours-nolog', 'ours-unbatched'];
 const m = r.meta;
 const c = r.config;
@@ -69,20 +69,33 @@ const pair = (conns, a, b) => {
     ratio(A.post.p99, B.post.p99), ratio(A.get.cpu, B.get.cpu), ratio(A.post.cpu, B.post.cpu)];
 };
 const ratioTable = (conns) => table(['ratio', 'GET req/s', 'POST req/s', 'GET p99', 'POST p99', 'GET CPU/req', 'POST CPU/req'],
-  [pair(conns, 'ours-nolog', 'floor'), pair(conns, 'ours', 'floor'), pair(conns, 'ours-unbatched', 'floor'), pair(conns, 'ours-nolog', 'ours-unbatched'),
-    pair(conns, 'ours-nolog', 'js-counter'), pair(conns, 'js-counter', 'floor'), pair(conns, 'floor', 'noop'), pair(conns, 'ours-nolog', 'noop')]);
+  [pair(conns, 'ours-nolog', 'floor'), pair(conns, 'ours-nolog', 'floor-rpc'), pair(conns, 'ours', 'floor'), pair(conns, 'ours-unbatched', 'floor'), pair(conns, 'ours-nolog', 'ours-unbatched'),
+    pair(conns, 'ours-nolog', 'js-counter'), pair(conns, 'js-counter', 'floor'), pair(conns, 'floor-rpc', 'floor'), pair(conns, 'floor', 'noop'), pair(conns, 'ours-nolog', 'noop')]);
 
 // The object's own capacity, and a straight line through its CPU per call: fixed + per change × n.
-const cap = r.capacity ?? [];
-const cap1 = cap.find((x) => x.size === 1);
-const capBig = cap.filter((x) => x.size > 1).sort((a, b) => b.size - a.size)[0];
+// Runs from before reads and the method was measured have neither field: changes as requests.
+const cap = (r.capacity ?? []).map((x) => ({ kind: 'changes', via: 'fetch', ...x }));
+const capOf = (kind, via) => cap.filter((x) => x.kind === kind && x.via === via);
+// The edge's way of calling (the method) when it was measured, else requests.
+const capVia = capOf('changes', 'rpc').length ? 'rpc' : 'fetch';
+const capChanges = capOf('changes', capVia);
+const cap1 = capChanges.find((x) => x.size === 1);
+const capBig = capChanges.filter((x) => x.size > 1).sort((a, b) => b.size - a.size)[0];
+const reads1 = capOf('reads', capVia).find((x) => x.size === 1);
+const readsBig = capOf('reads', capVia).filter((x) => x.size > 1).sort((a, b) => b.size - a.size)[0];
+const fetch1 = capOf('changes', 'fetch').find((x) => x.size === 1);
+const fetchReads1 = capOf('reads', 'fetch').find((x) => x.size === 1);
+const VIA = { rpc: 'method (`batch`)', fetch: 'request (`fetch`)' };
 const line = cap1 && capBig ? (() => {
   const perChange = (capBig.cpu_us_per_call - cap1.cpu_us_per_call) / (capBig.size - 1);
   return { perChange, fixed: cap1.cpu_us_per_call - perChange };
 })() : null;
-const capacityTable = cap.length ? table(['changes per call', 'calls', 'changes', 'changes/s', 'calls/s', 'vs 1 per call', 'µs CPU per call', 'µs CPU per change', 'workerd cores'],
-  cap.map((x) => [n(x.size), n(x.calls), n(x.changes), n(x.changes_per_s), n(x.calls_per_s), cap1 ? ratio(x.changes_per_s, cap1.changes_per_s) : '–',
-    n(x.cpu_us_per_call), n(x.cpu_us_per_change, 1), n(x.workerd_cores, 2)])) : '(not run)';
+const capacityTable = cap.length ? table(['call', 'carries', 'per call', 'calls', 'carried', 'per s', 'calls/s', 'vs 1 per call (same call)', 'µs CPU per call', 'µs CPU per change or read', 'workerd cores'],
+  cap.map((x) => {
+    const one = capOf(x.kind, x.via).find((y) => y.size === 1);
+    return [VIA[x.via] ?? x.via, x.kind, n(x.size), n(x.calls), n(x.changes), n(x.changes_per_s), n(x.calls_per_s), one ? ratio(x.changes_per_s, one.changes_per_s) : '–',
+      n(x.cpu_us_per_call), n(x.cpu_us_per_change, 1), n(x.workerd_cores, 2)];
+  })) : '(not run)';
 
 // The issue's goals, judged on this run's medians (figures, not a test).
 const at = (conns) => summaries[conns] ?? null;
@@ -92,6 +105,9 @@ const goal = (label, value, target, met) => `| ${label} | ${value} | ${target} |
 const capRatio = cap1 && capBig ? capBig.changes_per_s / cap1.changes_per_s : null;
 const postRatio = s64 ? s64['ours-nolog'].post.rps / s64.floor.post.rps : null;
 const getRatio = s64 ? s64['ours-nolog'].get.rps / s64.floor.get.rps : null;
+const rpcPost = s64?.['floor-rpc'] ? s64['ours-nolog'].post.rps / s64['floor-rpc'].post.rps : null;
+const rpcGet = s64?.['floor-rpc'] ? s64['ours-nolog'].get.rps / s64['floor-rpc'].get.rps : null;
+const noopGet = s64 ? s64.noop.get.rps / s64.floor.get.rps : null;
 const pOn = paced('ours-nolog', 'post', 125);
 const pOff = paced('ours-unbatched', 'post', 125);
 const pDiff = pOn && pOff ? pOn.latency_ms.p50 - pOff.latency_ms.p50 : null;
@@ -105,6 +121,12 @@ const goals = [
     // work): the runs are then queueing behind it and say nothing about batching's own latency.
     : Math.max(pOn.latency_ms.p50, pOff.latency_ms.p50) > 20 ? 'not measurable on this run (the machine was saturated: both p50s far above an idle request)' : pDiff <= 0.5),
 ].join('\n');
+// What bounds the GET goal on this run: the no-op Worker (no object at all) against the floor,
+// and the edge alone (a 404 at the edge) where it was measured.
+const goalNotes = [
+  noopGet === null ? null : `A Worker that does nothing (noop) answers GETs at ${noopGet.toFixed(2)}× the floor on this run, so ≥ 1.2× the floor asks for ${noopGet ? ((1.2 / noopGet) * 100).toFixed(0) : '–'}% of the no-op's rate from a Worker that also validates, routes and calls the object.`,
+  rpcPost === null ? null : `Against floor-rpc (the same one-call-per-request floor, through RPC, as ours calls the object): keyed POST ${rpcPost.toFixed(2)}×, GET ${rpcGet.toFixed(2)}× at 64 connections.`,
+].filter(Boolean).join(' ');
 
 const busyOf = (k) => median(r.http.flatMap((x) => [x.get[k], x.post[k]]));
 const cold = (t, k) => median(r.cold_start.filter((x) => x.target === t).map((x) => x[k]));
@@ -115,7 +137,7 @@ const WASM_BUDGET = 200_000;
 const tables = `## Goals of batching (issue 14), on this run
 
 ${goals}
-
+${goalNotes ? `\n${goalNotes}\n` : ''}
 ## HTTP throughput and latency
 
 \`wrk -t${c.wrk.threads} -c<connections> -d${c.duration_s}s --latency\`, medians of ${c.rounds} interleaved round(s) (a fresh server per target per round). Errors are non-2xx responses plus socket errors, summed over the rounds. "calls to the object by size" (our builds, from \`calls_by_size\` in \`/api/health\` around each wrk run, summed over the rounds) shows how many requests each call to the object carried: **ours** and **ours-nolog** batch (the default \`BATCH_MAX_IN_FLIGHT=2\`), **ours-unbatched** sends one call per request (\`off\`).
@@ -136,9 +158,10 @@ ${ratioTable(conns)}`).join('\n\n')}
 
 ## The object's own capacity
 
-What the one counter object applies when the edge is not the bottleneck: \`bench/capacity.mjs\` runs our build's object under Miniflare with a driver Worker (\`bench/capacity/driver.js\`, bench only) that keeps 4 ready-made calls in flight, each carrying 1, 16 or 64 increments with fresh keys (size 1 is the single call every request makes without batching; larger sizes are batch calls), for ${c.capacity_seconds ?? 5} s per size. CPU is workerd's, from \`/proc\`. In production the edge runs on many machines and the object on one thread; here both share the ${m.machine.nproc} cores with the driver.
+What the one counter object applies when the edge is not the bottleneck: \`bench/capacity.mjs\` runs our build's object under Miniflare with a driver Worker (\`bench/capacity/driver.js\`, bench only) that keeps 4 ready-made calls in flight, each carrying 1, 16 or 64 increments with fresh keys, or as many reads, for ${c.capacity_seconds ?? 5} s per size. Each call goes the way the edge sends it, through the object's method \`batch\` (a request alone is a batch of one), or as a request (\`fetch\`: how the edge called the object before, and still does with \`BATCH_MAX_IN_FLIGHT=off\`), whose answer's body the caller must then read. CPU is workerd's, from \`/proc\`, and includes the driver's side of each call. In production the edge runs on many machines and the object on one thread; here both share the ${m.machine.nproc} cores with the driver.
 
 ${capacityTable}
+${fetch1 && cap1 && capVia === 'rpc' ? `\nOne change alone costs ${n(cap1.cpu_us_per_call)} µs as a method call against ${n(fetch1.cpu_us_per_call)} µs as a request (${ratio(fetch1.cpu_us_per_call, cap1.cpu_us_per_call)}×)${reads1 && fetchReads1 ? `; one read alone ${n(reads1.cpu_us_per_call)} against ${n(fetchReads1.cpu_us_per_call)} µs (${ratio(fetchReads1.cpu_us_per_call, reads1.cpu_us_per_call)}×)` : ''}. A request's answer is a response whose body the caller reads as a stream; a method's is a string.${readsBig && reads1 ? ` Reads in a batch cost the object ${n(readsBig.cpu_us_per_change, 1)} µs each at ${readsBig.size} per call (${ratio(readsBig.changes_per_s, reads1.changes_per_s)}× the reads per second of one per call).` : ''}\n` : ''}
 ${line ? `\nWhere the cost per change goes: the object's CPU per call fits **${n(line.fixed)} µs per call + ${n(line.perChange, 1)} µs per change** (a line through the sizes 1 and ${capBig.size}). The fixed part (the call into the object, the outer transaction and its commit, building the response, the runtime's output gate) is paid once per call, so batching divides it among the changes; what remains per change is its own work: the rate-limit check, the rule, the savepoint, two SQL statements (counter row and audit entry, the key's record), the response JSON and its broadcast to the (here absent) sockets.\n` : ''}
 ## Server CPU per request
 
@@ -251,7 +274,7 @@ Generated by \`make bench\` (\`bench/run.sh\`); every run rewrites this file and
 
 ## How to read this
 
-Six targets (four Workers) run one after another under the same local runtime (workerd through Miniflare, one process group each, in-memory storage), on the same machine as the load generator: **noop** answers a constant JSON body and is the ceiling of the runtime path; **floor** forwards every request to one SQLite-backed Durable Object that answers reads from memory and makes each POST one single-row UPDATE (no validation, keys or audit): the least any design can cost that routes every request through one object, as a strongly consistent global counter must; **js-counter** is the same counter written in JavaScript the way the platform's examples do it (one SQLite Durable Object, \`transactionSync\`, hibernatable WebSockets) and validates less than our contract requires, so it is a fair-to-generous reference; **ours** is this repository's Rust Worker compiled to Wasm (\`build/\`, copied at the start of the run), with its per-client rate limit and socket cap set to 0 (off, the local default): every request comes from one address, and the figures are the Worker's capacity, not its limits. **ours-nolog** is the same build with \`REQUEST_LOG_SAMPLE_RATE=0\`: ours writes one structured JSON log line per request and the peers log nothing, and under this local runtime every line also costs the launcher that relays it, so \`ours-nolog\` is the like-for-like comparison with js-counter, and \`ours\` what the default configuration costs here (in production, request lines can be sampled with \`REQUEST_LOG_SAMPLE_RATE\` or with Workers Logs' head sampling). Both batch (group commit, the default \`BATCH_MAX_IN_FLIGHT=2\`); **ours-unbatched** is ours-nolog with \`BATCH_MAX_IN_FLIGHT=off\`, one call to the object per request. Client and server share ${m.machine.nproc} cores, so absolute figures depend on the machine and on whatever else runs on it; the rounds are interleaved so that noise hits every target alike, and the **ratios** are the figures to compare across runs. Latency percentiles are wrk's, per request, at ${CONNS.join(' and ')} concurrent connections. Every mutation goes through the one Durable Object, so POST throughput is bounded by one object's serial work, which is what a single global counter costs. Nothing here passes or fails on speed; a run fails only on a correctness problem (an integrity or fan-out mismatch).
+Seven targets (five Workers) run one after another under the same local runtime (workerd through Miniflare, one process group each, in-memory storage), on the same machine as the load generator: **noop** answers a constant JSON body and is the ceiling of the runtime path; **floor** forwards every request to one SQLite-backed Durable Object that answers reads from memory and makes each POST one single-row UPDATE (no validation, keys or audit): the least any design can cost that routes every request through one object as a request (the issue's floor), as a strongly consistent global counter must; **floor-rpc** is the same object called through the platform's RPC (the Worker calls its methods and builds the response from the string each returns), which costs the runtime less than a request whose response comes back through the Worker: the least one object call per request can cost here, and the fair floor for ours, whose calls to the object are method calls too; **js-counter** is the same counter written in JavaScript the way the platform's examples do it (one SQLite Durable Object, \`transactionSync\`, hibernatable WebSockets) and validates less than our contract requires, so it is a fair-to-generous reference; **ours** is this repository's Rust Worker compiled to Wasm (\`build/\`, copied at the start of the run), with its per-client rate limit and socket cap set to 0 (off, the local default): every request comes from one address, and the figures are the Worker's capacity, not its limits. **ours-nolog** is the same build with \`REQUEST_LOG_SAMPLE_RATE=0\`: ours writes one structured JSON log line per request and the peers log nothing, and under this local runtime every line also costs the launcher that relays it, so \`ours-nolog\` is the like-for-like comparison with js-counter, and \`ours\` what the default configuration costs here (in production, request lines can be sampled with \`REQUEST_LOG_SAMPLE_RATE\` or with Workers Logs' head sampling). Both batch (group commit, the default \`BATCH_MAX_IN_FLIGHT=2\`); **ours-unbatched** is ours-nolog with \`BATCH_MAX_IN_FLIGHT=off\`, one call to the object per request. Client and server share ${m.machine.nproc} cores, so absolute figures depend on the machine and on whatever else runs on it; the rounds are interleaved so that noise hits every target alike, and the **ratios** are the figures to compare across runs. Latency percentiles are wrk's, per request, at ${CONNS.join(' and ')} concurrent connections. Every mutation goes through the one Durable Object, so POST throughput is bounded by one object's serial work, which is what a single global counter costs. Nothing here passes or fails on speed; a run fails only on a correctness problem (an integrity or fan-out mismatch).
 
 ${tables}`;
 

@@ -1,11 +1,15 @@
 // The object's own capacity (bench/capacity.mjs): a Worker that calls our counter object
 // directly with ready-made calls, so the edge (routing, validation, keys, logging, splitting
 // answers) costs nothing and the figure is what the one object can apply. Each call carries
-// `size` changes: size 1 is today's single call (`/mutate?…`), larger sizes are batch calls
-// (`/batch?m,…&m,…`, src/core/batch.rs), every change with its own fresh key. `lanes` calls are
-// kept in flight. Only the benchmark runs this Worker; it is never deployed.
+// `size` changes (`kind=changes`) or reads (`kind=reads`): size 1 is the single call every
+// request makes alone (`/mutate?…`, `/value`), larger sizes are batch calls (`/batch?m,…&m,…`
+// or `/batch?v&v…`, src/core/batch.rs), every change with its own fresh key, sent as the edge
+// sends them: the object's method `batch` (`via=rpc`, the default) or, for comparison, a
+// request (`via=fetch`). `lanes` calls are kept in flight. Only the benchmark runs this Worker;
+// it is never deployed.
 //
-//   GET /?size=16&seconds=5&lanes=4&run=<id>  →  {"size","calls","changes","errors","ms","version_before","version_after"}
+//   GET /?size=16&seconds=5&lanes=4&run=<id>[&kind=reads][&via=fetch]
+//     →  {"size","kind","via","calls","changes","errors","ms","version_before","version_after"}
 const ORIGIN = 'https://counter';
 
 export default {
@@ -15,15 +19,29 @@ export default {
     const seconds = Number(q.get('seconds') ?? 5);
     const lanes = Number(q.get('lanes') ?? 4);
     const run = q.get('run') ?? 'cap';
-    if (!(size >= 1 && size <= 64 && seconds > 0 && lanes >= 1)) return new Response('bad parameters', { status: 400 });
+    const kind = q.get('kind') ?? 'changes';
+    const via = q.get('via') ?? 'rpc';
+    if (!(size >= 1 && size <= 64 && seconds > 0 && lanes >= 1) || !['changes', 'reads'].includes(kind) || !['rpc', 'fetch'].includes(via)) {
+      return new Response('bad parameters', { status: 400 });
+    }
     const stub = env.COUNTER.get(env.COUNTER.idFromName('global'));
     const version = async () => (await (await stub.fetch(`${ORIGIN}/value`)).json()).version;
     let next = 0;
     const call = () => {
-      if (size === 1) return `${ORIGIN}/mutate?op=increment&n=1&key=${run}.${next++}&client=unknown`;
+      if (size === 1 && via === 'fetch') return kind === 'reads' ? `${ORIGIN}/value` : `${ORIGIN}/mutate?op=increment&n=1&key=${run}.${next++}&client=unknown`;
       const items = [];
-      for (let i = 0; i < size; i++) items.push(`m,increment,1,${run}.${next++},unknown`);
+      for (let i = 0; i < size; i++) items.push(kind === 'reads' ? 'v' : `m,increment,1,${run}.${next++},unknown`);
       return `${ORIGIN}/batch?${items.join('&')}`;
+    };
+    // One call: true when it was answered in full.
+    const send = async () => {
+      if (via === 'rpc') {
+        const text = await stub.batch(call());
+        return typeof text === 'string' && text.length > 0;
+      }
+      const r = await stub.fetch(call());
+      await r.arrayBuffer();
+      return r.status === 200;
     };
     const before = await version();
     let calls = 0;
@@ -32,15 +50,13 @@ export default {
     const deadline = Date.now() + seconds * 1000; // the clock advances across each awaited call
     const lane = async () => {
       while (Date.now() < deadline) {
-        const r = await stub.fetch(call());
-        await r.arrayBuffer();
-        if (r.status === 200) calls++;
+        if (await send()) calls++;
         else errors++;
       }
     };
     await Promise.all(Array.from({ length: lanes }, lane));
     const ms = performance.now() - t0;
     const after = await version();
-    return Response.json({ size, lanes, calls, changes: after - before, errors, ms, version_before: before, version_after: after });
+    return Response.json({ size, kind, via, lanes, calls, changes: after - before, errors, ms, version_before: before, version_after: after });
   },
 };
