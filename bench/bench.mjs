@@ -64,6 +64,8 @@ for (const f of cfg.fanout) {
 for (const t of cfg.paced_targets) if (!TARGETS[t]) throw new Error(`BENCH_PACED_TARGETS: unknown target ${t}`);
 if (!cfg.connections.length || cfg.connections.some((x) => !Number.isInteger(x) || x < 2)) throw new Error('BENCH_CONNECTIONS must list whole numbers ≥ 2');
 if (cfg.capacity.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) throw new Error('BENCH_CAPACITY must list sizes 1..64');
+/** Targets whose Worker alone (no object call) is also measured. */
+const EDGE_ALONE = ['noop', 'ours-nolog'];
 const ORDER = ['noop', 'floor', 'floor-rpc', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched']; // interleaved in this order every round
 const problems = []; // correctness failures: reported at the end, and the run fails
 const running = new Set(); // servers to stop if we die half-way
@@ -121,9 +123,12 @@ async function httpRounds() {
           if (typeof first.value !== 'number') throw new Error(`${target}: GET /api/value gave ${JSON.stringify(first)}`);
           const get = await wrk(server, 'get', '/api/value', connections);
           const post = await wrk(server, 'post', '/api/increment', connections);
+          // The edge alone: a GET the Worker answers itself (ours: 404, no object call), the
+          // most any GET through this Worker could reach, whatever its calls to the object cost.
+          const edge = EDGE_ALONE.includes(target) ? await wrk(server, 'get', '/api/nothing', connections) : undefined;
           await sleep(500); // let requests wrk abandoned at its deadline finish on the server
           const integrity = await checkIntegrity(server, post);
-          const rec = { round, connections, target, get, post, integrity, workerd_peak_rss_mib: round1(workerdPeakRssMiB(server)) };
+          const rec = { round, connections, target, get, post, edge, integrity, workerd_peak_rss_mib: round1(workerdPeakRssMiB(server)) };
           results.http.push(rec);
           console.log(`round ${round} c${connections} ${target.padEnd(14)} GET ${fmtRun(get)} | POST ${fmtRun(post)}` +
             (integrity ? ` | server count ${integrity.server_count} (wrk 2xx ${integrity.wrk_2xx})` : '') +

@@ -104,7 +104,7 @@ try {
   for (const via of vias) for (const kind of kinds) for (const size of sizes) {
     const cpu0 = workerdCpu();
     const t0 = performance.now();
-    const res = await mf.dispatchFetch(new URL(`?size=${size}&seconds=${seconds}&lanes=${lanes}&run=${kind}${size}&kind=${kind}&via=${via}`, url));
+    const res = await mf.dispatchFetch(new URL(`?size=${size}&seconds=${seconds}&lanes=${lanes}&run=${via}-${kind}${size}&kind=${kind}&via=${via}`, url));
     const wall = (performance.now() - t0) / 1000;
     const cpu = workerdCpu() - cpu0;
     if (!res.ok) throw new Error(`${kind} size ${size}: ${res.status} ${await res.text()}`);

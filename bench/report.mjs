@@ -41,6 +41,8 @@ for (const conns of CONNS) {
       };
     }
     summary[t].rss = median(runs.map((x) => x.workerd_peak_rss_mib));
+    const edge = runs.filter((x) => x.edge);
+    summary[t].edge = edge.length ? { rps: median(edge.map((x) => x.edge.rps)), cpu: median(edge.map((x) => x.edge.cpu_us_per_req)) } : null;
   }
 }
 const ratio = (a, b) => (a === null || b === null || !b ? '–' : (a / b).toFixed(2));
@@ -108,6 +110,7 @@ const getRatio = s64 ? s64['ours-nolog'].get.rps / s64.floor.get.rps : null;
 const rpcPost = s64?.['floor-rpc'] ? s64['ours-nolog'].post.rps / s64['floor-rpc'].post.rps : null;
 const rpcGet = s64?.['floor-rpc'] ? s64['ours-nolog'].get.rps / s64['floor-rpc'].get.rps : null;
 const noopGet = s64 ? s64.noop.get.rps / s64.floor.get.rps : null;
+const edgeGet = s64?.['ours-nolog']?.edge ? s64['ours-nolog'].edge.rps / s64.floor.get.rps : null;
 const pOn = paced('ours-nolog', 'post', 125);
 const pOff = paced('ours-unbatched', 'post', 125);
 const pDiff = pOn && pOff ? pOn.latency_ms.p50 - pOff.latency_ms.p50 : null;
@@ -125,6 +128,7 @@ const goals = [
 // and the edge alone (a 404 at the edge) where it was measured.
 const goalNotes = [
   noopGet === null ? null : `A Worker that does nothing (noop) answers GETs at ${noopGet.toFixed(2)}× the floor on this run, so ≥ 1.2× the floor asks for ${noopGet ? ((1.2 / noopGet) * 100).toFixed(0) : '–'}% of the no-op's rate from a Worker that also validates, routes and calls the object.`,
+  edgeGet === null ? null : `Our Worker alone, answering a GET itself without calling the object (\`GET /api/nothing\`, a 404), reached ${edgeGet.toFixed(2)}× the floor (${n(s64['ours-nolog'].edge.rps)} req/s, ${n(s64['ours-nolog'].edge.cpu)} µs of server CPU per request, against the no-op's ${n(s64.noop.edge?.cpu)}): that is the most any GET through it can reach here, however little its call to the object costs.`,
   rpcPost === null ? null : `Against floor-rpc (the same one-call-per-request floor, through RPC, as ours calls the object): keyed POST ${rpcPost.toFixed(2)}×, GET ${rpcGet.toFixed(2)}× at 64 connections.`,
 ].filter(Boolean).join(' ');
 

@@ -662,3 +662,48 @@ fn sustained_concurrent_changes_are_all_answered() {
         .count();
     assert_eq!(refused, 0, "batches failed as a whole under load");
 }
+
+/// An edge whose objects predate the method `batch` (their entry is the plain classes, as
+/// before the objects were RPC targets: a rollback of the objects alone): every method call
+/// fails, and each request is sent again as a plain request, which those objects answer. Under
+/// concurrent load every change is applied exactly once and every read answered.
+#[test]
+fn an_edge_whose_objects_predate_the_method_sends_plain_requests() {
+    let s = Server::start(Options {
+        objects_main: Some("build/objects/index.js".into()),
+        ..Options::default()
+    });
+    let barrier = Arc::new(Barrier::new(32));
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let base = s.base.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for j in 0..4 {
+                    let key = format!("old-objects-{i}-{j}");
+                    let r = send_keyed(&base, "/api/increment", &key, 1);
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    let again = send_keyed(&base, "/api/increment", &key, 1);
+                    assert_eq!(again.body, r.body, "a replay of {key}");
+                    let r = try_request(&base, "GET", "/api/value", &[], None).unwrap();
+                    assert_eq!(r.status, 200, "{}", r.body);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client failed");
+    }
+    assert_eq!(s.value()["version"], 128);
+    assert_eq!(s.audit_all().len(), 128);
+    let fell_back = s
+        .log_lines()
+        .iter()
+        .filter(|l| {
+            l["msg"] == "counter method call failed; sending the request as a request"
+                || l["msg"] == "counter batch failed; sending its requests one by one"
+        })
+        .count();
+    assert!(fell_back > 0, "no call fell back to a plain request");
+}

@@ -32,6 +32,7 @@ fn server(hot: u64, retention: u64) -> Server {
             ),
         ],
         state: None,
+        ..Options::default()
     })
 }
 
@@ -708,6 +709,7 @@ fn a_crash_after_the_r2_write_before_its_record_resumes_without_loss_or_duplicat
     let mut s = Server::start(Options {
         vars: vars(true),
         state: None,
+        ..Options::default()
     });
     let total = 1024 + HOT + 5;
     let mut keys = load(&s, total, 8, "window");
@@ -754,6 +756,7 @@ fn a_crash_after_the_r2_write_before_its_record_resumes_without_loss_or_duplicat
     s = Server::start(Options {
         vars: vars(false),
         state: Some(s.state.clone()),
+        ..Options::default()
     });
     keys.extend(load(&s, 2, 1, "window-after"));
     let total = total + 5;

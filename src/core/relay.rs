@@ -119,20 +119,22 @@ pub const MAX_REPORTED: u64 = 1 << 32;
 
 /// Reads a relay's report ([`report_message`]): the refused sockets it carries. `None` for
 /// anything else, including a report with another member or a number out of range.
+///
+/// Only the relays write reports, always in exactly [`report_message`]'s bytes, so this
+/// matches those bytes instead of parsing JSON: a JSON parser's code here cost the objects'
+/// module 16 KB gzipped (194,210 against 178,295 bytes, of its 200 KB budget), and any other
+/// spelling of the same JSON is not a relay's report.
 pub fn parse_report(text: &str) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Report<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: &'a str,
-        refused_sockets: u64,
-    }
-    if !text.starts_with("{\"type\":\"report\"") || text.len() > 128 {
-        return None;
-    }
-    let r: Report = serde_json::from_str(text).ok()?;
-    (r.kind == "report" && r.refused_sockets <= MAX_REPORTED).then_some(r.refused_sockets)
+    let digits = text.strip_prefix(REPORT_PREFIX)?.strip_suffix('}')?;
+    let canonical = !digits.is_empty()
+        && digits.len() <= 10
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    let n: u64 = digits.parse().ok().filter(|_| canonical)?;
+    (n <= MAX_REPORTED).then_some(n)
 }
+
+const REPORT_PREFIX: &str = r#"{"type":"report","refused_sockets":"#;
 
 /// The regions relays are placed in: Cloudflare's Durable Object location hints.
 pub const REGIONS: [&str; 9] = [
@@ -887,6 +889,9 @@ mod tests {
             r#"{"type":"update","refused_sockets":1}"#,
             r#" {"type":"report","refused_sockets":1}"#,
             r#"{"type":"report","refused_sockets":1}trailing"#,
+            r#"{"type":"report","refused_sockets":01}"#,
+            r#"{"type":"report", "refused_sockets":1}"#,
+            r#"{"refused_sockets":1,"type":"report"}"#,
         ] {
             assert_eq!(parse_report(not), None, "{not}");
         }

@@ -324,6 +324,11 @@ fn alone_failed(id: u32, error: JsValue) -> Result<JsValue, JsValue> {
     if forward::flag(&error, "overloaded") || url.is_empty() {
         return Err(error);
     }
+    log_error(
+        "counter method call failed; sending the request as a request",
+        &error,
+        1,
+    );
     forward::send(&url).map(Into::into)
 }
 

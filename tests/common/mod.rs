@@ -46,6 +46,9 @@ pub struct Options {
     pub vars: Vec<(String, String)>,
     /// Reuse this state folder (for restarts); a fresh one otherwise.
     pub state: Option<PathBuf>,
+    /// The objects script's module instead of its entry (`build/objects/entry.js`), e.g.
+    /// `build/objects/index.js`: the classes as objects from before they were RPC targets.
+    pub objects_main: Option<String>,
 }
 
 /// A running `wrangler dev`.
@@ -87,8 +90,11 @@ impl Server {
         let edge = state.with_extension(format!("{port}.edge.toml"));
         std::fs::write(&edge, local_config("wrangler.toml", &[])).expect("write the edge config");
         let objects = state.with_extension(format!("{port}.objects.toml"));
-        std::fs::write(&objects, local_config("objects.toml", &opts.vars))
-            .expect("write the objects config");
+        let mut objects_config = local_config("objects.toml", &opts.vars);
+        if let Some(main) = &opts.objects_main {
+            objects_config = objects_config.replace("build/objects/entry.js", main);
+        }
+        std::fs::write(&objects, objects_config).expect("write the objects config");
         let mut cmd = wrangler_command(port, &state, &edge, &objects, &opts.vars, &log);
         let child = cmd.spawn().expect("spawn wrangler dev");
         Server {
