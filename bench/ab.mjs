@@ -37,7 +37,7 @@ const targets = positionals.map((p, i) => {
   const key = `build${i}`;
   TARGETS[key] = {
     ...TARGETS.ours,
-    script: path.resolve(dir, 'edge/index.js'),
+    script: path.resolve(dir, fs.existsSync(path.join(dir, 'edge/entry.js')) ? 'edge/entry.js' : 'edge/index.js'),
     // A build from before the objects had their own entry has only index.js.
     objects: path.resolve(dir, fs.existsSync(path.join(dir, 'objects/entry.js')) ? 'objects/entry.js' : 'objects/index.js'),
     args: [...TARGETS.ours.args, ...vars.flatMap((v) => ['--var', v])],

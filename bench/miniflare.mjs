@@ -28,7 +28,7 @@
 // Examples:
 //   node bench/miniflare.mjs --script bench/peers/noop/worker.js --port 8801
 //   node bench/miniflare.mjs --script bench/peers/js-counter/worker.js --port 8802 --do Counter --binding COUNTER
-//   node bench/miniflare.mjs --script build/edge/index.js --objects build/objects/entry.js --port 8803 --do Counter --binding COUNTER --wasm
+//   node bench/miniflare.mjs --script build/edge/entry.js --objects build/objects/entry.js --port 8803 --do Counter --binding COUNTER --wasm
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { parseArgs } from 'node:util';
 import path from 'node:path';

@@ -31,7 +31,7 @@ const [target = 'build', ...vars] = positionals;
 let key = target;
 if (target === 'build') {
   key = 'ours-nolog';
-  TARGETS[key].script = path.join(ROOT, 'build/edge/index.js');
+  TARGETS[key].script = path.join(ROOT, 'build/edge/entry.js');
   TARGETS[key].objects = path.join(ROOT, 'build/objects/entry.js');
 }
 if (!TARGETS[key]) throw new Error(`unknown target ${target}`);

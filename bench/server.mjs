@@ -24,7 +24,7 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 // upstream socket to the counter (RELAY_SHARDS is set per fan-out run).
 // Ours is two scripts, as deployed: the edge (the Worker) and the objects (Counter, Relay), which
 // the edge binds by script name (bench/miniflare.mjs --objects).
-const EDGE = 'build/edge/index.js';
+const EDGE = 'build/edge/entry.js';
 const OBJECTS = 'build/objects/entry.js';
 const BASE_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 const OURS_ARGS = [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=0'];
@@ -59,7 +59,7 @@ export function snapshotBuild() {
   const dir = path.join(TMP, 'build');
   fs.cpSync(path.join(ROOT, 'build'), dir, { recursive: true });
   for (const t of OUR_BUILDS) {
-    TARGETS[t].script = path.join(dir, 'edge/index.js');
+    TARGETS[t].script = path.join(dir, fs.existsSync(path.join(dir, 'edge/entry.js')) ? 'edge/entry.js' : 'edge/index.js');
     TARGETS[t].objects = path.join(dir, 'objects/entry.js');
   }
   return dir;

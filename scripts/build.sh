@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the two Worker scripts with worker-build, using only pinned local tools: wasm-bindgen
 # from `cargo install`, wasm-opt and esbuild from node_modules. Nothing is downloaded.
-#   build/edge/    the edge (the Worker's fetch handler): cargo feature `edge`, wrangler.toml
+#   build/edge/    the edge (the Worker's fetch handler): cargo feature `edge`, wrangler.toml;
+#                  its entry is entry.js (src/edge.js: the handler as a plain module worker)
 #   build/objects/ the Durable Object classes Counter and Relay: feature `objects`, objects.toml;
 #                  its entry is entry.js (src/objects.js: the classes as RPC targets)
 # One crate, two Wasm modules: a Cloudflare script is one module, and each stays under 200 KB
@@ -17,7 +18,7 @@ flock 9
 
 current() {
   [ -f "build/$1/.stamp" ] && [ -f "build/$1/index.js" ] \
-    && { [ "$1" != objects ] || [ -f build/objects/entry.js ]; } \
+    && [ -f "build/$1/entry.js" ] \
     && [ -z "$(find src Cargo.toml Cargo.lock scripts/build.sh -newer "build/$1/.stamp" -print 2>/dev/null | head -n 1)" ]
 }
 
@@ -37,8 +38,6 @@ for script in edge objects; do
     continue
   fi
   worker-build --release --out-dir "build/$script" -- --no-default-features --features "$script"
-  if [ "$script" = objects ]; then
-    cp src/objects.js build/objects/entry.js
-  fi
+  cp "src/$script.js" "build/$script/entry.js"
   touch "build/$script/.stamp"
 done

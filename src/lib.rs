@@ -10,7 +10,7 @@
 //!
 //! | step | file | platform? |
 //! |---|---|---|
-//! | the entry points of both scripts | `lib.rs` (this file); `objects.js`, the objects script's classes as RPC targets (the edge calls the counter's method `batch`) | thin |
+//! | the entry points of both scripts | `lib.rs` (this file); `edge.js`, the edge's `fetch` as a plain module worker (no class or proxy per request); `objects.js`, the objects script's classes as RPC targets (the edge calls the counter's method `batch`) | thin |
 //! | route, validate, key, forward, log | [`edge`] (`edge/mod.rs`, `forward.rs`, `body.rs`, `config.rs`) | yes |
 //! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
 //! | under load, many requests in one call (group commit) | `edge/batch.rs`, [`core::batch`] | yes / **no** |

@@ -1,4 +1,4 @@
-// Request metrics and object metrics against the two built scripts (build/edge/index.js, the
+// Request metrics and object metrics against the two built scripts (build/edge/entry.js, the
 // Worker, and build/objects/entry.js, the Durable Objects it binds by script name) under plain
 // Miniflare. The local runtime drops Analytics Engine points, so here the METRICS dataset is a
 // wrapped binding: a small capture Worker whose writeDataPoint prints each point as one tagged
@@ -15,7 +15,7 @@ import { Miniflare, Log, LogLevel } from 'miniflare';
 import WebSocket from 'ws';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const SCRIPT = path.join(ROOT, 'build/edge/index.js');
+const SCRIPT = path.join(ROOT, 'build/edge/entry.js');
 const OBJECTS = path.join(ROOT, 'build/objects/entry.js');
 const VERSION_ID = '7d3c1e9a-0b5f-4c8e-9a41-3f2b6d8e1c05';
 const ADMIN = 'ops-test-admin-token';
