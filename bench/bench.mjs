@@ -261,8 +261,8 @@ async function capacityRuns() {
   child.stdout.on('data', (d) => { out += d; process.stdout.write(String(d).split('\n').filter((l) => l && !l.startsWith('CAPACITY_JSON')).map((l) => l + '\n').join('')); });
   child.stderr.on('data', (d) => { err += d; });
   const code = await new Promise((resolve) => {
-    // Every size for changes and reads, through the method and as requests.
-    const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }, (4 * cfg.capacity.length * (cfg.capacity_seconds + 10) + 60) * 1000);
+    // Every size for changes and reads, through the method and as requests, and one unread request of each.
+    const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }, ((4 * cfg.capacity.length + 2) * (cfg.capacity_seconds + 10) + 60) * 1000);
     child.on('close', (c) => { clearTimeout(timer); resolve(c); });
   });
   await stopServer(server);

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // The object's own capacity (run by bench/bench.mjs; also on its own):
 //   node bench/capacity.mjs --script <build/objects/entry.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
-//        [--kinds changes,reads] [--via rpc,fetch]
-// `rpc` sends every call as the edge does, through the object's method `batch` (a single request
-// is a batch of one); `fetch` sends them as requests (`/mutate`, `/value`, `/batch?…`), the way
-// the edge called the object before, and the way it still does with BATCH_MAX_IN_FLIGHT=off.
+//        [--kinds changes,reads] [--via rpc,fetch,pass]
+// `rpc` sends every call through the object's method `batch`, as the edge sends a batch; `fetch`
+// sends them as requests (`/mutate`, `/value`, `/batch?…`) whose answer's body the caller reads;
+// `pass` (size 1 only) sends a request whose body the caller never reads, as the edge sends a
+// request alone (and every request with BATCH_MAX_IN_FLIGHT=off): its response goes to the
+// client as it is.
 // Starts, under plain Miniflare, our objects script (it owns the Counter object class, in-memory
 // storage) and bench/capacity/driver.js bound to that class, then for each size asks the driver
 // to keep calls of that many changes in flight for the given seconds. Around each run it reads
@@ -26,7 +28,7 @@ const { values: a } = parseArgs({
     lanes: { type: 'string', default: '4' },
     compat: { type: 'string', default: '2026-04-01' },
     kinds: { type: 'string', default: 'changes,reads' },
-    via: { type: 'string', default: 'rpc,fetch' },
+    via: { type: 'string', default: 'rpc,fetch,pass' },
   },
 });
 const kinds = a.kinds.split(',');
@@ -102,6 +104,8 @@ try {
   const warm = await mf.dispatchFetch(new URL(`?size=1&seconds=0.5&lanes=1&run=warm`, url));
   if (!warm.ok) throw new Error(`warm-up failed: ${warm.status} ${await warm.text()}`);
   for (const via of vias) for (const kind of kinds) for (const size of sizes) {
+    // Only a request alone goes unread: a batch's answer must be split.
+    if (via === 'pass' && size !== 1) continue;
     const cpu0 = workerdCpu();
     const t0 = performance.now();
     const res = await mf.dispatchFetch(new URL(`?size=${size}&seconds=${seconds}&lanes=${lanes}&run=${via}-${kind}${size}&kind=${kind}&via=${via}`, url));

@@ -5,10 +5,11 @@
 // request makes alone (`/mutate?…`, `/value`), larger sizes are batch calls (`/batch?m,…&m,…`
 // or `/batch?v&v…`, src/core/batch.rs), every change with its own fresh key, sent as the edge
 // sends them: the object's method `batch` (`via=rpc`, the default) or, for comparison, a
-// request (`via=fetch`). `lanes` calls are kept in flight. Only the benchmark runs this Worker;
+// request whose body the caller reads (`via=fetch`), or a request whose body it never reads
+// (`via=pass`: how the edge passes a lone request's response through to its client). `lanes` calls are kept in flight. Only the benchmark runs this Worker;
 // it is never deployed.
 //
-//   GET /?size=16&seconds=5&lanes=4&run=<id>[&kind=reads][&via=fetch]
+//   GET /?size=16&seconds=5&lanes=4&run=<id>[&kind=reads][&via=fetch|pass]
 //     →  {"size","kind","via","calls","changes","errors","ms","version_before","version_after"}
 const ORIGIN = 'https://counter';
 
@@ -21,14 +22,14 @@ export default {
     const run = q.get('run') ?? 'cap';
     const kind = q.get('kind') ?? 'changes';
     const via = q.get('via') ?? 'rpc';
-    if (!(size >= 1 && size <= 64 && seconds > 0 && lanes >= 1) || !['changes', 'reads'].includes(kind) || !['rpc', 'fetch'].includes(via)) {
+    if (!(size >= 1 && size <= 64 && seconds > 0 && lanes >= 1) || !['changes', 'reads'].includes(kind) || !['rpc', 'fetch', 'pass'].includes(via)) {
       return new Response('bad parameters', { status: 400 });
     }
     const stub = env.COUNTER.get(env.COUNTER.idFromName('global'));
     const version = async () => (await (await stub.fetch(`${ORIGIN}/value`)).json()).version;
     let next = 0;
     const call = () => {
-      if (size === 1 && via === 'fetch') return kind === 'reads' ? `${ORIGIN}/value` : `${ORIGIN}/mutate?op=increment&n=1&key=${run}.${next++}&client=unknown`;
+      if (size === 1 && via !== 'rpc') return kind === 'reads' ? `${ORIGIN}/value` : `${ORIGIN}/mutate?op=increment&n=1&key=${run}.${next++}&client=unknown`;
       const items = [];
       for (let i = 0; i < size; i++) items.push(kind === 'reads' ? 'v' : `m,increment,1,${run}.${next++},unknown`);
       return `${ORIGIN}/batch?${items.join('&')}`;
@@ -40,7 +41,7 @@ export default {
         return typeof text === 'string' && text.length > 0;
       }
       const r = await stub.fetch(call());
-      await r.arrayBuffer();
+      if (via === 'fetch') await r.arrayBuffer();
       return r.status === 200;
     };
     const before = await version();

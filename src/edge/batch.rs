@@ -35,10 +35,11 @@
 //! batch applied is answered from its stored response), and a call that has not come back by
 //! then (its sender was cancelled) no longer holds a place in flight.
 //!
-//! Every call here is the counter's method `batch` (the platform's RPC, [`forward::send_batch`]):
+//! A request sent alone (nobody waiting, or a leader whose batch is itself) is its own call as a
+//! plain request, whose response is passed through unread, exactly as with batching off. A
+//! batch is a call of the counter's method `batch` (the platform's RPC, [`forward::send_batch`]):
 //! its argument is the batch URL, its answer the replies as one string, so no response body is
-//! read (a request alone is a batch of one). The plain-request path ([`forward::send`]) remains
-//! for requests sent alone after a failure, and for `BATCH_MAX_IN_FLIGHT=off`.
+//! read.
 //!
 //! A batch's answer is split into one response per request ([`http::reply`], the same function
 //! that builds a single call's answer at the object). A batch call that fails as a whole (the
@@ -82,8 +83,6 @@ struct Open {
 /// A call in flight.
 struct Call {
     id: u32,
-    /// For a request sent alone: its own call's URL, should the call fail.
-    url: Option<String>,
     /// Settles when the object answered (made by the sender, who waits for it).
     done: js_sys::Promise,
     /// For a leader's call: its members and the leader's outcome resolver.
@@ -200,11 +199,7 @@ pub fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise,
         Ok(Place::Leader(id, ahead))
     })?;
     let promise = match place {
-        Place::Now(id) => {
-            let mut one = Builder::new();
-            one.push(&item);
-            return send_single(id, &one.url(), &url, None).map(|p| (p, url));
-        }
+        Place::Now(id) => return send_single(id, &url, None).map(|p| (p, url)),
         Place::Member(id, outcome) => wait(id, &url, vec![outcome]),
         Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead]),
         Place::Leader(id, None) => wait(id, &url, in_flight()),
@@ -263,16 +258,17 @@ thread_local! {
     static IGNORE: Closure<dyn Fn(JsValue)> = Closure::new(|_e: JsValue| {});
 }
 
-/// Sends request `id` alone as a call in flight: a batch of one (`one`), through the
-/// object's method, whose answer is its reply. `url` is its own call's URL, for when that
-/// fails; `resolve`, a leader's outcome resolver (its batch was itself alone).
+/// Sends request `id` alone as a call in flight: its own call as a plain request (`url`),
+/// whose response is its response, passed through unread (no body to split, no response to
+/// build: a request alone costs the edge what it costs with batching off). `resolve`, a
+/// leader's outcome resolver (its batch was itself alone). A failure is the caller's to
+/// retry or answer, as with batching off ([`forward::retry`]).
 fn send_single(
     id: u32,
-    one: &str,
     url: &str,
     resolve: Option<js_sys::Function>,
 ) -> Result<js_sys::Promise, Problem> {
-    let p = match forward::send_batch(one) {
+    let p = match forward::send(url) {
         Ok(p) => p,
         Err(e) => {
             if let Some(r) = resolve {
@@ -284,7 +280,6 @@ fn send_single(
     with(|b| {
         b.calls.push(Call {
             id,
-            url: Some(url.to_owned()),
             done: p.clone(),
             batch: resolve.map(|r| (Vec::new(), r)),
             sent_at: js_sys::Date::now(),
@@ -295,55 +290,28 @@ fn send_single(
     Ok(p.unchecked_ref::<Thenable>().then2(&on_answer, &on_fail))
 }
 
-/// A request sent alone was answered (its context): its reply is its response.
-fn alone_answered(id: u32, answer: JsValue) -> Result<JsValue, JsValue> {
-    let url = single_done(id);
-    let reply = answer
-        .as_string()
-        .and_then(|t| batch::decode_replies(&t, 1).ok())
-        .and_then(|r| r.into_iter().next());
-    match reply {
-        Some(r) => http::reply(&r).map(Into::into),
-        None if url.is_empty() => Err(JsValue::from_str("malformed counter answer")),
-        None => {
-            log_event(
-                "error",
-                "counter answer malformed; sending the request again",
-                |_| {},
-            );
-            forward::send(&url).map(Into::into)
-        }
-    }
+/// A request sent alone was answered (its context): the object's response is its response.
+fn alone_answered(id: u32, response: JsValue) -> Result<JsValue, JsValue> {
+    single_done(id);
+    Ok(response)
 }
 
-/// A request sent alone failed (its context). Overload is the caller's to answer (503);
-/// anything else is sent once more as a plain request (which also serves an object that
-/// predates the method, during a rollback), whose own failure the caller retries.
+/// A request sent alone failed (its context): the caller retries or answers it.
 fn alone_failed(id: u32, error: JsValue) -> Result<JsValue, JsValue> {
-    let url = single_done(id);
-    if forward::flag(&error, "overloaded") || url.is_empty() {
-        return Err(error);
-    }
-    log_error(
-        "counter method call failed; sending the request as a request",
-        &error,
-        1,
-    );
-    forward::send(&url).map(Into::into)
+    single_done(id);
+    Err(error)
 }
 
 /// A single call came back: one call fewer in flight (its waiters are woken by the runtime).
-/// Its URL (empty if the call no longer held a place in flight).
-fn single_done(id: u32) -> String {
+fn single_done(id: u32) {
     let Some(call) = take_call(id) else {
-        return String::new();
+        return;
     };
     if let Some((members, resolve)) = call.batch {
         // A leader that went alone: whoever waits for its outcome may go on.
         debug_assert!(members.is_empty());
         let _ = resolve.call0(&JsValue::NULL);
     }
-    call.url.unwrap_or_default()
 }
 
 fn take_call(id: u32) -> Option<Call> {
@@ -426,14 +394,13 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
         return Err(JsValue::from_str("a leader lost its batch"));
     };
     let Open {
-        mut members,
+        members,
         builder,
         resolve,
         ..
     } = open;
     if members.len() == 1 {
-        let url = members.remove(0).url;
-        return send_single(leader, &builder.url(), &url, Some(resolve))
+        return send_single(leader, &members[0].url, Some(resolve))
             .map_err(|p| JsValue::from_str(&format!("counter call not sent: {}", p.status())));
     }
     let call = with(new_id);
@@ -442,7 +409,6 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
             with(|b| {
                 b.calls.push(Call {
                     id: call,
-                    url: None,
                     done: p.clone(),
                     batch: Some((members, resolve)),
                     sent_at: js_sys::Date::now(),
