@@ -131,6 +131,9 @@ const goals = [
 const goalNotes = [
   noopGet === null ? null : `A Worker that does nothing (noop) answers GETs at ${noopGet.toFixed(2)}× the floor on this run, so ≥ 1.2× the floor asks for ${noopGet ? ((1.2 / noopGet) * 100).toFixed(0) : '–'}% of the no-op's rate from a Worker that also validates, routes and calls the object.`,
   edgeGet === null ? null : `Our Worker alone, answering a GET itself without calling the object (\`GET /api/nothing\`, a 404), reached ${edgeGet.toFixed(2)}× the floor (${n(s64['ours-nolog'].edge.rps)} req/s, ${n(s64['ours-nolog'].edge.cpu)} µs of server CPU per request, against the no-op's ${n(s64.noop.edge?.cpu)}): that is the most any GET through it can reach here, however little its call to the object costs.`,
+  // The floor's own standing against the no-op moves from machine to machine; these ratios let
+  // runs on different machines be compared.
+  s64 ? `Against the no-op, which bounds every Worker, at 64 connections: ours-nolog ${(s64['ours-nolog'].post.rps / s64.noop.post.rps).toFixed(2)}× its keyed POST rate and ${(s64['ours-nolog'].get.rps / s64.noop.get.rps).toFixed(2)}× its GET rate; the floor ${(s64.floor.post.rps / s64.noop.post.rps).toFixed(2)}× and ${(s64.floor.get.rps / s64.noop.get.rps).toFixed(2)}×.` : null,
   rpcPost === null ? null : `Against floor-rpc (the same one-call-per-request floor, through RPC, as ours calls the object): keyed POST ${rpcPost.toFixed(2)}×, GET ${rpcGet.toFixed(2)}× at 64 connections.`,
 ].filter(Boolean).join(' ');
 
