@@ -212,6 +212,11 @@ test('a dropped socket shows reconnecting with a countdown, then replays what wa
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
+  // Backoff is full jitter: a first delay drawn near 0 ms would move on to the next attempt
+  // before the countdown could be read. Half of each ceiling makes the waits 0.5, 1, 2, 4 s.
+  await page.addInitScript(() => {
+    Math.random = () => 0.5;
+  });
   let down = false;
   const urls = [];
   const routes = [];
