@@ -151,6 +151,11 @@ def hook(op_id, summary, description, relay):
         o["parameters"] = [{"$ref": "#/components/parameters/Relay"}]
     return {"post": o, "options": {**preflight, "operationId": f"{op_id}Preflight"}}
 
+def edge_panic():
+    o = hook("adminEdgePanic", "Make the edge panic (test hook)", "The edge panics (a Wasm trap, as a bug would cause) while planning this request, so it never answers 200: it gets a 500 problem, and the edge's next request finds a fresh instance. Nothing reaches the counter.", False)
+    o["post"]["responses"] = {"500": {"$ref": "#/components/responses/Problem500"}, **pick("400", "401", "404", "414", "503")}
+    return o
+
 int53 = {"type": "integer", "minimum": -MAX, "maximum": MAX}
 version = {"type": "integer", "minimum": 0, "maximum": MAX}
 operation = {"type": "string", "enum": ["increment", "decrement", "set", "reset"]}
@@ -282,6 +287,7 @@ doc = {
         "/api/admin/relays/sever": hook("adminRelaySever", "Sever one relay (test hook)", "As if the relay's isolate were lost while the runtime kept its browsers' sockets: its upstream closes, nothing reconnects, and its watchdog alarm moves 20 s ahead; the runtime evicts the idle relay, the alarm rebuilds it, and it closes its browsers with 1012.", True),
         "/api/admin/relays/unlink": hook("adminRelayUnlink", "Unlink one relay from the counter (test hook)", "The relay's upstream socket closes and nothing schedules a reconnect, while its browsers keep their sockets: only the relay's watchdog notices (at its next check) and resumes the upstream with `since`.", True),
         "/api/admin/counter/restart": hook("adminCounterRestart", "Restart the counter object (test hook)", "Resets the counter object (`ctx.abort`); relays resume from their last version.", False),
+        "/api/admin/edge/panic": edge_panic(),
         "/api/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",

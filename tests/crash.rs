@@ -1,6 +1,9 @@
 //! Crashes under load: many clients change the counter with fresh idempotency keys while the
-//! runtime is killed with SIGKILL at random moments and started again on the same state.
-//! Every client retries each unacknowledged change with the same key until it is acknowledged.
+//! runtime is killed with SIGKILL at random moments and started again on the same state, or
+//! (the second test) while the edge panics at random moments (`POST /api/admin/edge/panic`,
+//! a Wasm trap: every request the edge's instance holds is lost with it, and the next request
+//! finds a fresh instance). Every client retries each unacknowledged change with the same key
+//! until it is acknowledged.
 //!
 //! 64 clients run at once, so with batching on (the default) their changes share calls to the
 //! object, and a crash can hit a batch half-way.
@@ -20,6 +23,8 @@ use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use common::{key, seed, try_request, Options, Server};
+
+const ADMIN: &str = "crash-admin-token-0123456789abcdef";
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -121,7 +126,11 @@ fn send_until_acked(shared: &Shared, change: &Change, rng: &mut StdRng) -> Ack {
             }
             Ok(r) if r.status >= 500 => {
                 last = format!("{} {}", r.status, r.body);
-                format!("status {}", r.status)
+                format!(
+                    "status {} {}",
+                    r.status,
+                    r.header("content-type").unwrap_or("-")
+                )
             }
             Ok(r) => panic!(
                 "{} with key {} got {} (only 200 or a retryable failure may answer it): {}",
@@ -209,12 +218,55 @@ fn wait_for_load(shared: &Shared) {
     }
 }
 
+/// What goes wrong, `CRASHES` times, under load.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// The whole runtime is killed with SIGKILL and started again on the same state.
+    Kill,
+    /// The edge panics (a Wasm trap) while the runtime keeps running.
+    EdgePanic,
+}
+
 #[test]
 fn nothing_acknowledged_is_lost_and_nothing_is_applied_twice_across_crashes() {
+    survives(Fault::Kill);
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_and_nothing_is_applied_twice_across_edge_panics() {
+    survives(Fault::EdgePanic);
+}
+
+/// Makes the edge panic; its own request gets a problem+json 500 (written by `src/edge.js`,
+/// since the instance that would have answered is gone).
+fn edge_panic(server: &Server) {
+    let auth = format!("Bearer {ADMIN}");
+    let r = try_request(
+        &server.base,
+        "POST",
+        "/api/admin/edge/panic",
+        &[("authorization", &auth)],
+        None,
+    )
+    .expect("the panic hook answers");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let p: Value = serde_json::from_str(&r.body).expect("a problem+json body");
+    assert_eq!(p["type"], "/problems/internal", "{p}");
+    assert_eq!(p["status"], 500, "{p}");
+}
+
+fn survives(fault: Fault) {
     let started = Instant::now();
     let seed = seed("CRASH_SEED");
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut server = Server::start(Options::default());
+    let mut server = Server::start(Options {
+        vars: vec![
+            ("ADMIN_TOKEN".into(), ADMIN.into()),
+            ("ADMIN_TEST_HOOKS".into(), "1".into()),
+        ],
+        ..Options::default()
+    });
     let shared = Arc::new(Shared {
         base: RwLock::new(server.base.clone()),
         epoch: AtomicU64::new(0),
@@ -242,14 +294,19 @@ fn nothing_acknowledged_is_lost_and_nothing_is_applied_twice_across_crashes() {
         wait_for_load(&shared);
         let load = Duration::from_millis(rng.random_range(300..=1500));
         std::thread::sleep(load);
-        server.crash();
         let down = Instant::now();
-        server.start_again();
-        *shared.base.write().unwrap() = server.base.clone();
+        match fault {
+            Fault::Kill => {
+                server.crash();
+                server.start_again();
+                *shared.base.write().unwrap() = server.base.clone();
+            }
+            Fault::EdgePanic => edge_panic(&server),
+        }
         shared.epoch.fetch_add(1, Ordering::SeqCst);
         let v = server.value()["version"].as_u64().unwrap();
         println!(
-            "crash {n}: after {load:?} of load; back after {:?} at version {v}",
+            "{fault:?} {n}: after {load:?} of load; back after {:?} at version {v}",
             down.elapsed()
         );
         crash_versions.push(v);
@@ -428,8 +485,17 @@ fn nothing_acknowledged_is_lost_and_nothing_is_applied_twice_across_crashes() {
     }
     assert_eq!(server.value(), value, "a replay changed the counter");
 
+    if fault == Fault::EdgePanic {
+        // Each panic was a real trap, and each was followed by a fresh instance.
+        let log = server.log_text();
+        let panics = log.matches("the edge panics on purpose").count();
+        let resets = log.matches("Reinitializing Wasm application").count();
+        assert!(panics >= CRASHES, "{panics} panics in the log");
+        assert!(resets >= CRASHES, "{resets} resets in the log");
+    }
+
     println!(
-        "{} requests ({} retries: {:?}), {} crashes (back at versions {crash_versions:?}), {} changes, \
+        "{} requests ({} retries: {:?}), {} crashes ({fault:?}; back at versions {crash_versions:?}), {} changes, \
          {recovered} answered only by a replay after a crash, {acked_twice} acknowledged more than once ({across_a_crash} across a crash); \
          final version {n}, value {expected}; {:?}",
         shared.requests.load(Ordering::Relaxed),

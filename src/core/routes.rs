@@ -52,6 +52,9 @@ pub enum Route {
     AdminRelayUnlink,
     /// `POST /api/admin/counter/restart` (test hook): reset the counter object.
     AdminCounterRestart,
+    /// `POST /api/admin/edge/panic` (test hook): the edge panics (a Wasm trap), to show that
+    /// the next request finds a fresh instance and no change is lost or applied twice.
+    AdminEdgePanic,
     /// `OPTIONS` on any of the above (CORS preflight).
     Preflight,
 }
@@ -173,6 +176,11 @@ const TABLE: &[PathSpec] = &[
         "/api/admin/counter/restart",
         "POST, OPTIONS",
         &[("POST", Route::AdminCounterRestart)],
+    ),
+    (
+        "/api/admin/edge/panic",
+        "POST, OPTIONS",
+        &[("POST", Route::AdminEdgePanic)],
     ),
 ];
 

@@ -309,10 +309,17 @@ fn plan(
         | Route::AdminRelaySilence
         | Route::AdminRelaySever
         | Route::AdminRelayUnlink
-        | Route::AdminCounterRestart => {
+        | Route::AdminCounterRestart
+        | Route::AdminEdgePanic => {
             config.authorize_admin(header("authorization")?.as_deref())?;
             if !relay_settings.hooks {
                 return Err(Problem::NotFound);
+            }
+            if route == Route::AdminEdgePanic {
+                no_query(query)?;
+                // A trap, as a bug would cause: this request fails, and the runtime's next
+                // request finds a fresh instance (src/edge.js).
+                panic!("the edge panics on purpose (test hook)");
             }
             let relay = if route == Route::AdminCounterRestart {
                 no_query(query)?;
