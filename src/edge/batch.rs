@@ -224,12 +224,7 @@ fn in_flight() -> Vec<js_sys::Promise> {
 fn wait(id: u32, url: &str, others: Vec<js_sys::Promise>) -> js_sys::Promise {
     let race = js_sys::Array::new();
     for p in others {
-        // A settled or failed call also wakes the waiter: what to do is read from the state.
-        let ignore = IGNORE.with(|f| f.as_ref().clone());
-        race.push(
-            &p.unchecked_ref::<Thenable>()
-                .then2(&JsValue::UNDEFINED, &ignore),
-        );
+        race.push(&p);
     }
     let mut timer = JsValue::UNDEFINED;
     let alarm = js_sys::Promise::new(&mut |resolve, _| {
@@ -238,10 +233,10 @@ fn wait(id: u32, url: &str, others: Vec<js_sys::Promise>) -> js_sys::Promise {
     race.push(&alarm);
     with(|b| b.waiting.insert(id, (timer, url.to_owned())));
     let woken = promise_race(&race);
+    // A settled or failed call wakes the waiter alike: what to do is read from the state.
     ON_WAKE.with(|f| {
-        woken
-            .unchecked_ref::<Thenable>()
-            .then_call(&bind(f.as_ref(), id))
+        let wake = bind(f.as_ref(), id);
+        woken.unchecked_ref::<Thenable>().then2(&wake, &wake)
     })
 }
 
@@ -254,8 +249,6 @@ thread_local! {
     static ALONE_FAILED: Closure<dyn Fn(f64, JsValue) -> Result<JsValue, JsValue>> =
         Closure::new(|id: f64, error: JsValue| alone_failed(id as u32, error));
 
-    /// `catch` handler that turns a failed call into a plain wake-up.
-    static IGNORE: Closure<dyn Fn(JsValue)> = Closure::new(|_e: JsValue| {});
 }
 
 /// Sends request `id` alone as a call in flight: its own call as a plain request (`url`),
