@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -110,13 +111,17 @@ impl Server {
     fn wait_ready(&self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
         loop {
-            // 200, or 503 from an object that refuses to serve (a test may want exactly that).
-            if let Ok(r) = try_request(&self.base, "GET", "/api/health", &[], None) {
-                if r.status == 200 || r.status == 503 {
-                    return Ok(());
+            let log = self.log_text();
+            // 200, or 503 from an object that refuses to serve (a test may want exactly that),
+            // from this server: one that says it listens on the port (another one may).
+            let ours = log.contains(&format!("Ready on http://127.0.0.1:{}", self.port));
+            if ours {
+                if let Ok(r) = try_request(&self.base, "GET", "/api/health", &[], None) {
+                    if r.status == 200 || r.status == 503 {
+                        return Ok(());
+                    }
                 }
             }
-            let log = self.log_text();
             if started.elapsed() > limit || log.contains("Address already in use") {
                 return Err(format!(
                     "the server on port {} did not become ready in {:?}; log:\n{log}",
@@ -460,12 +465,21 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and never handed out before in this process: between
+/// this answer and a server binding the port, nothing listens on it, so the system may offer
+/// it again, and a second server on it would have the first one's requests (and the first one
+/// answer the second's health check).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A response, fully read.
