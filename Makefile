@@ -50,7 +50,7 @@ unit:
 
 # The web app's logic modules (sender, live connection, reconciliation), without a browser.
 web-unit:
-	node --test tests/web/
+	node --test tests/web/ tests/docs/
 
 # End-to-end suites start their own servers; `timeout` makes a hang a loud failure.
 e2e:
