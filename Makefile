@@ -12,13 +12,12 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PORT ?= 8787
 STATE ?= .wrangler/state
 
-.PHONY: dev test build setup lint unit web-unit e2e ops web-e2e smoke bench lighthouse screenshots clean
+.PHONY: dev test build setup setup-build lint unit web-unit e2e ops web-e2e smoke bench lighthouse screenshots clean
 
-## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE): both Worker
-## scripts in one local runtime, the edge (wrangler.toml, the primary: it gets the port) and the
-## objects (objects.toml). `--var` reaches only the edge; the objects' vars are objects.toml's.
-dev: build
-	node_modules/.bin/wrangler dev -c wrangler.toml -c objects.toml --ip 127.0.0.1 --port $(PORT) --persist-to $(STATE)
+## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE): plain
+## `wrangler dev` (add any var with `make dev ARGS="--var NAME:VALUE"`).
+dev: setup-build
+	node_modules/.bin/wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(STATE) $(ARGS)
 
 ## test: every test: formatting, lints, unit tests, end-to-end tests against the real runtime
 test:
@@ -38,12 +37,13 @@ build:
 setup:
 	sh scripts/setup.sh test
 
+setup-build:
+	sh scripts/setup.sh build
+
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown --release -- -D warnings
-	cargo clippy --lib --target wasm32-unknown-unknown --release --no-default-features --features edge -- -D warnings
-	cargo clippy --lib --target wasm32-unknown-unknown --release --no-default-features --features objects -- -D warnings
 
 unit:
 	cargo test --lib
@@ -56,7 +56,7 @@ web-unit:
 e2e:
 	timeout 1200 cargo test --tests -- --test-threads 4
 
-# Operations: the workflows (actionlint, the workflow schema), both scripts' deploy bundles in both
+# Operations: the workflows (actionlint, the workflow schema), the deploy bundle in both
 # environments (wrangler deploy --dry-run: no account), the runbook's queries, request metrics and
 # GET /api/metrics under Miniflare, and the smoke test against a local server.
 ops: build
@@ -65,9 +65,9 @@ ops: build
 	timeout 120 .venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml .github/workflows/deploy.yml
 	timeout 120 .venv/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/build/action.yml
 	timeout 120 .venv/bin/python -m unittest tests/ops/queries_test.py
+	timeout 300 node_modules/.bin/wrangler deploy --dry-run --outdir target/deploy/default
 	for env in staging production; do \
-	  timeout 300 node_modules/.bin/wrangler deploy --dry-run -c objects.toml --env $$env --outdir target/deploy/$$env/objects; \
-	  timeout 300 node_modules/.bin/wrangler deploy --dry-run -c wrangler.toml --env $$env --outdir target/deploy/$$env/edge; \
+	  timeout 300 node_modules/.bin/wrangler deploy --dry-run --env $$env --outdir target/deploy/$$env; \
 	done
 	timeout 300 node --test tests/ops/
 

@@ -10,13 +10,14 @@
 // answered by the Worker alone, 404 for ours, so it is what the edge costs without the object).
 // `build` is this checkout's build/ as it is.
 //
-// A target is `noop`, `js-counter` or a folder holding scripts/build.sh's output (edge/, objects/),
-// optionally followed by vars for it: `/tmp/b/build,REQUEST_LOG_SAMPLE_RATE=0`.
+// A target is `noop`, `js-counter` or a folder holding scripts/build.sh's output (entry.js, or
+// edge/ and objects/ for a build from when the Worker was two scripts), optionally followed by
+// vars for it: `/tmp/b/build,REQUEST_LOG_SAMPLE_RATE=0`.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, TARGETS, start, stop, cpuSeconds } from './server.mjs';
+import { ROOT, TARGETS, buildEntry, start, stop, cpuSeconds } from './server.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,9 +38,7 @@ const targets = positionals.map((p, i) => {
   const key = `build${i}`;
   TARGETS[key] = {
     ...TARGETS.ours,
-    script: path.resolve(dir, fs.existsSync(path.join(dir, 'edge/entry.js')) ? 'edge/entry.js' : 'edge/index.js'),
-    // A build from before the objects had their own entry has only index.js.
-    objects: path.resolve(dir, fs.existsSync(path.join(dir, 'objects/entry.js')) ? 'objects/entry.js' : 'objects/index.js'),
+    ...buildEntry(path.resolve(dir)),
     args: [...TARGETS.ours.args, ...vars.flatMap((v) => ['--var', v])],
   };
   return { name: p, key };

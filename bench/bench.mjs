@@ -250,7 +250,7 @@ async function pacedRuns() {
 // object (bench/capacity.mjs), without the edge. Its own process group, stopped like a server.
 async function capacityRuns() {
   if (!cfg.capacity.length) return;
-  const args = [path.join(ROOT, 'bench/capacity.mjs'), '--script', TARGETS.ours.objects, '--sizes', cfg.capacity.join(','),
+  const args = [path.join(ROOT, 'bench/capacity.mjs'), '--script', TARGETS.ours.objects ?? TARGETS.ours.script, '--sizes', cfg.capacity.join(','),
     '--seconds', String(cfg.capacity_seconds), '--compat', COMPAT_DATE];
   const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   if (env.BENCH_PGIDS) fs.appendFileSync(env.BENCH_PGIDS, `${child.pid}\n`);
@@ -272,19 +272,30 @@ async function capacityRuns() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. Cold start: a fresh server each time; the first GET builds the object (and runs its schema
-// migrations); the second shows the warm path on the same connection-less client.
+// 6. Cold start: a fresh server each time. First a request the Worker answers alone (ours: a
+// 404 from the edge; the no-op and the JS counter: a path their Worker answers without the
+// object), which is a fresh isolate's first request: the module (for ours, the Wasm) is compiled
+// and instantiated. Then the first GET builds the object (and runs its schema migrations); the
+// second shows the warm path. The floors send every path to their object, so they have no
+// isolate-only figure.
+const ISOLATE_ONLY = { noop: '/', 'js-counter': '/' };
 async function coldStarts() {
   for (let i = 1; i <= cfg.cold_runs; i++) {
     for (const target of ORDER) {
       const server = await startServer(target);
       try {
+        const alone = OUR_BUILDS.includes(target) ? '/api/nothing' : ISOLATE_ONLY[target];
+        const t0 = performance.now();
+        if (alone) await (await fetch(`${server.url}${alone}`)).arrayBuffer();
         const t1 = performance.now();
         await fetchJson(`${server.url}/api/value`);
         const t2 = performance.now();
         await fetchJson(`${server.url}/api/value`);
         const t3 = performance.now();
-        results.cold_start.push({ run: i, target, ready_ms: round1(server.readyMs), first_ms: round2(t2 - t1), second_ms: round2(t3 - t2) });
+        results.cold_start.push({
+          run: i, target, ready_ms: round1(server.readyMs), isolate_ms: alone ? round2(t1 - t0) : null,
+          first_ms: round2(t2 - t1), second_ms: round2(t3 - t2),
+        });
       } finally {
         await stopServer(server);
       }
@@ -293,7 +304,7 @@ async function coldStarts() {
   for (const target of ORDER) {
     const rows = results.cold_start.filter((r) => r.target === target);
     const med = (k) => round1(median(rows.map((r) => r[k])));
-    console.log(`cold start ${target.padEnd(11)} ready ${med('ready_ms')} ms, first GET ${med('first_ms')} ms, second ${med('second_ms')} ms (medians of ${rows.length})`);
+    console.log(`cold start ${target.padEnd(11)} ready ${med('ready_ms')} ms, isolate's first request ${med('isolate_ms')} ms, first GET ${med('first_ms')} ms, second ${med('second_ms')} ms (medians of ${rows.length})`);
   }
 }
 
@@ -412,7 +423,7 @@ function meta() {
   };
 }
 
-/** 5. What a deployment ships: each script's Wasm module and its JavaScript glue, raw and gzipped. */
+/** 5. What a deployment ships: the Wasm module and its JavaScript glue and entry, raw and gzipped. */
 function sizes() {
   const one = (name) => {
     const file = path.join(build, name);
@@ -423,7 +434,7 @@ function sizes() {
       sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 16),
     };
   };
-  return ['edge', 'objects'].flatMap((script) => [one(`${script}/index_bg.wasm`), one(`${script}/index.js`)]);
+  return [one('index_bg.wasm'), one('index.js'), one('entry.js')];
 }
 
 function fmtRun(r) {

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // The object's own capacity (run by bench/bench.mjs; also on its own):
-//   node bench/capacity.mjs --script <build/objects/entry.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
+//   node bench/capacity.mjs --script <build/entry.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
 //        [--kinds changes,reads] [--via rpc,fetch,pass]
 // `rpc` sends every call through the object's method `batch`, as the edge sends a batch; `fetch`
 // sends them as requests (`/mutate`, `/value`, `/batch?…`) whose answer's body the caller reads;
 // `pass` (size 1 only) sends a request whose body the caller never reads, as the edge sends a
 // request alone (and every request with BATCH_MAX_IN_FLIGHT=off): its response goes to the
 // client as it is.
-// Starts, under plain Miniflare, our objects script (it owns the Counter object class, in-memory
+// Starts, under plain Miniflare, our Worker (it owns the Counter object class, in-memory
 // storage) and bench/capacity/driver.js bound to that class, then for each size asks the driver
 // to keep calls of that many changes in flight for the given seconds. Around each run it reads
 // workerd's CPU time from /proc. Prints one line per size and a final
@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: a } = parseArgs({
   options: {
-    script: { type: 'string', default: path.join(ROOT, 'build/objects/entry.js') },
+    script: { type: 'string', default: path.join(ROOT, 'build/entry.js') },
     sizes: { type: 'string', default: '1,16,64' },
     seconds: { type: 'string', default: '5' },
     lanes: { type: 'string', default: '4' },
@@ -37,7 +37,7 @@ const sizes = a.sizes.split(',').map(Number);
 const seconds = Number(a.seconds);
 const lanes = Number(a.lanes);
 if (sizes.some((s) => !(s >= 1 && s <= 64)) || !(seconds > 0) || !(lanes >= 1)) {
-  console.error('usage: node bench/capacity.mjs [--script build/objects/entry.js] [--sizes 1,16,64] [--seconds 5] [--lanes 4]');
+  console.error('usage: node bench/capacity.mjs [--script build/entry.js] [--sizes 1,16,64] [--seconds 5] [--lanes 4]');
   process.exit(2);
 }
 const script = path.resolve(a.script);

@@ -11,8 +11,9 @@
 //        [--do <ClassName> [--binding <NAME>]]   SQLite-backed Durable Object (binding defaults to COUNTER)
 //        [--extra-do <ClassName>:<BINDING>]...   more SQLite-backed Durable Object classes of the same script
 //        [--objects <path/to/objects.js>]         the Durable Object classes (--do, --extra-do) live in this
-//                                                 second script, which the first binds by script name, as
-//                                                 deployed (our edge + objects); --var and --r2 reach both
+//                                                 second script, which the first binds by script name (a
+//                                                 build from when ours was two scripts, for bench/ab.mjs);
+//                                                 --var and --r2 reach both
 //        [--wasm]                                 add the CompiledWasm module rule (workers-rs / wasm-bindgen output)
 //        [--compat <YYYY-MM-DD>]                  compatibility date (default 2026-04-01, as in wrangler.toml)
 //        [--persist <dir>]                        persist DO storage (and R2) (default: in memory, fresh every start)
@@ -28,7 +29,7 @@
 // Examples:
 //   node bench/miniflare.mjs --script bench/peers/noop/worker.js --port 8801
 //   node bench/miniflare.mjs --script bench/peers/js-counter/worker.js --port 8802 --do Counter --binding COUNTER
-//   node bench/miniflare.mjs --script build/edge/entry.js --objects build/objects/entry.js --port 8803 --do Counter --binding COUNTER --wasm
+//   node bench/miniflare.mjs --script build/entry.js --port 8803 --do Counter --binding COUNTER --extra-do Relay:RELAY --wasm
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { parseArgs } from 'node:util';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Where a request's CPU goes (not part of `make bench`): starts one target under the benchmark
 // launcher with workerd's V8 inspector open, runs wrk against it, takes a CPU profile of each
-// Worker (the edge and, for ours, the objects script) over the run, and prints the functions
+// Worker over the run, and prints the functions
 // with the most self time, as a share of the samples and in µs per request.
 //
 //   node bench/profile.mjs [--mode get|post|miss] [--connections 16] [--duration 5] [--top 30]
@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { ROOT, TARGETS, start, stop } from './server.mjs';
+import { ROOT, TARGETS, buildEntry, start, stop } from './server.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -31,8 +31,7 @@ const [target = 'build', ...vars] = positionals;
 let key = target;
 if (target === 'build') {
   key = 'ours-nolog';
-  TARGETS[key].script = path.join(ROOT, 'build/edge/entry.js');
-  TARGETS[key].objects = path.join(ROOT, 'build/objects/entry.js');
+  Object.assign(TARGETS[key], buildEntry(path.join(ROOT, 'build')));
 }
 if (!TARGETS[key]) throw new Error(`unknown target ${target}`);
 const PATHS = { get: 'value', post: 'increment', miss: 'nothing' };

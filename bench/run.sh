@@ -28,7 +28,7 @@ if ! command -v wrk >/dev/null 2>&1; then
   command -v wrk >/dev/null 2>&1 || die "wrk is still not on PATH after installing it"
 fi
 command -v node >/dev/null 2>&1 || die "node is not installed"
-[ -f build/edge/entry.js ] && [ -f build/objects/entry.js ] || die "build/ is missing: run 'make bench', which builds first"
+[ -f build/entry.js ] || die "build/ is missing: run 'make bench', which builds first"
 [ -d node_modules/miniflare ] && [ -d node_modules/ws ] || die "node_modules is missing miniflare or ws: run 'npm ci'"
 
 # 10,000 WebSockets need as many descriptors in workerd and in the client processes; raise the

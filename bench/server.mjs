@@ -22,10 +22,8 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 // `ours` keeps every socket on the counter (RELAY_SOCKETS_PER_RELAY=0, the design before relays);
 // `ours-relays` is the same build with relays on: sockets go through Relay objects, each with one
 // upstream socket to the counter (RELAY_SHARDS is set per fan-out run).
-// Ours is two scripts, as deployed: the edge (the Worker) and the objects (Counter, Relay), which
-// the edge binds by script name (bench/miniflare.mjs --objects).
-const EDGE = 'build/edge/entry.js';
-const OBJECTS = 'build/objects/entry.js';
+// Ours is one script, as deployed: the Worker's fetch handler and its classes (Counter, Relay).
+const ENTRY = 'build/entry.js';
 const BASE_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 const OURS_ARGS = [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=0'];
 // `ours` and `ours-nolog` batch (the default BATCH_MAX_IN_FLIGHT); `ours-unbatched` does not.
@@ -34,14 +32,14 @@ export const TARGETS = {
   floor: { script: 'bench/peers/floor/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'floor-rpc': { script: 'bench/peers/floor-rpc/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
-  ours: { script: EDGE, objects: OBJECTS, args: OURS_ARGS },
-  'ours-nolog': { script: EDGE, objects: OBJECTS, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
+  ours: { script: ENTRY, args: OURS_ARGS },
+  'ours-nolog': { script: ENTRY, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
   // As deployed: a METRICS dataset bound (its points discarded), so every request writes one.
-  'ours-metrics': { script: EDGE, objects: OBJECTS, args: [...OURS_ARGS, '--metrics'] },
-  'ours-relays': { script: EDGE, objects: OBJECTS, args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
+  'ours-metrics': { script: ENTRY, args: [...OURS_ARGS, '--metrics'] },
+  'ours-relays': { script: ENTRY, args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
   // Batching off (BATCH_MAX_IN_FLIGHT=off): every request is its own call to the object, as
   // before group commit; without log lines, so it compares with ours-nolog.
-  'ours-unbatched': { script: EDGE, objects: OBJECTS, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0', '--var', 'BATCH_MAX_IN_FLIGHT=off'] },
+  'ours-unbatched': { script: ENTRY, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0', '--var', 'BATCH_MAX_IN_FLIGHT=off'] },
 };
 /** The targets that run this repository's Worker (they serve /api/health). */
 export const OUR_BUILDS = ['ours', 'ours-nolog', 'ours-relays', 'ours-metrics', 'ours-unbatched'];
@@ -58,11 +56,20 @@ if (!process.env.BENCH_TMP) process.on('exit', () => fs.rmSync(TMP, { recursive:
 export function snapshotBuild() {
   const dir = path.join(TMP, 'build');
   fs.cpSync(path.join(ROOT, 'build'), dir, { recursive: true });
-  for (const t of OUR_BUILDS) {
-    TARGETS[t].script = path.join(dir, fs.existsSync(path.join(dir, 'edge/entry.js')) ? 'edge/entry.js' : 'edge/index.js');
-    TARGETS[t].objects = path.join(dir, 'objects/entry.js');
-  }
+  for (const t of OUR_BUILDS) Object.assign(TARGETS[t], buildEntry(dir));
   return dir;
+}
+
+/**
+ * The scripts of a build folder (scripts/build.sh's output): `{script}` for the one-script build
+ * (entry.js), `{script, objects}` for a build from when the Worker was two scripts (edge/,
+ * objects/), so bench/ab.mjs can still measure an older commit against this one.
+ */
+export function buildEntry(dir) {
+  if (fs.existsSync(path.join(dir, 'entry.js'))) return { script: path.join(dir, 'entry.js'), objects: undefined };
+  const edge = fs.existsSync(path.join(dir, 'edge/entry.js')) ? 'edge/entry.js' : 'edge/index.js';
+  const objects = fs.existsSync(path.join(dir, 'objects/entry.js')) ? 'objects/entry.js' : 'objects/index.js';
+  return { script: path.join(dir, edge), objects: path.join(dir, objects) };
 }
 
 /** A port nobody listens on right now. */

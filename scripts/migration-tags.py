@@ -1,7 +1,7 @@
 """Prints the Durable Object migration tags at a git revision, one line,
 space-separated: the deploy pipeline compares them to decide between a gradual rollout and a plain
-`wrangler deploy` (the platform refuses gradual uploads that change an object class). The classes
-live in objects.toml; before the edge and the objects were two scripts, in wrangler.toml.
+`wrangler deploy` (the platform refuses gradual uploads that change an object class). The classes'
+migrations live in wrangler.toml.
 
     python3 scripts/migration-tags.py REV
 """
@@ -20,11 +20,7 @@ def tags(config):
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: migration-tags.py REV")
-    for name in ("objects.toml", "wrangler.toml"):
-        shown = subprocess.run(["git", "show", f"{sys.argv[1]}:{name}"], capture_output=True, text=True)
-        if shown.returncode == 0:
-            text = shown.stdout
-            break
-    else:
-        sys.exit(f"no objects.toml or wrangler.toml at {sys.argv[1]}")
-    print(" ".join(tags(tomllib.loads(text))))
+    shown = subprocess.run(["git", "show", f"{sys.argv[1]}:wrangler.toml"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        sys.exit(f"no wrangler.toml at {sys.argv[1]}")
+    print(" ".join(tags(tomllib.loads(shown.stdout))))

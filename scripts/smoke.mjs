@@ -3,8 +3,8 @@
 //
 // SMOKE_VERSION_ID, if set, sends Cloudflare-Workers-Version-Overrides with every request, so a
 // gradual rollout's new version is tested no matter which version the traffic split would pick.
-// SMOKE_WORKER names the Worker for that header: the edge script (default
-// number-acidizer-edge-production).
+// SMOKE_WORKER names the Worker for that header (default
+// number-acidizer-production).
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 
@@ -15,7 +15,7 @@ if (!/^https?:\/\/[^/]+/.test(base)) {
 }
 const headers = {};
 if (process.env.SMOKE_VERSION_ID) {
-  const worker = process.env.SMOKE_WORKER || 'number-acidizer-edge-production';
+  const worker = process.env.SMOKE_WORKER || 'number-acidizer-production';
   headers['cloudflare-workers-version-overrides'] = `${worker}="${process.env.SMOKE_VERSION_ID}"`;
 }
 const STEP_MS = 15_000;

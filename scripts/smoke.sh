@@ -4,7 +4,7 @@
 # was, give or take everyone else's clicks). Exits non-zero on any failure and never runs longer
 # than SMOKE_TIMEOUT seconds (default 60).
 #
-#   sh scripts/smoke.sh https://number-acidizer-edge-staging.example.workers.dev
+#   sh scripts/smoke.sh https://number-acidizer-staging.example.workers.dev
 #   SMOKE_VERSION_ID=<version id> sh scripts/smoke.sh https://…   # pin one version during a gradual rollout
 #
 # The deploy pipeline (.github/workflows/deploy.yml) runs it after every step; make test runs it

@@ -130,32 +130,6 @@ extern "C" {
     #[wasm_bindgen(method, catch)]
     pub fn abort(this: &ObjectContext, reason: &str) -> Result<(), JsValue>;
 
-    /// `new TransformStream()`: what a streamed response body is written through.
-    pub type TransformStream;
-    #[wasm_bindgen(constructor, catch)]
-    pub fn new() -> Result<TransformStream, JsValue>;
-    #[wasm_bindgen(method, getter)]
-    pub fn readable(this: &TransformStream) -> web_sys::ReadableStream;
-    #[wasm_bindgen(method, getter)]
-    pub fn writable(this: &TransformStream) -> WritableStream;
-
-    /// The writing end of a stream.
-    pub type WritableStream;
-    #[wasm_bindgen(method, js_name = getWriter)]
-    pub fn get_writer(this: &WritableStream) -> StreamWriter;
-
-    /// `WritableStreamDefaultWriter`.
-    pub type StreamWriter;
-    /// Resolves when the reader wants more (backpressure).
-    #[wasm_bindgen(method, getter)]
-    pub fn ready(this: &StreamWriter) -> js_sys::Promise;
-    #[wasm_bindgen(method)]
-    pub fn write(this: &StreamWriter, chunk: &js_sys::Uint8Array) -> js_sys::Promise;
-    #[wasm_bindgen(method)]
-    pub fn close(this: &StreamWriter) -> js_sys::Promise;
-    #[wasm_bindgen(method)]
-    pub fn abort(this: &StreamWriter, reason: &JsValue) -> js_sys::Promise;
-
     /// A promise, seen through our own binding.
     pub type Thenable;
 
@@ -217,73 +191,6 @@ extern "C" {
     /// platform drops a point rather than fail the request.
     #[wasm_bindgen(method, catch, js_name = writeDataPoint)]
     pub fn write_data_point(this: &Dataset, point: &JsValue) -> Result<(), JsValue>;
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// An R2 bucket binding (`[[r2_buckets]]`), bound by hand: the few calls the audit archive
-    /// makes, without the general R2 wrapper's code in the module.
-    #[derive(Clone)]
-    pub type Bucket;
-
-    /// `bucket.get(key)`: a promise of the object with its body, or `null`.
-    #[wasm_bindgen(method, catch)]
-    fn get(this: &Bucket, key: &str) -> Result<js_sys::Promise, JsValue>;
-
-    /// `bucket.put(key, value, options)`: a promise of the stored object's metadata.
-    #[wasm_bindgen(method, catch)]
-    fn put(
-        this: &Bucket,
-        key: &str,
-        value: &js_sys::Uint8Array,
-        options: &js_sys::Object,
-    ) -> Result<js_sys::Promise, JsValue>;
-
-    /// An R2 object with its body.
-    type R2ObjectBody;
-
-    #[wasm_bindgen(method, js_name = arrayBuffer)]
-    fn array_buffer(this: &R2ObjectBody) -> js_sys::Promise;
-}
-
-impl Bucket {
-    /// The binding `name` of `env`, if it is bound.
-    pub fn of(env: &JsValue, name: &str) -> Option<Bucket> {
-        js_sys::Reflect::get(env, &JsValue::from_str(name))
-            .ok()
-            .filter(|b| b.is_object())
-            .map(wasm_bindgen::JsCast::unchecked_into)
-    }
-
-    /// The bytes of object `key`, `None` if there is none.
-    pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        let fail = |e: JsValue| format!("R2 get of {key} failed: {}", error_text(&e));
-        let object = wasm_bindgen_futures::JsFuture::from(self.get(key).map_err(fail)?)
-            .await
-            .map_err(fail)?;
-        if object.is_null() || object.is_undefined() {
-            return Ok(None);
-        }
-        let body: R2ObjectBody = wasm_bindgen::JsCast::unchecked_into(object);
-        let buffer = wasm_bindgen_futures::JsFuture::from(body.array_buffer())
-            .await
-            .map_err(fail)?;
-        Ok(Some(js_sys::Uint8Array::new(&buffer).to_vec()))
-    }
-
-    /// Stores `bytes` as object `key`; R2 checks them against `sha256` (32 bytes) on upload.
-    pub async fn write(&self, key: &str, bytes: &[u8], sha256: &[u8]) -> Result<(), String> {
-        let fail = |e: JsValue| format!("R2 put of {key} failed: {}", error_text(&e));
-        let options = js_sys::Object::new();
-        let digest = js_sys::Uint8Array::from(sha256);
-        js_sys::Reflect::set(&options, &JsValue::from_str("sha256"), &digest.buffer())
-            .map_err(fail)?;
-        let value = js_sys::Uint8Array::from(bytes);
-        wasm_bindgen_futures::JsFuture::from(self.put(key, &value, &options).map_err(fail)?)
-            .await
-            .map_err(fail)?;
-        Ok(())
-    }
 }
 
 impl Cursor {

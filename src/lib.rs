@@ -10,14 +10,14 @@
 //!
 //! | step | file | platform? |
 //! |---|---|---|
-//! | the entry points of both scripts | `lib.rs` (this file); `edge.js`, the edge's `fetch` as a plain module worker (no class or proxy per request); `objects.js`, the objects script's classes as RPC targets (the edge calls the counter's method `batch`) | thin |
+//! | the Worker's entry | `lib.rs` (this file); `entry.js`: the `fetch` handler as a plain module worker (no class or proxy per request) and the classes `Counter` (an RPC target: the edge calls its method `batch`) and `Relay` | thin |
 //! | route, validate, key, forward, log | [`edge`] (`edge/mod.rs`, `forward.rs`, `body.rs`, `config.rs`) | yes |
 //! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
 //! | under load, many requests in one call (group commit) | `edge/batch.rs`, [`core::batch`] | yes / **no** |
 //! | the one counter object | [`counter`] (`counter/mod.rs`) | yes |
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
 //! | counter + audit entry + the key's record + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`], [`core::merkle`] | yes / **no** |
-//! | old audit entries to R2 (the alarm), and reading them back | `counter/archive.rs`, `edge/archive.rs`, [`core::archive`] | yes / **no** |
+//! | old audit entries to R2 (the alarm), and reading them back | `counter/archive.rs`, `edge/archive.rs`, [`r2`], [`core::archive`] | yes / **no** |
 //! | push to every socket (with relays: to every relay, which pushes to its browsers) | `counter/broadcast.rs`, [`relay`], [`core::realtime`], [`core::relay`] | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
 //! | one log line and one metrics data point per request | `edge/mod.rs` (`finish`), `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
@@ -28,19 +28,12 @@
 //! [`core`] holds every rule and compiles natively, so `cargo test --lib` checks it in
 //! milliseconds; the platform modules only exist in the `wasm32` build and stay thin.
 //!
-//! ## Two Worker scripts, one crate
+//! ## One Worker script
 //!
-//! A Cloudflare script is one Wasm module, and each module must stay under 200 KB gzipped, so
-//! the Wasm build is two scripts chosen by cargo features (`scripts/build.sh` builds both):
-//!
-//! | script | feature | modules | config |
-//! |---|---|---|---|
-//! | the edge: the Worker's `fetch` | `edge` | [`edge`], [`http`], [`ffi`], [`core`] | `wrangler.toml` |
-//! | the objects: `Counter`, `Relay` | `objects` | [`counter`], [`relay`], [`http`], [`ffi`], [`core`] | `objects.toml` |
-//!
-//! The edge binds the objects' classes by script name; what both need (the object's name, the
-//! call's URL) is in [`core`]. The default features (both) are what `cargo clippy` and
-//! `cargo test` check; natively the features change nothing.
+//! The Wasm build is one Worker script (`wrangler.toml`): the `fetch` handler and the Durable
+//! Object classes `Counter` and `Relay` in one module, so `wrangler dev`, `wrangler deploy` and
+//! gradual rollouts treat the whole product as one. Its measured size and cold start are in
+//! BENCHMARKS.md; the platform checks 64 MiB uncompressed and a start-up within 1 s.
 //!
 //! ## The major components
 //!
@@ -60,23 +53,22 @@
 
 pub mod core;
 
-#[cfg(all(target_arch = "wasm32", feature = "objects"))]
-pub mod counter;
-#[cfg(all(target_arch = "wasm32", feature = "edge"))]
-pub mod edge;
-// Shared by both scripts; a one-script build leaves some of their helpers unused.
 #[cfg(target_arch = "wasm32")]
-#[cfg_attr(not(all(feature = "edge", feature = "objects")), allow(dead_code))]
+pub mod counter;
+#[cfg(target_arch = "wasm32")]
+pub mod edge;
+#[cfg(target_arch = "wasm32")]
 pub mod ffi;
 #[cfg(target_arch = "wasm32")]
-#[cfg_attr(not(all(feature = "edge", feature = "objects")), allow(dead_code))]
 pub mod http;
-#[cfg(all(target_arch = "wasm32", feature = "objects"))]
+#[cfg(target_arch = "wasm32")]
+pub mod r2;
+#[cfg(target_arch = "wasm32")]
 pub mod relay;
 
-#[cfg(all(target_arch = "wasm32", feature = "objects"))]
+#[cfg(target_arch = "wasm32")]
 pub use counter::Counter;
-#[cfg(all(target_arch = "wasm32", feature = "objects"))]
+#[cfg(target_arch = "wasm32")]
 pub use relay::Relay;
 
 /// Runs once per isolate: panics (which would be bugs) are logged with their message.
@@ -89,7 +81,7 @@ fn start() {
 /// The Worker's `fetch` handler: every request that is not a static file. It returns a
 /// `Response` or a `Promise` of one, which the runtime accepts alike; see [`edge`] for why it
 /// is not an `async fn` (and so not `#[event(fetch)]`).
-#[cfg(all(target_arch = "wasm32", feature = "edge"))]
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn fetch(
     req: web_sys::Request,
@@ -97,17 +89,4 @@ pub fn fetch(
     _ctx: wasm_bindgen::JsValue,
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     edge::handle(req, env)
-}
-
-/// The objects script's own `fetch` handler: the script is reached only through its Durable
-/// Object classes (the edge's `COUNTER` and `RELAY` bindings), so a request addressed to the
-/// script itself gets 404.
-#[cfg(all(target_arch = "wasm32", feature = "objects", not(feature = "edge")))]
-#[wasm_bindgen::prelude::wasm_bindgen]
-pub fn fetch(
-    _req: web_sys::Request,
-    _env: worker::Env,
-    _ctx: wasm_bindgen::JsValue,
-) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
-    http::problem(&core::problem::Problem::NotFound).map(Into::into)
 }

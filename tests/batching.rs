@@ -663,15 +663,16 @@ fn sustained_concurrent_changes_are_all_answered() {
     assert_eq!(refused, 0, "batches failed as a whole under load");
 }
 
-/// An edge whose objects predate the method `batch` (their entry is the plain classes, as
-/// before the objects were RPC targets: a rollback of the objects alone): every batch's method
-/// call fails, and its requests are sent again one by one as plain requests (a request alone
+/// An edge whose counter object predates the method `batch` (the object follows one version,
+/// and in a gradual rollout or a rollback that can be a version whose classes were not RPC
+/// targets yet; here worker-build's module as the entry, which exports the plain classes):
+/// every batch's method call fails, and its requests are sent again one by one as plain requests (a request alone
 /// is one already), which those objects answer. Under concurrent load every change is applied
 /// exactly once and every read answered.
 #[test]
 fn an_edge_whose_objects_predate_the_method_sends_plain_requests() {
     let s = Server::start(Options {
-        objects_main: Some("build/objects/index.js".into()),
+        main: Some("build/index.js".into()),
         ..Options::default()
     });
     let barrier = Arc::new(Barrier::new(32));

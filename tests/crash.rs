@@ -237,7 +237,7 @@ fn nothing_acknowledged_is_lost_and_nothing_is_applied_twice_across_edge_panics(
     survives(Fault::EdgePanic);
 }
 
-/// Makes the edge panic; its own request gets a problem+json 500 (written by `src/edge.js`,
+/// Makes the edge panic; its own request gets a problem+json 500 (written by `src/entry.js`,
 /// since the instance that would have answered is gone).
 fn edge_panic(server: &Server) {
     let auth = format!("Bearer {ADMIN}");

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::archive::{self, ProofPointer, ProofQuery, Segment, Settings};
 use crate::core::time::rfc3339_millis;
-use crate::ffi::Bucket;
+use worker::Bucket;
 use crate::http::{log_event, now_ms};
 
 use super::store::Store;
@@ -291,8 +291,7 @@ impl Archiver {
             return Ok(false);
         };
         let name = seg.name();
-        let bytes = bucket
-            .read(&name)
+        let bytes = crate::r2::read(bucket, &name)
             .await?
             .ok_or_else(|| format!("{name} is missing from R2"))?;
         let entries = archive::read_segment(&seg, &bytes)?;
@@ -371,7 +370,7 @@ impl Archiver {
         }
         // 2. Write, or adopt what a crashed run already wrote.
         let name = seg.name();
-        let existing = bucket.read(&name).await?;
+        let existing = crate::r2::read(bucket, &name).await?;
         let adopted = existing.as_deref() == Some(bytes.as_slice());
         if adopted {
             log_event("info", "archive segment adopted", |w| {
@@ -379,7 +378,7 @@ impl Archiver {
             });
         } else {
             let digest = Sha256::digest(&bytes);
-            bucket.write(&name, &bytes, &digest).await?;
+            crate::r2::write(bucket, &name, &bytes, &digest).await?;
             if self.pause_after_write_ms > 0 {
                 log_event(
                     "warn",
@@ -389,16 +388,12 @@ impl Archiver {
                             .uint("pause_ms", u64::from(self.pause_after_write_ms));
                     },
                 );
-                let ms = f64::from(self.pause_after_write_ms);
-                let timer = js_sys::Promise::new(&mut |resolve, _| {
-                    crate::ffi::set_timeout(&resolve, ms);
-                });
-                let _ = wasm_bindgen_futures::JsFuture::from(timer).await;
+                let pause = std::time::Duration::from_millis(u64::from(self.pause_after_write_ms));
+                worker::Delay::from(pause).await;
             }
         }
         // 3. Read it back and check it against the record.
-        let back = bucket
-            .read(&name)
+        let back = crate::r2::read(bucket, &name)
             .await?
             .ok_or_else(|| format!("{name} is not in R2 right after it was written"))?;
         archive::read_segment(&seg, &back)?;

@@ -143,7 +143,7 @@ impl Counter {
         }
         let archive = Archiver::load(
             store.clone(),
-            crate::ffi::Bucket::of(&env, "AUDIT_ARCHIVE"),
+            crate::r2::bucket(&env),
             settings,
             current.as_ref().map_or(0, |s| s.version),
             // A test hook, and only with the test hooks on: see `counter/archive.rs`.
@@ -214,7 +214,7 @@ impl Counter {
     }
 
     /// A batch call from the edge as a method (the platform's RPC, through the class in
-    /// `objects.js`): the encoded replies, or an error that fails the whole call (the edge
+    /// `entry.js`): the encoded replies, or an error that fails the whole call (the edge
     /// then sends each request alone). The answer is a string the edge splits at once: no
     /// response body to read, which costs the edge more than the call itself.
     ///

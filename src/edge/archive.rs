@@ -151,11 +151,10 @@ async fn as_of(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
 
 /// Reads and checks one segment.
 async fn read(env: &Env, seg: &Segment) -> Result<Vec<AuditEntry>, String> {
-    let bucket = crate::ffi::Bucket::of(env, "AUDIT_ARCHIVE")
+    let bucket = crate::r2::bucket(env)
         .ok_or_else(|| "the AUDIT_ARCHIVE bucket is not bound".to_string())?;
     let name = seg.name();
-    let bytes = bucket
-        .read(&name)
+    let bytes = crate::r2::read(&bucket, &name)
         .await?
         .ok_or_else(|| format!("{name} is missing from R2"))?;
     archive::read_segment(seg, &bytes)

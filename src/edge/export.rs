@@ -13,13 +13,14 @@ use base64::Engine;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
-use web_sys::{Headers, Response, ResponseInit};
+use web_sys::{
+    Headers, Response, ResponseInit, TransformStream, WritableStreamDefaultWriter as StreamWriter,
+};
 use worker::Env;
 
 use crate::core::ledger::{self, ExportQuery, CSV_HEADER, EXPORT_PAGE};
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
-use crate::ffi::{StreamWriter, TransformStream};
 use crate::http::{self, log_event};
 
 use super::{checkpoint, forward};
@@ -69,7 +70,7 @@ async fn start(env: Env, q: ExportQuery, head: bool) -> Result<Response, Problem
         return Response::new_with_opt_str_and_init(None, &init).map_err(fail);
     }
     let stream = TransformStream::new().map_err(fail)?;
-    let writer = stream.writable().get_writer();
+    let writer = stream.writable().get_writer().map_err(fail)?;
     spawn_local(pump(env, writer, q.csv, after, until));
     Response::new_with_opt_readable_stream_and_init(Some(&stream.readable()), &init).map_err(fail)
 }
@@ -88,7 +89,7 @@ async fn pump(env: Env, writer: StreamWriter, csv: bool, mut after: u64, until: 
                     w.uint("after", after).string("error", &why);
                 });
                 // The reader sees a broken stream, never a silently short file.
-                let _ = writer.abort(&JsValue::from_str("export failed"));
+                let _ = writer.abort_with_reason(&JsValue::from_str("export failed"));
                 return;
             }
         };
@@ -108,7 +109,7 @@ async fn write(writer: &StreamWriter, text: &str) -> Result<(), JsValue> {
 /// Waits until the stream wants more, then hands it `bytes`.
 async fn write_bytes(writer: &StreamWriter, bytes: &js_sys::Uint8Array) -> Result<(), JsValue> {
     JsFuture::from(writer.ready()).await?;
-    JsFuture::from(writer.write(bytes)).await?;
+    JsFuture::from(writer.write_with_chunk(bytes)).await?;
     Ok(())
 }
 

@@ -85,7 +85,7 @@ pub(super) fn send(url: &str) -> Result<js_sys::Promise, JsValue> {
 
 #[wasm_bindgen]
 extern "C" {
-    /// The counter's stub seen as an RPC target (`src/objects.js`).
+    /// The counter's stub seen as an RPC target (`src/entry.js`).
     type CounterRpc;
 
     /// `stub.batch(url)`: the batch's encoded replies (a string), or a rejection.

@@ -318,7 +318,7 @@ fn plan(
             if route == Route::AdminEdgePanic {
                 no_query(query)?;
                 // A trap, as a bug would cause: this request fails, and the runtime's next
-                // request finds a fresh instance (src/edge.js).
+                // request finds a fresh instance (src/entry.js).
                 panic!("the edge panics on purpose (test hook)");
             }
             let relay = if route == Route::AdminCounterRestart {

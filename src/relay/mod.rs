@@ -74,9 +74,6 @@ extern "C" {
 
     #[wasm_bindgen(method, js_name = addEventListener)]
     fn listen(this: &Upstreamed, kind: &str, f: &js_sys::Function);
-
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(f: &js_sys::Function, ms: i32) -> JsValue;
 }
 
 /// The state of the upstream socket.
@@ -685,7 +682,7 @@ impl Inner {
     /// Waits until the feed moves or `ms` pass.
     async fn changed(this: &Rc<Inner>, ms: i32) {
         let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-            set_timeout(&resolve, ms);
+            crate::ffi::set_timeout(&resolve, f64::from(ms));
             this.waiters.borrow_mut().push(resolve);
         });
         let _ = JsFuture::from(promise).await;

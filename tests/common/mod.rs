@@ -1,7 +1,7 @@
 //! Shared harness of the end-to-end suites: starts the real local runtime (`wrangler dev`, i.e.
-//! workerd with both of the project's Worker scripts: the edge, wrangler.toml, and the objects,
-//! objects.toml, in one runtime) on a free port with its own state folder, and talks HTTP and
-//! WebSocket to it.
+//! workerd with the project's one Worker script, exactly as `npx wrangler dev` runs it, with only
+//! `--port`, `--persist-to`, `--var` and the inspector's port) on a free port with its own state
+//! folder, and talks HTTP and WebSocket to it.
 //!
 //! Every server runs in its own process group. Dropping a [`Server`] stops the group; a
 //! watchdog inside the group also stops it when the test process is gone (a panic, a kill),
@@ -42,14 +42,14 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// How to start a server.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Vars (and secrets) for both scripts: `--var NAME:VALUE` for the edge, and the objects
-    /// script's config with these values (see [`local_config`]).
+    /// Vars (and secrets): `--var NAME:VALUE`, which reach the whole Worker.
     pub vars: Vec<(String, String)>,
     /// Reuse this state folder (for restarts); a fresh one otherwise.
     pub state: Option<PathBuf>,
-    /// The objects script's module instead of its entry (`build/objects/entry.js`), e.g.
-    /// `build/objects/index.js`: the classes as objects from before they were RPC targets.
-    pub objects_main: Option<String>,
+    /// Another entry module than wrangler.toml's `main` (`build/entry.js`), passed as
+    /// `wrangler dev`'s script argument; e.g. `build/index.js`, worker-build's own module, whose
+    /// classes are not RPC targets (a counter object on a version from before the method).
+    pub main: Option<String>,
 }
 
 /// A running `wrangler dev`.
@@ -88,15 +88,7 @@ impl Server {
         let port = free_port();
         let log = state.with_extension(format!("{port}.log"));
         build_once();
-        let edge = state.with_extension(format!("{port}.edge.toml"));
-        std::fs::write(&edge, local_config("wrangler.toml", &[])).expect("write the edge config");
-        let objects = state.with_extension(format!("{port}.objects.toml"));
-        let mut objects_config = local_config("objects.toml", &opts.vars);
-        if let Some(main) = &opts.objects_main {
-            objects_config = objects_config.replace("build/objects/entry.js", main);
-        }
-        std::fs::write(&objects, objects_config).expect("write the objects config");
-        let mut cmd = wrangler_command(port, &state, &edge, &objects, &opts.vars, &log);
+        let mut cmd = wrangler_command(port, &state, opts.main.as_deref(), &opts.vars, &log);
         let child = cmd.spawn().expect("spawn wrangler dev");
         Server {
             base: format!("http://127.0.0.1:{port}"),
@@ -319,60 +311,7 @@ pub fn shared(opts: impl FnOnce() -> Options) -> MutexGuard<'static, Server> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A copy of the project's config `file` for a test server: `vars` set in its top-level
-/// `[vars]` (`wrangler dev --var` only reaches the first, primary config's script, and the
-/// counter's settings, rate limit, socket cap, archival, key retention, are the objects
-/// script's), relative paths (`main`, the assets' `directory`) made absolute (the copy lives
-/// under `target/e2e/`), and no `[build]` section: the harness builds once itself
-/// ([`build_once`]), and a config with a build command makes `wrangler dev` rebuild and reload
-/// the runtime right after it started, which with two scripts can fail to bind a port again.
-pub fn local_config(file: &str, vars: &[(String, String)]) -> String {
-    let text = std::fs::read_to_string(root().join(file)).expect("read the config");
-    let mut out = String::new();
-    let mut section = String::new();
-    let mut set: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            if section == "[vars]" {
-                for (k, v) in vars.iter().filter(|(k, _)| !set.contains(&k.as_str())) {
-                    out.push_str(&format!("{k} = {}\n", toml_string(v)));
-                }
-            }
-            section = trimmed.to_string();
-        }
-        if section == "[build]" {
-            continue;
-        }
-        let (key, value) = trimmed.split_once('=').unwrap_or((trimmed, ""));
-        let key = key.trim();
-        if key == "main" || key == "directory" {
-            let relative = value.trim().trim_matches('"');
-            let absolute = root().join(relative.trim_start_matches("./"));
-            out.push_str(&format!(
-                "{key} = {}\n",
-                toml_string(&absolute.display().to_string())
-            ));
-            continue;
-        }
-        if section == "[vars]" {
-            if let Some((k, v)) = vars.iter().find(|(k, _)| k == key) {
-                out.push_str(&format!("{k} = {}\n", toml_string(v)));
-                set.push(k);
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    assert!(
-        section != "[vars]",
-        "{file} must not end with its top-level [vars]"
-    );
-    out
-}
-
-/// Builds both scripts once per test process (`scripts/build.sh` skips what is current, and
+/// Builds the Worker once per test process (`scripts/build.sh` skips what is current, and
 /// concurrent runs take turns).
 pub fn build_once() {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -391,27 +330,17 @@ pub fn build_once() {
     });
 }
 
-/// A TOML basic string.
-fn toml_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a string")
-}
-
 fn wrangler_command(
     port: u16,
     state: &Path,
-    edge: &Path,
-    objects: &Path,
+    main: Option<&str>,
     vars: &[(String, String)],
     log: &Path,
 ) -> Command {
     let wrangler = root().join("node_modules/.bin/wrangler");
-    let mut args = vec![
-        "dev".to_string(),
-        // Both scripts in one runtime; the first config is the primary and gets the port.
-        "-c".into(),
-        edge.display().to_string(),
-        "-c".into(),
-        objects.display().to_string(),
+    let mut args = vec!["dev".to_string()];
+    args.extend(main.map(String::from));
+    args.extend([
         "--ip".into(),
         "127.0.0.1".into(),
         "--port".into(),
@@ -421,7 +350,7 @@ fn wrangler_command(
         "--inspector-port".into(),
         free_port().to_string(),
         "--show-interactive-dev-session=false".into(),
-    ];
+    ]);
     for (k, v) in vars {
         args.push("--var".into());
         args.push(format!("{k}:{v}"));
@@ -445,6 +374,9 @@ fn wrangler_command(
         .env("WRANGLER_LOG", "log")
         .env("NO_COLOR", "1")
         .env("CI", "1")
+        // Servers of concurrent tests share a script name; each keeps its own dev registry so
+        // that none can find another's.
+        .env("WRANGLER_REGISTRY_PATH", state.with_extension("registry"))
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().expect("log"))
         .stderr(log_file);

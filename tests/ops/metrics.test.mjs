@@ -1,6 +1,5 @@
-// Request metrics and object metrics against the two built scripts (build/edge/entry.js, the
-// Worker, and build/objects/entry.js, the Durable Objects it binds by script name) under plain
-// Miniflare. The local runtime drops Analytics Engine points, so here the METRICS dataset is a
+// Request metrics and object metrics against the built Worker (build/entry.js: the fetch handler
+// and the Durable Objects) under plain Miniflare. The local runtime drops Analytics Engine points, so here the METRICS dataset is a
 // wrapped binding: a small capture Worker whose writeDataPoint prints each point as one tagged
 // line, which this test reads from the runtime's stdout together with the request log lines.
 // Real requests go through the real Worker and Durable Object; the test then asserts exactly one
@@ -15,8 +14,7 @@ import { Miniflare, Log, LogLevel } from 'miniflare';
 import WebSocket from 'ws';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const SCRIPT = path.join(ROOT, 'build/edge/entry.js');
-const OBJECTS = path.join(ROOT, 'build/objects/entry.js');
+const SCRIPT = path.join(ROOT, 'build/entry.js');
 const VERSION_ID = '7d3c1e9a-0b5f-4c8e-9a41-3f2b6d8e1c05';
 const ADMIN = 'ops-test-admin-token';
 const TAG = 'metrics-capture ';
@@ -33,7 +31,7 @@ let base;
 let out = '';
 
 before(async () => {
-  for (const f of [SCRIPT, OBJECTS]) assert.ok(existsSync(f), `${f} is missing: run sh scripts/build.sh`);
+  assert.ok(existsSync(SCRIPT), `${SCRIPT} is missing: run sh scripts/build.sh`);
   mf = new Miniflare({
     log: new Log(LogLevel.WARN),
     cf: false,
@@ -45,33 +43,21 @@ before(async () => {
     },
     workers: [
       {
-        name: 'number-acidizer-edge',
+        name: 'number-acidizer',
         modules: true,
         scriptPath: SCRIPT,
         modulesRoot: path.dirname(SCRIPT),
         modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }, { type: 'ESModule', include: ['**/*.js'], fallthrough: true }],
         compatibilityDate: '2026-04-01',
-        durableObjects: {
-          COUNTER: { className: 'Counter', scriptName: 'number-acidizer' },
-          RELAY: { className: 'Relay', scriptName: 'number-acidizer' },
-        },
+        durableObjects: { COUNTER: { className: 'Counter', useSQLite: true }, RELAY: { className: 'Relay', useSQLite: true } },
+        durableObjectsPersist: false,
         bindings: {
+          RATE_LIMIT_PER_10S: '3',
           ADMIN_TOKEN: ADMIN,
           BATCH_MAX_IN_FLIGHT: '2',
           CF_VERSION_METADATA: { id: VERSION_ID, tag: '', timestamp: '2026-11-29T20:00:00Z' },
         },
         wrappedBindings: { METRICS: { scriptName: 'capture' } },
-      },
-      {
-        name: 'number-acidizer',
-        modules: true,
-        scriptPath: OBJECTS,
-        modulesRoot: path.dirname(OBJECTS),
-        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }, { type: 'ESModule', include: ['**/*.js'], fallthrough: true }],
-        compatibilityDate: '2026-04-01',
-        durableObjects: { COUNTER: { className: 'Counter', useSQLite: true }, RELAY: { className: 'Relay', useSQLite: true } },
-        durableObjectsPersist: false,
-        bindings: { RATE_LIMIT_PER_10S: '3' },
       },
       { name: 'capture', modules: true, script: CAPTURE },
     ],

@@ -1,9 +1,8 @@
-// Shared by the browser suite and the screenshot script: a real `wrangler dev` (both of the
-// project's scripts: wrangler.toml, the edge with the static assets and their _headers, and
-// objects.toml, the Durable Objects, in one runtime) on
-// a free port with a fresh state folder, and Debian's Chromium driven by playwright-core.
+// Shared by the browser suite and the screenshot script: a real `wrangler dev` (the project's one
+// Worker script, with the static assets and their _headers) on a free port with a fresh state
+// folder, and Debian's Chromium driven by playwright-core.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,25 +29,6 @@ function freePort() {
 
 const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
 
-/**
- * A copy of the project's config `file` for a test server (as tests/common/mod.rs does):
- * relative paths (`main`, the assets' `directory`) made absolute and no `[build]` section, since
- * a config with a build command makes `wrangler dev` rebuild and reload the runtime right after
- * it started, which with two scripts can fail to bind a port again. The caller builds first.
- */
-function localConfig(file) {
-  let section = '';
-  const out = [];
-  for (const line of readFileSync(join(ROOT, file), 'utf8').split('\n')) {
-    const trimmed = line.trim();
-    if (trimmed.startsWith('[')) section = trimmed;
-    if (section === '[build]') continue;
-    const m = /^(main|directory)\s*=\s*"(.*)"\s*$/.exec(trimmed);
-    out.push(m ? `${m[1]} = ${JSON.stringify(join(ROOT, m[2]))}` : line);
-  }
-  return out.join('\n');
-}
-
 let built = false;
 
 /**
@@ -66,13 +46,8 @@ export async function startServer({ readyWithinMs = 120_000 } = {}) {
     if (b.status !== 0) throw new Error(`scripts/build.sh failed:\n${b.stdout}\n${b.stderr}`);
     built = true;
   }
-  // Both scripts in one runtime: the edge first (the primary, it gets the port), then the objects.
-  const edge = `${state}.edge.toml`;
-  const objects = `${state}.objects.toml`;
-  writeFileSync(edge, localConfig('wrangler.toml'));
-  writeFileSync(objects, localConfig('objects.toml'));
   const args = [
-    'dev', '-c', edge, '-c', objects, '--ip', '127.0.0.1', '--port', port, '--inspector-port', inspector,
+    'dev', '--ip', '127.0.0.1', '--port', port, '--inspector-port', inspector,
     '--persist-to', state, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
     '--show-interactive-dev-session=false',
   ];
@@ -91,6 +66,7 @@ export async function startServer({ readyWithinMs = 120_000 } = {}) {
       WRANGLER_HIDE_BANNER: 'true',
       NO_COLOR: '1',
       CI: '1',
+      WRANGLER_REGISTRY_PATH: `${state}.registry`,
     },
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -113,7 +89,7 @@ export async function startServer({ readyWithinMs = 120_000 } = {}) {
     if (!done) await Promise.race([exited, sleep(2000)]);
     rmSync(state, { recursive: true, force: true });
     rmSync(logPath, { force: true });
-    for (const f of [edge, objects]) rmSync(f, { force: true });
+    rmSync(`${state}.registry`, { recursive: true, force: true });
   }
 
   const base = `http://127.0.0.1:${port}`;
