@@ -40,7 +40,12 @@ fn keyed(s: &Server, ip: &str, key: &str) -> common::Resp {
 
 fn relays(s: &Server) -> Value {
     let auth = format!("Bearer {ADMIN}");
-    let r = s.request("GET", "/api/admin/relays", &[("authorization", &auth)], None);
+    let r = s.request(
+        "GET",
+        "/api/admin/relays",
+        &[("authorization", &auth)],
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
 }
@@ -120,6 +125,9 @@ fn plain_wrangler_dev_runs_the_whole_product() {
     let archived = s.get("/api/audit?after=0&limit=10");
     assert_eq!(archived.status, 200, "{}", archived.body);
     let page = archived.json();
-    assert_eq!(page["entries"][0]["version"], 1, "read back from R2: {page}");
+    assert_eq!(
+        page["entries"][0]["version"], 1,
+        "read back from R2: {page}"
+    );
     assert_eq!(s.audit_all().len() as u64, n, "the whole trail");
 }

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 
 use crate::core::archive::{self, ProofPointer, ProofQuery, Segment, Settings};
 use crate::core::time::rfc3339_millis;
-use worker::Bucket;
 use crate::http::{log_event, now_ms};
+use worker::Bucket;
 
 use super::store::Store;
 
