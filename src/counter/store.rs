@@ -13,7 +13,7 @@ use wasm_bindgen::JsValue;
 
 use crate::core::archive::Segment;
 use crate::core::audit::{AuditEntry, AuditQuery};
-use crate::core::merkle::{Hash, Node};
+use crate::core::ledger::merkle::{Hash, Node};
 use crate::core::schema::{self, META_TABLE};
 use crate::core::state::Snapshot;
 use crate::core::vocab::Operation;

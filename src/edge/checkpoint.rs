@@ -19,7 +19,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::Response;
 use worker::Env;
 
-use crate::core::checkpoint;
+use crate::core::ledger::checkpoint;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event};

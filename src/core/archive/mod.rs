@@ -24,10 +24,10 @@
 use sha2::{Digest, Sha256};
 
 use super::audit::AuditEntry;
-use super::checkpoint::{decode_hash, encode_hash};
+use super::ledger::checkpoint::{decode_hash, encode_hash};
 use super::json::JsonWriter;
 use super::ledger;
-use super::merkle::{self, Hash, MemoryTree, Node};
+use super::ledger::merkle::{self, Hash, MemoryTree, Node};
 
 /// The Merkle level of a segment: a segment is one complete subtree of 2^10 leaves.
 pub const SEGMENT_LEVEL: u32 = 10;

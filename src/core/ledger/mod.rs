@@ -14,10 +14,13 @@
 
 use serde::Deserialize;
 
+pub mod checkpoint;
+pub mod merkle;
+
 use super::audit::AuditEntry;
-use super::checkpoint::{decode_hash, encode_hash, Checkpoint};
+use self::checkpoint::{decode_hash, encode_hash, Checkpoint};
 use super::json::JsonWriter;
-use super::merkle::{self, Frontier, Hash};
+use self::merkle::{Frontier, Hash};
 use super::problem::Problem;
 use super::query;
 use super::vocab::{Operation, MAX_VALUE};
