@@ -23,7 +23,7 @@
 //! | one log line and one metrics data point per request | `edge/mod.rs` (`finish`), `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
 //! | the object's metrics (`GET /api/metrics`, Prometheus text) | `counter/mod.rs`, [`core::prometheus`] | yes / **no** |
 //! | the ledger: checkpoints signed by the Worker, proofs from the object | `edge/checkpoint.rs`, `counter/ledger.rs`, [`core::checkpoint`], [`core::merkle`] | yes / **no** |
-//! | the offline verifier and key generator (native only) | `bin/audit-verify.rs`, `bin/audit-keygen.rs` | **no** |
+//! | the command-line client, with the offline verifier and key generator (native only) | `bin/acidizer/` | **no** |
 //!
 //! [`core`] holds every rule and compiles natively, so `cargo test --lib` checks it in
 //! milliseconds; the platform modules only exist in the `wasm32` build and stay thin.
