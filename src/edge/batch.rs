@@ -53,8 +53,11 @@ use std::collections::{HashMap, VecDeque};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use worker::Env;
+
 use crate::core::batch::{self, Builder, Reply};
 use crate::core::problem::Problem;
+use crate::core::wire::ObjectCall;
 use crate::ffi::{self, Callback, Thenable};
 use crate::http::{self, log_event};
 
@@ -155,9 +158,25 @@ fn new_id(b: &mut Batcher) -> u32 {
     id
 }
 
+/// [`forward::call`] for a request's read or change: with batching on (`max_in_flight` > 0)
+/// a call that can share a batch goes through [`submit`], which may hold it for the next call.
+pub fn call(
+    env: &Env,
+    call: &ObjectCall,
+    max_in_flight: u32,
+) -> Result<(js_sys::Promise, String), Problem> {
+    if max_in_flight > 0 {
+        if let Some(item) = batch::item(call) {
+            forward::load_namespace(env)?;
+            return submit(call.encode(), item, max_in_flight);
+        }
+    }
+    forward::call(env, call)
+}
+
 /// Sends the call whose URL is `url` and batch item is `item`, now or with a later call: the
 /// response's promise, and the URL for [`forward::retry`] should it fail.
-pub fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise, String), Problem> {
+fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise, String), Problem> {
     enum Place {
         Now(u32),
         /// Joined an open batch: wait for this promise (another request's).

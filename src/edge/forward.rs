@@ -7,6 +7,9 @@
 //! from the stored response and nothing is applied twice. Overload is never retried here: it
 //! becomes 503 with `Retry-After`, so clients back off instead of piling on.
 //!
+//! This is transport only: whether a call waits to share a batch is decided above it, in
+//! `batch.rs`.
+//!
 //! The first attempt costs no Rust future: the edge attaches its finishing step and [`retry`]
 //! to the object's promise (`then(finish, retry)`), and only when the call fails does the
 //! retry loop run as `async` code.
@@ -43,7 +46,8 @@ fn stub() -> Result<DurableObject, JsValue> {
     })
 }
 
-fn load_namespace(env: &Env) -> Result<(), Problem> {
+/// Looks the `COUNTER` namespace up once per isolate; every other function here needs it.
+pub(super) fn load_namespace(env: &Env) -> Result<(), Problem> {
     NAMESPACE.with(|ns| {
         if ns.get().is_none() {
             let loaded = config::counter_namespace(env).map_err(|e| fault("binding", &e))?;
@@ -60,22 +64,6 @@ pub fn call(env: &Env, call: &ObjectCall) -> Result<(js_sys::Promise, String), P
     let url = call.encode();
     let first = send(&url).map_err(|e| fault("call", &e))?;
     Ok((first, url))
-}
-
-/// [`call`] for a request's read or change: with batching on (`max_in_flight` > 0) it goes
-/// through [`super::batch`], which may hold it for the next call.
-pub fn call_batched(
-    env: &Env,
-    call: &ObjectCall,
-    max_in_flight: u32,
-) -> Result<(js_sys::Promise, String), Problem> {
-    if max_in_flight > 0 {
-        if let Some(item) = crate::core::batch::item(call) {
-            load_namespace(env)?;
-            return super::batch::submit(call.encode(), item, max_in_flight);
-        }
-    }
-    self::call(env, call)
 }
 
 /// One call to the object at `url` (the namespace is loaded).
@@ -105,22 +93,35 @@ pub(super) fn send_batch(url: &str) -> Result<js_sys::Promise, JsValue> {
 /// After the first attempt at `url` failed with `error`: retries while the platform says that
 /// is sensible, and otherwise answers the problem. Never fails: the result is the object's
 /// response or a 503 problem.
-pub async fn retry(url: String, mut error: JsValue) -> Result<Response, JsValue> {
+pub async fn retry(url: String, error: JsValue) -> Result<Response, JsValue> {
+    // A fresh stub each time: after an error the old one may be broken.
+    match retrying(error, || stub()?.fetch_with_str(&url)).await {
+        Ok(r) => r.dyn_into::<Response>(),
+        Err(p) => http::problem(&p),
+    }
+}
+
+/// The one retry loop: after attempt 1 failed with `error`, waits a random delay below the
+/// cap [`retry::after_failure`] gives and sends again, until an attempt succeeds (its value)
+/// or the platform's flags say to give up (the problem to answer).
+async fn retrying(
+    mut error: JsValue,
+    send: impl Fn() -> Result<js_sys::Promise, JsValue>,
+) -> Result<JsValue, Problem> {
     let mut attempt = 1;
     loop {
         let cap = match decide(&error, attempt) {
             Next::Retry { cap_ms } => cap_ms,
-            Next::GiveUp(p) => return http::problem(&p),
+            Next::GiveUp(p) => return Err(p),
         };
         Delay::from(Duration::from_millis((js_sys::Math::random() * cap) as u64)).await;
         attempt += 1;
-        // A fresh stub: after an error the old one may be broken.
-        let outcome = match stub().and_then(|s| s.fetch_with_str(&url)) {
+        let outcome = match send() {
             Ok(promise) => JsFuture::from(promise).await,
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(r) => return r.dyn_into::<Response>(),
+            Ok(v) => return Ok(v),
             Err(e) => error = e,
         }
     }
@@ -151,22 +152,16 @@ pub fn connect(env: Env, req: Request, call: ObjectCall) -> js_sys::Promise {
             let internal = Request::new_with_str_and_init(&url, &init)?;
             stub()?.fetch_with_request(&internal)
         };
-        let mut attempt = 1;
-        loop {
-            let outcome = match send() {
-                Ok(promise) => JsFuture::from(promise).await,
-                Err(e) => Err(e),
-            };
-            let error = match outcome {
-                Ok(r) => return Ok(r),
-                Err(e) => e,
-            };
-            let cap = match decide(&error, attempt) {
-                Next::Retry { cap_ms } => cap_ms,
-                Next::GiveUp(p) => return http::problem(&p).map(Into::into),
-            };
-            Delay::from(Duration::from_millis((js_sys::Math::random() * cap) as u64)).await;
-            attempt += 1;
+        let first = match send() {
+            Ok(promise) => JsFuture::from(promise).await,
+            Err(e) => Err(e),
+        };
+        match first {
+            Ok(r) => Ok(r),
+            Err(error) => match retrying(error, send).await {
+                Ok(r) => Ok(r),
+                Err(p) => http::problem(&p).map(Into::into),
+            },
         }
     })
 }

@@ -221,8 +221,9 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
             | ObjectCall::Consistency(_)
             | ObjectCall::ValueAsOf(_)),
         )) => return Ok(archive_read(env, call, facts, origin.map(String::from)).into()),
-        Ok(Plan::Call(call)) => forward::call_batched(&env, &call, config.batch_in_flight)
-            .map(|(p, url)| (p, Some(url))),
+        Ok(Plan::Call(call)) => {
+            batch::call(&env, &call, config.batch_in_flight).map(|(p, url)| (p, Some(url)))
+        }
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
         Ok(Plan::Relay(call)) => Ok((relays::run(env, req, call), None)),
         Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
@@ -488,7 +489,7 @@ fn with_body(
         };
         let reply = call.and_then(|call| {
             let in_flight = Config::get(&env).batch_in_flight;
-            forward::call_batched(&env, &call, in_flight)
+            batch::call(&env, &call, in_flight)
         });
         let (arrival, start) = (facts.arrival(), facts.start());
         match reply {
