@@ -26,7 +26,8 @@
 //! - [`cors`]: cross-origin rules; [`auth`]: the admin token check.
 //! - [`problem`]: the one error type and its problem+json form.
 //! - [`schema`]: the SQL schema as ordered migrations.
-//! - [`limits`]: per-client rate limits and socket message budgets.
+//! - [`limits`]: per-client rate limits and socket message budgets; [`shield`]: the refusals
+//!   an edge isolate makes itself, learned from the counter's.
 //! - [`metrics`]: the Analytics Engine data point each request becomes; [`prometheus`]: the
 //!   object's own metrics as Prometheus text (`GET /api/metrics`).
 //! - [`query`], [`json`], [`time`], [`log`]: small helpers.
@@ -51,6 +52,7 @@ pub mod relay;
 pub mod retry;
 pub mod routes;
 pub mod schema;
+pub mod shield;
 pub mod state;
 pub mod time;
 pub mod vocab;
