@@ -47,7 +47,7 @@ const results = new Map(targets.map((t) => [t.name, Object.fromEntries(runs.map(
 
 const PATHS = { get: 'value', post: 'increment', miss: 'nothing' };
 function wrk(url, mode, c = 16) {
-  const out = execFileSync('wrk', ['-t2', `-c${c}`, `-d${opt.duration}s`, '--latency', '-s', path.join(ROOT, 'bench/wrk.lua'),
+  const out = execFileSync('wrk', [`-t${Math.min(2, c)}`, `-c${c}`, `-d${opt.duration}s`, '--latency', '-s', path.join(ROOT, 'bench/wrk.lua'),
     `${url}/api/${PATHS[mode]}`, '--', mode === 'post' ? 'post' : 'get', `ab${Date.now()}`], { encoding: 'utf8' });
   return JSON.parse(/BENCH_JSON (.*)/.exec(out)[1]);
 }

@@ -15,7 +15,7 @@
 //   BENCH_FANOUT_CHANGES=20 changes per fan-out run
 //   BENCH_PACED="get:250,get:1000,post:125,post:500"   steady-rate latency runs (empty: none)
 //   BENCH_PACED_TARGETS="js-counter,ours,ours-nolog,ours-unbatched"
-//   BENCH_CONNECTIONS="16,64"   wrk connection counts, each a run per target per round
+//   BENCH_CONNECTIONS="1,16,64,256"   wrk connection counts, each a run per target per round
 //   BENCH_CAPACITY="1,16,64"    the object's own capacity with calls of that many changes (empty: none)
 //   BENCH_CAPACITY_SECONDS=5
 //
@@ -37,7 +37,7 @@ const cfg = {
   rounds: Number(env.BENCH_ROUNDS ?? 5),
   duration_s: Number(env.BENCH_DURATION ?? 10),
   wrk: { threads: 2 },
-  connections: (env.BENCH_CONNECTIONS ?? '16,64').split(',').filter(Boolean).map(Number),
+  connections: (env.BENCH_CONNECTIONS ?? '1,16,64,256').split(',').filter(Boolean).map(Number),
   capacity: (env.BENCH_CAPACITY ?? '1,16,64').split(',').filter(Boolean).map(Number),
   capacity_seconds: Number(env.BENCH_CAPACITY_SECONDS ?? 5),
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
@@ -62,7 +62,7 @@ for (const f of cfg.fanout) {
   if (!TARGETS[f.target] || f.target === 'noop' || !(f.clients > 0)) throw new Error(`BENCH_FANOUT: "${f.target}:${f.clients}" is not <floor|js-counter|ours|ours-nolog|ours-relays>:<clients>`);
 }
 for (const t of cfg.paced_targets) if (!TARGETS[t]) throw new Error(`BENCH_PACED_TARGETS: unknown target ${t}`);
-if (!cfg.connections.length || cfg.connections.some((x) => !Number.isInteger(x) || x < 2)) throw new Error('BENCH_CONNECTIONS must list whole numbers ≥ 2');
+if (!cfg.connections.length || cfg.connections.some((x) => !Number.isInteger(x) || x < 1)) throw new Error('BENCH_CONNECTIONS must list whole numbers ≥ 1');
 if (cfg.capacity.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) throw new Error('BENCH_CAPACITY must list sizes 1..64');
 /** Targets whose Worker alone (no object call) is also measured. */
 const EDGE_ALONE = ['noop', 'ours-nolog'];
@@ -153,7 +153,8 @@ async function callsBySize(server) {
 async function wrk(server, mode, urlPath, connections) {
   const runId = `b${Math.random().toString(36).slice(2, 10)}`;
   const sizes0 = await callsBySize(server);
-  const args = [`-t${cfg.wrk.threads}`, `-c${connections}`, `-d${cfg.duration_s}s`, '--latency', '--timeout', '5s',
+  // wrk needs a connection per thread: one connection is one thread.
+  const args = [`-t${Math.min(cfg.wrk.threads, connections)}`, `-c${connections}`, `-d${cfg.duration_s}s`, '--latency', '--timeout', '5s',
     '-s', path.join(ROOT, 'bench/wrk.lua'), server.url + urlPath, '--', mode, runId];
   const cpu0 = cpuSeconds(server);
   const m0 = machineTicks();

@@ -141,7 +141,35 @@ const busyOf = (k) => median(r.http.flatMap((x) => [x.get[k], x.post[k]]));
 const cold = (t, k) => median(r.cold_start.filter((x) => x.target === t).map((x) => x[k]));
 const wasms = r.sizes.filter((s) => s.file.endsWith('.wasm'));
 
-const tables = `## Goals of batching (issue 14), on this run
+// Against the platform's own idiom (the JavaScript counter) at every load: the sweep.
+const vsJs = (conns, t) => {
+  const A = summaries[conns][t];
+  const J = summaries[conns]['js-counter'];
+  return [`${conns}`, t, ratio(A.get.rps, J.get.rps), ratio(A.post.rps, J.post.rps), ratio(A.get.cpu, J.get.cpu), ratio(A.post.cpu, J.post.cpu),
+    `${ratio(A.post.p99, J.post.p99)} (${n(A.post.p99, 1)} / ${n(J.post.p99, 1)} ms)`, `${ratio(A.post.p999, J.post.p999)} (${n(A.post.p999, 1)} / ${n(J.post.p999, 1)} ms)`];
+};
+const sweepTable = table(['connections', 'ours', 'GET req/s', 'keyed POST req/s', 'GET CPU/req', 'POST CPU/req', 'POST p99', 'POST p99.9'],
+  CONNS.flatMap((conns) => ['ours-nolog', 'ours'].map((t) => vsJs(conns, t))));
+const curveTable = table(['connections', ...TARGETS.flatMap((t) => [`${t} GET`, `${t} POST`])],
+  CONNS.map((conns) => [`${conns}`, ...TARGETS.flatMap((t) => [n(summaries[conns][t].get.rps), n(summaries[conns][t].post.rps)])]));
+const cpuCurveTable = table(['connections', ...TARGETS.flatMap((t) => [`${t} GET`, `${t} POST`])],
+  CONNS.map((conns) => [`${conns}`, ...TARGETS.flatMap((t) => [n(summaries[conns][t].get.cpu), n(summaries[conns][t].post.cpu)])]));
+
+const tables = `## Against the JavaScript counter at every load
+
+Ours over the JavaScript counter (\`bench/peers/js-counter\`, the platform's own idiom) in the same run, medians of the rounds: above 1.00 is better for req/s, below 1.00 is better for CPU and latency. **ours-nolog** has the per-request log line sampled away (the peer logs nothing); **ours** logs every request, as locally by default.
+
+${sweepTable}
+
+The curve, req/s:
+
+${curveTable}
+
+Server CPU per request (µs: the launcher and workerd together):
+
+${cpuCurveTable}
+
+## Goals of batching (issue 14), on this run
 
 ${goals}
 ${goalNotes ? `\n${goalNotes}\n` : ''}
