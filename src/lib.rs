@@ -65,6 +65,8 @@ pub mod http;
 pub mod r2;
 #[cfg(target_arch = "wasm32")]
 pub mod relay;
+#[cfg(target_arch = "wasm32")]
+pub mod sockets;
 
 #[cfg(target_arch = "wasm32")]
 pub use counter::Counter;

@@ -1,4 +1,7 @@
-//! The counter's WebSockets: accepting them for hibernation, catching a client up, fanning out.
+//! The hibernating WebSockets of a Durable Object, which the counter and the relays both hold:
+//! fanning a message out, counting sockets, and answering what a client sends or how it closes.
+//! Accepting a socket and catching it up is each object's own (`counter/connect.rs`,
+//! `relay/mod.rs`).
 //!
 //! Sockets are accepted with the hibernation API (`ctx.acceptWebSocket`), never `accept()`:
 //! the runtime then owns them, keeps them open while the object is evicted from memory, and
@@ -12,10 +15,7 @@ use web_sys::WebSocket;
 use worker::durable::State;
 
 use crate::core::limits::MessageBudget;
-use crate::core::realtime::{self, Start};
-use crate::core::state::Snapshot;
-
-use super::store::Store;
+use crate::core::realtime;
 
 #[wasm_bindgen]
 extern "C" {
@@ -41,52 +41,6 @@ pub fn broadcast(state: &State, message: &str) -> usize {
         .count()
 }
 
-/// Accepts the server end of a new socket for `client` and sends it its start: the snapshot,
-/// or the missed changes after `since` from the audit trail. Runs synchronously, between two
-/// mutations, so the live updates that follow continue exactly where this left off.
-pub fn accept(
-    state: &State,
-    store: &Store,
-    server: &WebSocket,
-    client: &str,
-    since: Option<u64>,
-    current: &Snapshot,
-) -> Result<(), String> {
-    accept_tagged(state, store, server, &[client], since, current)
-}
-
-/// [`accept`] with the socket's tags given: a relay's upstream socket is tagged as a relay.
-pub fn accept_tagged(
-    state: &State,
-    store: &Store,
-    server: &WebSocket,
-    tags: &[&str],
-    since: Option<u64>,
-    current: &Snapshot,
-) -> Result<(), String> {
-    let tags = tags.iter().map(|t| JsValue::from_str(t)).collect();
-    state
-        .as_raw()
-        .accept_websocket_with_tags(server, tags)
-        .map_err(|e| crate::ffi::error_text(&e))?;
-    match realtime::start(since, current.version) {
-        Start::Snapshot => send(server, &current.snapshot_message()),
-        Start::Replay { after } => {
-            let missed = store.audit(after, realtime::MAX_REPLAY)?;
-            // Entries after `since` that moved to the archive: too old to replay from here,
-            // so a snapshot, as for a client too far behind.
-            if after < current.version && missed.first().map(|e| e.version) != Some(after + 1) {
-                send(server, &current.snapshot_message());
-                return Ok(());
-            }
-            for entry in &missed {
-                send(server, &entry.update_message());
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Number of sockets `client` has open (each socket is tagged with its client).
 pub fn count_for(state: &State, client: &str) -> usize {
     state
@@ -94,34 +48,6 @@ pub fn count_for(state: &State, client: &str) -> usize {
         .get_websockets_with_tag(client)
         .map(|v| v.len())
         .unwrap_or(0)
-}
-
-/// The names of the relays whose upstream sockets are open (each once).
-pub fn relay_names(state: &State) -> Vec<String> {
-    let raw = state.as_raw();
-    let prefix = format!("{}:", crate::core::relay::UPSTREAM_TAG);
-    let mut names: Vec<String> = raw
-        .get_websockets_with_tag(crate::core::relay::UPSTREAM_TAG)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|ws| raw.get_tags(ws).ok())
-        .flat_map(|tags| tags.into_iter())
-        .filter_map(|t| t.strip_prefix(&prefix).map(str::to_owned))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// Whether `ws` is a relay's upstream socket (tagged [`UPSTREAM_TAG`] when it was accepted;
-/// no browser's client id can be that tag).
-///
-/// [`UPSTREAM_TAG`]: crate::core::relay::UPSTREAM_TAG
-pub fn is_relay(state: &State, ws: &WebSocket) -> bool {
-    state
-        .as_raw()
-        .get_tags(ws)
-        .is_ok_and(|tags| tags.iter().any(|t| t == crate::core::relay::UPSTREAM_TAG))
 }
 
 /// Number of open sockets.
@@ -173,6 +99,7 @@ pub fn on_close(ws: &WebSocket, code: u16, reason: &str) {
     }
 }
 
-fn send(ws: &WebSocket, message: &str) {
+/// Sends one message to one socket; a socket that is closing or broken is not our problem.
+pub fn send(ws: &WebSocket, message: &str) {
     let _ = ws.send_with_str(message);
 }

@@ -16,8 +16,8 @@
 use std::cell::RefCell;
 
 use crate::core::audit::AuditEntry;
-use crate::core::ledger::{self, ConsistencyQuery, InclusionQuery};
 use crate::core::ledger::merkle::{self, Frontier, Hash};
+use crate::core::ledger::{self, ConsistencyQuery, InclusionQuery};
 use crate::core::problem::Problem;
 use crate::http::log_event;
 

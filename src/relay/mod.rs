@@ -47,7 +47,7 @@ use crate::core::relay::{
 };
 use crate::core::wire::ObjectCall;
 use crate::core::wire::OBJECT_NAME;
-use crate::counter::broadcast;
+use crate::sockets;
 use crate::http::{self, log_event, now_ms};
 
 /// How long a browser's connect waits for the relay's state (its upstream connecting, or a
@@ -244,7 +244,7 @@ impl Relay {
                 let up = matches!(*inner.link.borrow(), Link::Up(_));
                 let body = relay::stats_json(
                     &inner.name.borrow(),
-                    broadcast::count(&inner.state),
+                    sockets::count(&inner.state),
                     &inner.feed.borrow(),
                     up,
                     counter,
@@ -312,14 +312,14 @@ impl Relay {
                 true,
             ),
         };
-        broadcast::on_message(&ws, len, binary, now_ms());
+        sockets::on_message(&ws, len, binary, now_ms());
     }
 
     /// A browser closed its socket.
     #[wasm_bindgen(js_name = webSocketClose)]
     pub fn websocket_close(&self, ws: WebSocket, code: u16, reason: String, _clean: bool) {
         self.inner.last_used.set(js_sys::Date::now());
-        broadcast::on_close(&ws, code, &reason);
+        sockets::on_close(&ws, code, &reason);
     }
 
     #[wasm_bindgen(js_name = webSocketError)]
@@ -348,7 +348,7 @@ impl Relay {
             );
             return;
         }
-        let browsers = broadcast::count(&inner.state);
+        let browsers = sockets::count(&inner.state);
         let idle = js_sys::Date::now() - inner.last_used.get();
         if browsers == 0 && idle >= inner.idle_ms {
             if !matches!(*inner.link.borrow(), Link::Connecting) {
@@ -379,9 +379,9 @@ impl Inner {
     /// then counts the client's sockets on every relay it could hold them on
     /// ([`relay::Walk`]). Marks must be loaded ([`Inner::load_marks`]).
     fn refuse(&self, client: &str, held: u32, force: bool) -> Result<Option<Response>, JsValue> {
-        let here = broadcast::count_for(&self.state, client);
+        let here = sockets::count_for(&self.state, client);
         let now = js_sys::Date::now();
-        let full = self.socket_cap > 0 && broadcast::count(&self.state) >= self.socket_cap as usize;
+        let full = self.socket_cap > 0 && sockets::count(&self.state) >= self.socket_cap as usize;
         let marked = !force
             && self
                 .marks
@@ -667,7 +667,7 @@ impl Inner {
 
     fn forward(&self, messages: &[String]) {
         for m in messages {
-            broadcast::broadcast(&self.state, m);
+            sockets::broadcast(&self.state, m);
         }
     }
 
