@@ -54,6 +54,8 @@
 pub mod core;
 
 #[cfg(target_arch = "wasm32")]
+pub mod bindings;
+#[cfg(target_arch = "wasm32")]
 pub mod counter;
 #[cfg(target_arch = "wasm32")]
 pub mod edge;

@@ -2,10 +2,11 @@
 
 use std::rc::Rc;
 
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use worker::worker_sys::{DurableObjectNamespace, Fetcher};
 use worker::Env;
 
+use crate::bindings::binding;
 use crate::core::auth;
 use crate::core::cors::Policy;
 use crate::core::problem::Problem;
@@ -125,12 +126,4 @@ pub fn counter_namespace(env: &Env) -> Result<DurableObjectNamespace, JsValue> {
 /// The static assets binding (`ASSETS`).
 pub fn assets(env: &Env) -> Result<Fetcher, JsValue> {
     binding(env, "ASSETS")
-}
-
-fn binding<T: JsCast>(env: &Env, name: &str) -> Result<T, JsValue> {
-    let v = js_sys::Reflect::get(env, &JsValue::from_str(name))?;
-    if v.is_undefined() {
-        return Err(JsValue::from_str(&format!("the binding {name} is missing")));
-    }
-    Ok(v.unchecked_into())
 }

@@ -24,10 +24,10 @@ use web_sys::{Request, RequestInit, Response};
 use worker::worker_sys::{DurableObject, DurableObjectNamespace};
 use worker::{Delay, Env};
 
+use crate::bindings;
 use crate::core::problem::Problem;
 use crate::core::retry::{self, Next};
 use crate::core::wire::ObjectCall;
-use crate::core::wire::OBJECT_NAME;
 use crate::http::{self, log_event};
 
 use super::config;
@@ -41,8 +41,8 @@ thread_local! {
 fn stub() -> Result<DurableObject, JsValue> {
     NAMESPACE.with(|ns| {
         ns.get()
-            .ok_or_else(|| JsValue::from_str("the namespace is not loaded"))?
-            .get_by_name(OBJECT_NAME)
+            .ok_or_else(|| JsValue::from_str("the namespace is not loaded"))
+            .and_then(bindings::counter_in)
     })
 }
 

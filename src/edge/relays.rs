@@ -18,12 +18,12 @@ use web_sys::{Request, RequestInit, Response};
 use worker::worker_sys::{DurableObject, DurableObjectNamespace};
 use worker::Env;
 
+use crate::bindings::{binding, counter_stub};
 use crate::core::json::JsonWriter;
 use crate::core::problem::Problem;
 use crate::core::relay::{self, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
 use crate::core::routes::Route;
 use crate::core::wire::ObjectCall;
-use crate::core::wire::OBJECT_NAME;
 use crate::http::{self, log_event};
 
 use super::config::string_var;
@@ -159,11 +159,6 @@ fn relay_stub(env: &Env, name: &str) -> Result<DurableObject, JsValue> {
         )?;
     }
     ns.get_by_name_with_options(name, &options)
-}
-
-fn counter_stub(env: &Env) -> Result<DurableObject, JsValue> {
-    let ns: DurableObjectNamespace = binding(env, "COUNTER")?;
-    ns.get_by_name(OBJECT_NAME)
 }
 
 async fn fetch(stub: DurableObject, req: &Request) -> Result<Response, JsValue> {
@@ -324,12 +319,4 @@ async fn hook(env: &Env, route: Route, relay: Option<String>) -> Result<Response
         Err(_) if resets => http::json(&ok, &[]),
         Err(e) => Err(e),
     }
-}
-
-fn binding<T: JsCast>(env: &Env, name: &str) -> Result<T, JsValue> {
-    let v = js_sys::Reflect::get(env, &JsValue::from_str(name))?;
-    if v.is_undefined() {
-        return Err(JsValue::from_str(&format!("the binding {name} is missing")));
-    }
-    Ok(v.unchecked_into())
 }

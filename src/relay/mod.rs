@@ -35,7 +35,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 use web_sys::{Headers, Request, RequestInit, Response, WebSocket};
 use worker::durable::State;
 use worker::worker_sys::WebSocketRequestResponsePair;
-use worker::worker_sys::{DurableObject, DurableObjectNamespace, DurableObjectState};
+use worker::worker_sys::{DurableObject, DurableObjectState};
 use worker::{Delay, Env};
 
 use crate::core::audit::{AuditEntry, AuditQuery};
@@ -46,9 +46,8 @@ use crate::core::relay::{
     MARK_PREFIX, ROOM_HEADER, SEVER_ALARM_MS,
 };
 use crate::core::wire::ObjectCall;
-use crate::core::wire::OBJECT_NAME;
-use crate::sockets;
 use crate::http::{self, log_event, now_ms};
+use crate::sockets;
 
 /// How long a browser's connect waits for the relay's state (its upstream connecting, or a
 /// backfill) before it gets 503.
@@ -632,8 +631,7 @@ impl Inner {
     }
 
     fn counter(&self) -> Result<DurableObject, JsValue> {
-        let ns: DurableObjectNamespace = binding(&self.env, "COUNTER")?;
-        ns.get_by_name(OBJECT_NAME)
+        crate::bindings::counter_stub(&self.env)
     }
 
     /// A message from the counter.
@@ -1019,12 +1017,4 @@ fn setting_up_to(env: &Env, name: &str, default: u32, max: u32) -> u32 {
         });
         default
     })
-}
-
-fn binding<T: JsCast>(env: &Env, name: &str) -> Result<T, JsValue> {
-    let v = js_sys::Reflect::get(env, &JsValue::from_str(name))?;
-    if v.is_undefined() {
-        return Err(JsValue::from_str(&format!("the binding {name} is missing")));
-    }
-    Ok(v.unchecked_into())
 }
