@@ -12,12 +12,14 @@
 //! - [`idempotency`]: key syntax and the rule for a key seen before.
 //! - [`state`]: the counter's state and the one transition rule.
 //! - [`audit`]: the audit entry, its three JSON renderings, audit pages.
-//! - [`archive`]: which entries move to R2, the segments' form, checking what R2 returns,
-//!   the archive and idempotency-retention settings.
-//! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs (bottom: imports
-//!   nothing from its siblings); [`checkpoint`]: C2SP checkpoints and Ed25519 signed notes
-//!   (imports only `merkle`); [`ledger`]: an audit entry's leaf bytes, the replay checks of
-//!   the offline verifier, the proof queries.
+//! - [`archive`] (a folder): which entries move to R2 and when, with the archive and
+//!   idempotency-retention settings (`policy`), the segments' form and checking what R2
+//!   returns (`segment`), the answers that lie in the archive (`pointer`).
+//! - [`ledger`] (a folder): the audit trail as a verifiable log. An entry's leaf bytes
+//!   (`leaf`), the replay checks of the offline verifier (`verify`, `tamper`), the proof,
+//!   export and as-of queries (`proofs`, `export`, `as_of`), on top of [`ledger::merkle`]
+//!   (RFC 6962 hashing, roots, inclusion and consistency proofs; imports nothing from its
+//!   siblings) and [`ledger::checkpoint`] (C2SP checkpoints and Ed25519 signed notes).
 //! - [`realtime`]: how sockets start and what clients may send.
 //! - [`relay`]: the relay tier: regions and shards, the in-order feed with gap detection and
 //!   the recent updates in memory, the edge → relay call, nearby reads.
@@ -58,4 +60,6 @@ pub mod time;
 pub mod vocab;
 pub mod wire;
 
+// The command-line tools and the end-to-end tests name these `core::merkle` and
+// `core::checkpoint`.
 pub use ledger::{checkpoint, merkle};

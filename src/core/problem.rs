@@ -2,7 +2,7 @@
 //!
 //! Every failure anywhere (edge validation, the object's checks, a storage error) is a
 //! [`Problem`]. The platform glue turns it into an HTTP response in exactly one place
-//! (`platform::problem_response`), so every error has the same shape: `type`, `title`,
+//! (`http::problem`), so every error has the same shape: `type`, `title`,
 //! `status` (always equal to the HTTP status) and `detail`, plus the extension members listed
 //! on each variant. Nothing internal (stack traces, SQL, JavaScript error text) ever reaches
 //! `detail`: internal causes are logged, not returned.

@@ -16,6 +16,13 @@
 //! every handler `async` and converts each request and response through `worker`'s wrapper
 //! types, which costs a promise and a dozen JS↔Wasm crossings per call and would give up the
 //! run-to-completion guarantee above.
+//!
+//! The rooms: this file (the class, its construction, the alarm, and the dispatch of each
+//! call), `mutate.rs` (the mutation path, alone or batched), `history.rs` (audit pages,
+//! archived proofs, past values), `connect.rs` (browser and relay sockets), `admin.rs`
+//! (health, metrics, the relay list, the restart hook), `store.rs` (SQL), `ledger.rs` (the
+//! Merkle tree), `archive.rs` (the alarm's move to R2). The socket fan-out it shares with the
+//! relays is [`crate::sockets`].
 
 mod admin;
 mod archive;

@@ -10,9 +10,9 @@
 //!   the window plus one segment's worth of entries that are due, and a segment's entries hash
 //!   to a tree node the object keeps.
 //! - A segment is NDJSON: one line per entry, exactly its canonical leaf bytes
-//!   ([`ledger::leaf_bytes`], the bytes the Merkle tree hashes and the export's lines), each
-//!   followed by `\n`. Its name, `audit/<first>-<last>.ndjson` with both versions zero-padded
-//!   to 20 digits, sorts by version.
+//!   ([`leaf_bytes`](crate::core::ledger::leaf_bytes), the bytes the Merkle tree hashes and
+//!   the export's lines), each followed by `\n`. Its name, `audit/<first>-<last>.ndjson`
+//!   with both versions zero-padded to 20 digits, sorts by version.
 //! - The object records each segment (first, last, byte size, SHA-256) before it writes it and
 //!   deletes the entries from SQLite only after reading the segment back and checking it.
 //!   Whatever reads a segment later (the Worker, for audit pages) checks it against that record

@@ -272,7 +272,7 @@ impl AsOfPointer {
     }
 
     /// The body of the past value (exactly what the counter renders for a hot one), from the
-    /// segment's checked entries ([`read_segment`]). They are believed only if they hash to the
+    /// segment's checked entries ([`read_segment`](super::read_segment)). They are believed only if they hash to the
     /// segment root the counter holds; the entry must be where the counter said it is.
     pub fn answer(&self, entries: &[AuditEntry]) -> Result<String, String> {
         let seg = self.segment();

@@ -3,7 +3,7 @@
 //!
 //! - Leaf bytes: the entry's canonical JSON (RFC 8785 — members sorted by name, no white
 //!   space). With integers within ±(2^53 − 1) and RFC 8785's string escapes (which
-//!   [`JsonWriter`] and serde both write), the compact object with its members written in
+//!   `JsonWriter` and serde both write), the compact object with its members written in
 //!   sorted order is exactly that, without an intermediate value; a test holds it to serde's
 //!   output of the same struct and to a generic sort-and-print.
 //! - Leaf `i` (0-based) is the entry of version `i + 1`, so the tree of size `N` is the
