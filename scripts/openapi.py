@@ -257,6 +257,25 @@ doc = {
             },
             "options": {**preflight, "operationId": "connectPreflight"},
         },
+        "/api/events": {
+            "get": {
+                "operationId": "streamEvents",
+                "summary": "Live stream (Server-Sent Events)",
+                "description": "The WebSocket's stream as `text/event-stream`, for `EventSource` and `curl -N`. First `retry: 2000`, then an event `snapshot` (or, resuming, the missed `update` events), then one event `update` per committed change in version order; each event has `id: <version>` and as `data` the socket's message, byte for byte. Resume with `Last-Event-ID` (what `EventSource` sends by itself when it reconnects; it wins over `since`) or `since`: the missed changes with no gap and no duplicate, or a snapshot when more than 1,000 were missed or the version is ahead. A comment line (`: heartbeat`) every 15 s. The stream counts against `WS_CONNECTIONS_PER_CLIENT` like a socket (429 with `Retry-After`). Anyone may read it from any origin: `Access-Control-Allow-Origin: *`, no credentials. With relays the caller's regional relay serves it; without relays the edge follows the counter for it.",
+                "tags": ["realtime"],
+                "parameters": [
+                    {"$ref": "#/components/parameters/Since"},
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "description": "The last event id (version) this client saw; wins over `since`. Empty counts as absent.", "schema": {"type": "string", "pattern": "^ *(0|[1-9][0-9]{0,15})? *$"}},
+                ],
+                "responses": {
+                    "200": {"description": "The stream; it does not end by itself.",
+                            "headers": {"Access-Control-Allow-Origin": {"schema": {"const": "*"}}, "Cache-Control": {"schema": {"const": "no-store"}}},
+                            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": "retry: 2000\n: live\n\nevent: snapshot\nid: 41\ndata: {\"type\":\"snapshot\",\"value\":7,\"version\":41}\n\nevent: update\nid: 42\ndata: {\"type\":\"update\",\"value\":8,\"version\":42,\"previous_value\":7,\"operation\":\"increment\",\"amount\":1,\"at\":\"2025-01-01T00:00:00.000Z\"}\n\n: heartbeat\n\n"}}},
+                    **pick("400", "414", "429", "503"),
+                },
+            },
+            "options": {**preflight, "operationId": "eventsPreflight", "description": "Any origin gets `Access-Control-Allow-Origin: *` with `Last-Event-ID` allowed: anyone may read the stream."},
+        },
         "/api/admin/set": admin("set", True),
         "/api/admin/reset": admin("reset", False),
         "/api/metrics": {

@@ -20,11 +20,13 @@
 //!   export and as-of queries (`proofs`, `export`, `as_of`), on top of [`ledger::merkle`]
 //!   (RFC 6962 hashing, roots, inclusion and consistency proofs; imports nothing from its
 //!   siblings) and [`ledger::checkpoint`] (C2SP checkpoints and Ed25519 signed notes).
-//! - [`realtime`]: how sockets start and what clients may send.
+//! - [`realtime`]: how sockets start and what clients may send; [`sse`]: the same stream as
+//!   Server-Sent Events.
 //! - [`relay`]: the relay tier: regions and shards, the in-order feed with gap detection and
 //!   the recent updates in memory, the edge → relay call, nearby reads.
 //! - [`wire`]: the edge → object call, encoded in one URL; [`retry`]: when a failed call is
 //!   tried again; [`batch`]: many requests in one call (group commit) and their answers.
+//! - [`cache`]: which answers never change, their cache keys and ETags.
 //! - [`cors`]: cross-origin rules; [`auth`]: the admin token check.
 //! - [`problem`]: the one error type and its problem+json form.
 //! - [`schema`]: the SQL schema as ordered migrations.
@@ -38,6 +40,7 @@ pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod cache;
 pub mod command;
 pub mod cors;
 pub mod idempotency;
@@ -55,6 +58,7 @@ pub mod retry;
 pub mod routes;
 pub mod schema;
 pub mod shield;
+pub mod sse;
 pub mod state;
 pub mod time;
 pub mod vocab;

@@ -628,6 +628,9 @@ pub enum RelayCall {
         /// Take the socket even if this relay passed the client on before (every other relay
         /// of the region passed it on: `held` counts all of its sockets there).
         force: bool,
+        /// An event stream (`GET /api/events`) instead of a socket: the same start, the same
+        /// caps, the same updates, as Server-Sent Events.
+        events: bool,
     },
     /// A nearby read.
     Value {
@@ -681,8 +684,10 @@ impl RelayCall {
                 since,
                 held,
                 force,
+                events,
             } => {
-                let mut url = format!("{o}/connect?relay={relay}&client={client}&held={held}");
+                let path = if *events { "events" } else { "connect" };
+                let mut url = format!("{o}/{path}?relay={relay}&client={client}&held={held}");
                 if let Some(s) = since {
                     url.push_str(&format!("&since={s}"));
                 }
@@ -732,7 +737,7 @@ impl RelayCall {
         let uint = |name| query::uint(&pairs, name, 0, MAX_VALUE as u64, None).map_err(bad);
         let only = |names: &[&str]| pairs.iter().all(|(n, _)| names.contains(n));
         match path {
-            "/connect" if only(&["relay", "client", "since", "held", "force"]) => {
+            "/connect" | "/events" if only(&["relay", "client", "since", "held", "force"]) => {
                 let client = get("client")
                     .filter(|c| super::wire::is_client_id(c))
                     .ok_or(Problem::Internal)?
@@ -748,6 +753,7 @@ impl RelayCall {
                         Some("1") => true,
                         Some(_) => return Err(Problem::Internal),
                     },
+                    events: path == "/events",
                 })
             }
             "/value" if only(&["relay", "min_version"]) => Ok(RelayCall::Value {
@@ -768,11 +774,13 @@ impl RelayCall {
     }
 }
 
-/// A relay's line in the admin view: `{"relay","sockets","version","upstream","lag",
-/// "memory","pending"}`; `lag` is how many versions it is behind `counter`.
+/// A relay's line in the admin view: `{"relay","sockets","streams","version","upstream","lag",
+/// "memory","pending"}`; `sockets` counts every browser connection (WebSockets and event
+/// streams, as the caps do), `streams` the event streams among them; `lag` is how many
+/// versions it is behind `counter`.
 pub fn stats_json(
     relay: &str,
-    sockets: usize,
+    (sockets, streams): (usize, usize),
     feed: &Feed,
     upstream: bool,
     counter: u64,
@@ -781,7 +789,8 @@ pub fn stats_json(
     let (memory, pending) = feed.sizes();
     JsonWriter::object()
         .string("relay", relay)
-        .uint("sockets", sockets as u64)
+        .uint("sockets", (sockets + streams) as u64)
+        .uint("streams", streams as u64)
         .opt_uint("version", version)
         .bool("upstream", upstream)
         .opt_uint("lag", version.map(|v| counter.saturating_sub(v)))
@@ -1290,6 +1299,7 @@ mod tests {
                 since: Some(4),
                 held: 2,
                 force: true,
+                events: false,
             },
             RelayCall::Connect {
                 relay: "oc-0".into(),
@@ -1297,6 +1307,7 @@ mod tests {
                 since: None,
                 held: 0,
                 force: false,
+                events: true,
             },
             RelayCall::Value {
                 relay: "weur-1".into(),
@@ -1351,15 +1362,16 @@ mod tests {
     #[test]
     fn admin_lines() {
         let mut f = Feed::new();
-        let line = stats_json("enam-1", 3, &f, false, 9);
+        let line = stats_json("enam-1", (3, 0), &f, false, 9);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["version"], serde_json::Value::Null);
         assert_eq!(v["lag"], serde_json::Value::Null);
         f.on_snapshot(k(7));
         let v: serde_json::Value =
-            serde_json::from_str(&stats_json("enam-1", 3, &f, true, 9)).unwrap();
+            serde_json::from_str(&stats_json("enam-1", (3, 2), &f, true, 9)).unwrap();
         assert_eq!(v["lag"], 2);
-        assert_eq!(v["sockets"], 3);
+        assert_eq!(v["sockets"], 5);
+        assert_eq!(v["streams"], 2);
         assert_eq!(
             name_list(&["enam-0".into(), "oc-3".into()]),
             "[\"enam-0\",\"oc-3\"]"

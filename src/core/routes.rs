@@ -26,6 +26,8 @@ pub enum Route {
     Export,
     /// `GET /api/ws` (WebSocket)
     Socket,
+    /// `GET /api/events` (Server-Sent Events)
+    Events,
     /// `GET /api/openapi.json`
     OpenApi,
     /// `POST /api/admin/set`
@@ -122,6 +124,7 @@ const TABLE: &[PathSpec] = &[
         &[("GET", Route::Health), ("HEAD", Route::Health)],
     ),
     ("/api/ws", "GET, OPTIONS", &[("GET", Route::Socket)]),
+    ("/api/events", "GET, OPTIONS", &[("GET", Route::Events)]),
     (
         "/api/openapi.json",
         "GET, HEAD, OPTIONS",
@@ -226,6 +229,8 @@ mod tests {
             Ok(Route::Step(Operation::Decrement))
         );
         assert_eq!(route("GET", "/api/ws"), Ok(Route::Socket));
+        assert_eq!(route("GET", "/api/events"), Ok(Route::Events));
+        assert_eq!(route("HEAD", "/api/events").unwrap_err().status(), 405);
         assert_eq!(route("GET", "/api/metrics"), Ok(Route::Metrics));
         assert!(!Route::Metrics.is_mutation());
         assert_eq!(route("GET", "/api/audit/checkpoint"), Ok(Route::Checkpoint));

@@ -26,6 +26,17 @@ use crate::http::{self, log_event};
 /// How long a client should wait before asking again when the archive cannot be read.
 const RETRY_AFTER_SECS: u32 = 5;
 
+/// Whether the object answered with an archive pointer (the answer then comes from R2).
+pub fn is_pointer(response: &Response) -> bool {
+    response.status() == 200
+        && response
+            .headers()
+            .get(archive::POINTER_HEADER)
+            .ok()
+            .flatten()
+            .is_some()
+}
+
 /// The object's answer to a read of history, with an archive pointer replaced by the page or
 /// the proof.
 pub async fn resolve(

@@ -24,8 +24,10 @@
 mod archive;
 mod batch;
 mod body;
+mod cache;
 mod checkpoint;
 mod config;
+mod events;
 mod export;
 mod forward;
 mod metrics;
@@ -131,6 +133,8 @@ enum Plan {
     Call(ObjectCall),
     /// Open a socket: the counter needs the upgrade request itself.
     Connect(ObjectCall),
+    /// An event stream without relays: the edge follows the counter ([`events`]).
+    Events(ObjectCall),
     /// Serve a static file from the assets (the OpenAPI description).
     Static(String),
     /// Make (and sign) the ledger's checkpoint.
@@ -220,11 +224,16 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
             | ObjectCall::Inclusion(_)
             | ObjectCall::Consistency(_)
             | ObjectCall::ValueAsOf(_)),
-        )) => return Ok(archive_read(env, call, facts, origin.map(String::from)).into()),
+        )) => {
+            let if_none_match = headers.get("if-none-match")?;
+            let origin = origin.map(String::from);
+            return Ok(archive_read(env, call, facts, origin, if_none_match).into());
+        }
         Ok(Plan::Call(call)) => {
             batch::call(&env, &call, config.batch_in_flight).map(|(p, url)| (p, Some(url)))
         }
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
+        Ok(Plan::Events(call)) => Ok((events::follow(env, call), None)),
         Ok(Plan::Relay(call)) => Ok((relays::run(env, req, call), None)),
         Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
         Ok(Plan::Checkpoint) => Ok((checkpoint::checkpoint(env), None)),
@@ -275,6 +284,12 @@ fn plan(
     }
     let route = routes::route(facts.method, facts.path)?;
     if route == Route::Preflight {
+        if routes::route("GET", facts.path) == Ok(Route::Events) {
+            // Anyone may read the stream, from any page.
+            return http::respond(204, http::JSON, "", &crate::core::sse::PREFLIGHT)
+                .map(Plan::Answer)
+                .map_err(|_| Problem::Internal);
+        }
         return preflight(facts.path, access).map(Plan::Answer);
     }
     if route.is_mutation() || route == Route::Socket {
@@ -384,9 +399,35 @@ fn plan(
                     region: relays::region_of(req),
                     client: facts.client.clone(),
                     since,
+                    events: false,
                 }));
             }
             Ok(Plan::Connect(ObjectCall::Connect {
+                since,
+                client: facts.client.clone(),
+            }))
+        }
+        // Server-Sent Events: read by anyone (no origin rule), counted like a socket.
+        Route::Events => {
+            let pairs = crate::core::query::parse(query, &["since"])?;
+            let since = crate::core::query::uint(
+                &pairs,
+                "since",
+                0,
+                crate::core::vocab::MAX_VALUE as u64,
+                None,
+            )?;
+            let since = crate::core::sse::resume(header("last-event-id")?.as_deref(), since)?;
+            facts.read_client(headers);
+            if relay_settings.per_relay > 0 {
+                return Ok(Plan::Relay(relays::Call::Connect {
+                    region: relays::region_of(req),
+                    client: facts.client.clone(),
+                    since,
+                    events: true,
+                }));
+            }
+            Ok(Plan::Events(ObjectCall::Connect {
                 since,
                 client: facts.client.clone(),
             }))
@@ -523,18 +564,34 @@ fn archive_read(
     call: ObjectCall,
     facts: Facts,
     origin: Option<String>,
+    if_none_match: Option<String>,
 ) -> js_sys::Promise {
     let arrival = facts.arrival();
     let start = facts.start();
     wasm_bindgen_futures::future_to_promise(async move {
+        // An answer that never changes may be in this location's cache: an archived page is
+        // looked up there, and kept only once it came from the archive.
+        let always = crate::core::cache::immutable_key(&call);
+        let lookup = always.clone().or_else(|| crate::core::cache::archived_page_key(&call));
         let outcome = async {
+            if let Some(key) = &lookup {
+                if let Some(hit) = cache::lookup(key, if_none_match.as_deref()).await {
+                    return Ok(hit);
+                }
+            }
             let (promise, url) = forward::call(&env, &call)?;
             let response = match wasm_bindgen_futures::JsFuture::from(promise).await {
                 Ok(r) => r.dyn_into::<Response>(),
                 Err(error) => forward::retry(url, error).await,
             }
             .map_err(|_| Problem::Internal)?;
-            archive::resolve(&env, &call, response).await
+            let archived = archive::is_pointer(&response);
+            let answer = archive::resolve(&env, &call, response).await?;
+            let keep = always.as_ref().or(lookup.as_ref().filter(|_| archived));
+            Ok(match keep {
+                Some(key) => cache::keep(key, answer, if_none_match.as_deref()).await,
+                None => answer,
+            })
         }
         .await;
         let (response, problem) = match outcome {

@@ -1,6 +1,7 @@
 //! The edge's side of the relay tier: which relay a caller reaches, and the admin views.
 //!
-//! A socket (`/api/ws`) and a nearby read go to a relay of the caller's region
+//! A socket (`/api/ws`), an event stream (`/api/events`, counted as a socket) and a nearby
+//! read go to a relay of the caller's region
 //! ([`region::region`](crate::core::relay::region) from `request.cf`), starting at the shard
 //! its address hashes to, created there with that `locationHint`. A relay that passes the
 //! socket on (it is full, or it passed this client on before: [`relay::Marks`]) answers 503
@@ -83,11 +84,12 @@ pub fn settings(env: &Env) -> Settings {
 
 /// What the edge asks of the relay tier.
 pub enum Call {
-    /// A browser socket (`request` carries the upgrade).
+    /// A browser socket (`request` carries the upgrade), or with `events` an event stream.
     Connect {
         region: &'static str,
         client: String,
         since: Option<u64>,
+        events: bool,
     },
     /// A nearby read.
     Nearby {
@@ -124,7 +126,8 @@ pub fn run(env: Env, req: Request, call: Call) -> js_sys::Promise {
                 region,
                 client,
                 since,
-            } => connect(&env, &req, region, &client, since).await,
+                events,
+            } => connect(&env, &req, region, &client, (since, events)).await,
             Call::Nearby {
                 region,
                 client,
@@ -176,7 +179,7 @@ async fn connect(
     req: &Request,
     region: &'static str,
     client: &str,
-    since: Option<u64>,
+    (since, events): (Option<u64>, bool),
 ) -> Result<Response, JsValue> {
     let shards = settings(env).shards;
     let mut walk = Walk::default();
@@ -189,6 +192,7 @@ async fn connect(
             since,
             held,
             force,
+            events,
         }
         .encode();
         let init = RequestInit::new();

@@ -22,8 +22,14 @@
 //!   and sending its catch-up happen in one synchronous step, so the next forwarded update
 //!   continues exactly where the catch-up ended.
 //!
+//! - **Event streams** (`GET /api/events`, [`events`]) are browsers that follow with
+//!   Server-Sent Events: they start like a socket, count like one against both caps, and get
+//!   every forwarded update as an event, with a comment line every 15 s while they last.
+//!
 //! Like the counter, a plain `#[wasm_bindgen]` class; the request handlers that must wait
 //! (for the upstream, a backfill, a nearby read's `min_version`) return promises.
+
+pub(crate) mod events;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -142,6 +148,10 @@ struct Inner {
     socket_cap: u32,
     /// `WS_CONNECTIONS_PER_CLIENT` (0: no cap).
     client_cap: u32,
+    /// The browsers' event streams.
+    streams: events::Streams,
+    /// The streams' heartbeat is running.
+    beating: Cell<bool>,
 }
 
 #[wasm_bindgen]
@@ -211,6 +221,8 @@ impl Relay {
                 waiters: RefCell::new(Vec::new()),
                 socket_cap,
                 client_cap,
+                streams: events::Streams::default(),
+                beating: Cell::new(false),
             }),
         }
     }
@@ -231,10 +243,16 @@ impl Relay {
                 since,
                 held,
                 force,
+                events,
                 ..
             } => {
                 let inner = inner.clone();
-                Ok(future_to_promise(connect(inner, client, since, held, force)).into())
+                let kind = Kind {
+                    held,
+                    force,
+                    events,
+                };
+                Ok(future_to_promise(connect(inner, client, since, kind)).into())
             }
             RelayCall::Value { min_version, .. } => {
                 Ok(future_to_promise(nearby(inner.clone(), min_version)).into())
@@ -243,7 +261,7 @@ impl Relay {
                 let up = matches!(*inner.link.borrow(), Link::Up(_));
                 let body = relay::stats_json(
                     &inner.name.borrow(),
-                    sockets::count(&inner.state),
+                    (sockets::count(&inner.state), inner.streams.len()),
                     &inner.feed.borrow(),
                     up,
                     counter,
@@ -347,7 +365,7 @@ impl Relay {
             );
             return;
         }
-        let browsers = sockets::count(&inner.state);
+        let browsers = inner.browsers();
         let idle = js_sys::Date::now() - inner.last_used.get();
         if browsers == 0 && idle >= inner.idle_ms {
             if !matches!(*inner.link.borrow(), Link::Connecting) {
@@ -378,9 +396,9 @@ impl Inner {
     /// then counts the client's sockets on every relay it could hold them on
     /// ([`relay::Walk`]). Marks must be loaded ([`Inner::load_marks`]).
     fn refuse(&self, client: &str, held: u32, force: bool) -> Result<Option<Response>, JsValue> {
-        let here = sockets::count_for(&self.state, client);
+        let here = sockets::count_for(&self.state, client) + self.streams.count_for(client);
         let now = js_sys::Date::now();
-        let full = self.socket_cap > 0 && sockets::count(&self.state) >= self.socket_cap as usize;
+        let full = self.socket_cap > 0 && self.browsers() >= self.socket_cap as usize;
         let marked = !force
             && self
                 .marks
@@ -413,28 +431,38 @@ impl Inner {
         Ok(None)
     }
 
-    /// Accepts a browser socket and sends its catch-up, in one synchronous step.
+    /// Browser sockets and event streams.
+    fn browsers(&self) -> usize {
+        sockets::count(&self.state) + self.streams.len()
+    }
+
+    /// Accepts a browser socket (or event stream) and sends its catch-up, in one synchronous
+    /// step.
     fn accept(
-        &self,
+        this: &Rc<Inner>,
         client: &str,
-        held: u32,
-        force: bool,
+        kind: Kind,
         messages: &[String],
     ) -> Result<JsValue, JsValue> {
-        if let Some(refusal) = self.refuse(client, held, force)? {
+        if let Some(refusal) = this.refuse(client, kind.held, kind.force)? {
             return Ok(refusal.into());
         }
-        self.last_used.set(js_sys::Date::now());
-        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
-        let server: &WebSocket = pair.server.as_ref();
-        // Its client (the per-client cap counts by it) and when it ends (the watchdog closes
-        // it then).
+        this.last_used.set(js_sys::Date::now());
+        // When it ends (the watchdog or the heartbeat closes it then).
         let until = socket_deadline(
             js_sys::Date::now(),
-            self.socket_max_s,
+            this.socket_max_s,
             js_sys::Math::random(),
         );
-        self.state.as_raw().accept_websocket_with_tags(
+        if kind.events {
+            let response = this.streams.open(client, until, messages)?;
+            this.arm_watchdog();
+            Inner::start_heartbeat(this);
+            return Ok(response.into());
+        }
+        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
+        let server: &WebSocket = pair.server.as_ref();
+        this.state.as_raw().accept_websocket_with_tags(
             server,
             vec![
                 JsValue::from_str(client),
@@ -444,7 +472,7 @@ impl Inner {
         for m in messages {
             let _ = server.send_with_str(m);
         }
-        self.arm_watchdog();
+        this.arm_watchdog();
         let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
         Ok(web_sys::Response::from(response).into())
     }
@@ -667,6 +695,31 @@ impl Inner {
         for m in messages {
             sockets::broadcast(&self.state, m);
         }
+        if self.streams.send(messages) > 0 {
+            self.last_used.set(js_sys::Date::now());
+        }
+    }
+
+    /// Every [`sse::HEARTBEAT_MS`](crate::core::sse::HEARTBEAT_MS) while streams are open: a
+    /// comment line to each (which also finds the streams whose reader left), and the end of
+    /// the streams whose life is over, as for sockets.
+    fn start_heartbeat(this: &Rc<Inner>) {
+        if this.beating.replace(true) {
+            return;
+        }
+        let this = this.clone();
+        spawn_local(async move {
+            while !this.streams.is_empty() {
+                let ms = u64::from(crate::core::sse::HEARTBEAT_MS);
+                Delay::from(Duration::from_millis(ms)).await;
+                let ended = this.streams.close_expired(js_sys::Date::now());
+                let gone = this.streams.heartbeat();
+                if ended + gone > 0 {
+                    this.last_used.set(js_sys::Date::now());
+                }
+            }
+            this.beating.set(false);
+        });
     }
 
     /// Resolves every waiting request's promise: the feed moved.
@@ -894,14 +947,22 @@ async fn text_of(this: &Rc<Inner>, url: &str) -> Result<String, String> {
 
 /// A browser's socket: waits until the relay can start it exactly as the counter would,
 /// then accepts it and sends the catch-up in one step.
+/// How a browser connects: `held` and `force` as in [`RelayCall::Connect`]; `events`: an
+/// event stream instead of a socket.
+#[derive(Clone, Copy)]
+struct Kind {
+    held: u32,
+    force: bool,
+    events: bool,
+}
+
 async fn connect(
     this: Rc<Inner>,
     client: String,
     since: Option<u64>,
-    held: u32,
-    force: bool,
+    kind: Kind,
 ) -> Result<JsValue, JsValue> {
-    let answer = start_browser(&this, client, since, held, force).await;
+    let answer = start_browser(&this, client, since, kind).await;
     // A refusal is reported to the counter (its metrics count every socket refused).
     Inner::schedule_report(&this);
     answer
@@ -911,11 +972,10 @@ async fn start_browser(
     this: &Rc<Inner>,
     client: String,
     since: Option<u64>,
-    held: u32,
-    force: bool,
+    kind: Kind,
 ) -> Result<JsValue, JsValue> {
     Inner::load_marks(this).await?;
-    if let Some(refusal) = this.refuse(&client, held, force)? {
+    if let Some(refusal) = this.refuse(&client, kind.held, kind.force)? {
         return Ok(refusal.into());
     }
     Inner::ensure_upstream(this);
@@ -928,11 +988,11 @@ async fn start_browser(
             this.feed.borrow().catch_up(since)
         };
         match step {
-            CatchUp::Send(messages) => return this.accept(&client, held, force, &messages),
+            CatchUp::Send(messages) => return Inner::accept(this, &client, kind, &messages),
             CatchUp::Ahead if waited >= AHEAD_WAIT_MS => {
                 let snapshot = this.feed.borrow().known().map(Known::snapshot_message);
                 let messages: Vec<String> = snapshot.into_iter().collect();
-                return this.accept(&client, held, force, &messages);
+                return Inner::accept(this, &client, kind, &messages);
             }
             CatchUp::Backfill(q) => Inner::request_backfill(this, q),
             CatchUp::NotReady => Inner::ensure_upstream(this),
