@@ -28,6 +28,12 @@ pub struct Config {
     /// `BATCH_MAX_IN_FLIGHT`: calls to the counter this isolate keeps in flight before
     /// requests wait and share the next call; 0 (`off`): every request is its own call.
     pub batch_in_flight: u32,
+    /// `RATE_LIMIT_PER_10S` > 0: the counter limits changes per client, so the edge's shield
+    /// learns from its refusals ([`super::shield`]).
+    pub changes_limited: bool,
+    /// `HISTORY_READS_PER_10S`: audit pages, exports, proofs and past values per client and
+    /// isolate (0: no limit).
+    pub history_reads: u32,
 }
 
 thread_local! {
@@ -53,6 +59,8 @@ impl Config {
                     batch_in_flight: batch_in_flight(
                         string_var(env, "BATCH_MAX_IN_FLIGHT").as_deref(),
                     ),
+                    changes_limited: count_var(env, "RATE_LIMIT_PER_10S") > 0,
+                    history_reads: count_var(env, "HISTORY_READS_PER_10S"),
                 })
             })
             .clone()
@@ -108,6 +116,17 @@ fn batch_in_flight(var: Option<&str>) -> u32 {
             },
         );
         crate::core::batch::DEFAULT_IN_FLIGHT
+    })
+}
+
+/// A per-client limit var, read as the counter reads its own ([`crate::core::limits::parse_limit`]):
+/// absent or 0 is off, and a malformed one is logged and off.
+fn count_var(env: &Env, name: &str) -> u32 {
+    crate::core::limits::parse_limit(string_var(env, name).as_deref()).unwrap_or_else(|e| {
+        crate::http::log_event("error", "invalid limit setting; limit is off", |w| {
+            w.string("var", name).string("error", &e);
+        });
+        0
     })
 }
 

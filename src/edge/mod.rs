@@ -32,6 +32,7 @@ mod export;
 mod forward;
 mod metrics;
 mod relays;
+mod shield;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -72,6 +73,8 @@ struct Facts<'a> {
     metered: bool,
     /// `request.cf.colo`, for the metrics point.
     colo: Option<String>,
+    /// A change the shield learns from: its client and key ([`shield::tag`]).
+    shield: Option<String>,
 }
 
 impl Facts<'_> {
@@ -186,6 +189,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         logged,
         metered,
         colo: if metered { metrics::colo(&req) } else { None },
+        shield: None,
     };
     let access = config
         .cors
@@ -208,6 +212,22 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
     if logged {
         facts.read_client(&headers);
     }
+    // History reads (audit pages, exports, proofs, past values) have their own per-client limit.
+    let history = matches!(
+        plan,
+        Ok(Plan::Call(
+            ObjectCall::Audit(_)
+                | ObjectCall::Inclusion(_)
+                | ObjectCall::Consistency(_)
+                | ObjectCall::ValueAsOf(_)
+        )) | Ok(Plan::Export(..))
+    );
+    let plan = if history && config.history_reads > 0 {
+        facts.read_client(&headers);
+        shield::history_read(&facts.client, config.history_reads).and(plan)
+    } else {
+        plan
+    };
     let reply: Result<(js_sys::Promise, Option<String>), Problem> = match plan {
         Ok(Plan::Answer(r)) => {
             return finish(
@@ -250,6 +270,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
             retry_url,
             facts.arrival().as_deref(),
             facts.start().as_deref(),
+            facts.shield.as_deref(),
             origin,
         )
         .into()),
@@ -483,6 +504,13 @@ fn mutation(p: Pending, body: &[u8], facts: &mut Facts) -> Result<ObjectCall, Pr
         _ => return Err(Problem::InvalidBody("reset takes no body.".into())),
     };
     facts.mutation = Some((op, operand));
+    if matches!(op, Operation::Increment | Operation::Decrement) {
+        // A client the counter refused lately is refused here, before any call.
+        if let Some(config) = Config::loaded().filter(|c| c.changes_limited) {
+            shield::check_change(&facts.client, p.key.as_str(), config.history_reads)?;
+            facts.shield = Some(shield::tag(&facts.client, p.key.as_str()));
+        }
+    }
     let mutation = match op {
         Operation::Increment | Operation::Decrement => {
             Mutation::step(op, Amount::new(operand)?, p.key, p.if_match)
@@ -518,6 +546,7 @@ fn with_body(
         logged: facts.logged,
         metered: facts.metered,
         colo: facts.colo,
+        shield: None,
     };
     // Only reading the body is awaited in Rust (this request's own I/O). The call to the
     // counter is then chained like every other request's (`settle`), not awaited: a batched
@@ -539,6 +568,7 @@ fn with_body(
                 Some(url),
                 arrival.as_deref(),
                 start.as_deref(),
+                facts.shield.as_deref(),
                 origin.as_deref(),
             )
             .into()),
@@ -572,7 +602,9 @@ fn archive_read(
         // An answer that never changes may be in this location's cache: an archived page is
         // looked up there, and kept only once it came from the archive.
         let always = crate::core::cache::immutable_key(&call);
-        let lookup = always.clone().or_else(|| crate::core::cache::archived_page_key(&call));
+        let lookup = always
+            .clone()
+            .or_else(|| crate::core::cache::archived_page_key(&call));
         let outcome = async {
             if let Some(key) = &lookup {
                 if let Some(hit) = cache::lookup(key, if_none_match.as_deref()).await {
@@ -629,7 +661,25 @@ fn finish(
     response: Response,
     problem: Option<&str>,
 ) -> Result<Response, JsValue> {
+    finish_change(arrival, start, None, origin, response, problem)
+}
+
+/// [`finish`] for a change the shield learns from (`shield`: [`shield::tag`]'s).
+fn finish_change(
+    arrival: Option<&str>,
+    start: Option<&str>,
+    shield: Option<&str>,
+    origin: Option<&str>,
+    response: Response,
+    problem: Option<&str>,
+) -> Result<Response, JsValue> {
     let status = response.status();
+    if let (Some(tag), Some(config)) = (shield, Config::loaded()) {
+        let retry_after = (status == 429)
+            .then(|| response.headers().get("retry-after").ok().flatten())
+            .flatten();
+        shield::learn_change(tag, status, retry_after.as_deref(), config.history_reads);
+    }
     let problem = problem.or_else(|| {
         (status >= 400)
             .then(|| Problem::slug_of_status(status))
@@ -691,14 +741,16 @@ fn is_change(start: &str) -> bool {
 }
 
 thread_local! {
-    /// [`finish`] as a JavaScript function, made once per isolate: `(arrival, start, origin,
-    /// response)`, where an empty arrival means "not logged" and an empty start "no metrics".
+    /// [`finish_change`] as a JavaScript function, made once per isolate: `(arrival, start,
+    /// shield, origin, response)`, where an empty arrival means "not logged", an empty start
+    /// "no metrics" and an empty shield "nothing to learn".
     #[allow(clippy::type_complexity)]
-    static FINISH: Closure<dyn Fn(String, String, JsValue, Response) -> Result<JsValue, JsValue>> =
-        Closure::new(|arrival: String, start: String, origin: JsValue, response: Response| {
-            finish(
+    static FINISH: Closure<dyn Fn(String, String, String, JsValue, Response) -> Result<JsValue, JsValue>> =
+        Closure::new(|arrival: String, start: String, shield: String, origin: JsValue, response: Response| {
+            finish_change(
                 non_empty(&arrival),
                 non_empty(&start),
+                non_empty(&shield),
                 origin.as_string().as_deref(),
                 response,
                 None,
@@ -734,21 +786,26 @@ fn settle(
     retry_url: Option<String>,
     arrival: Option<&str>,
     start: Option<&str>,
+    shield: Option<&str>,
     origin: Option<&str>,
 ) -> js_sys::Promise {
     let origin = origin.map_or(JsValue::UNDEFINED, JsValue::from_str);
-    let on_fulfilled = if arrival.is_some() || start.is_some() || !origin.is_undefined() {
-        FINISH.with(|f| {
-            f.as_ref().unchecked_ref::<Callback>().bind_str_str_value(
-                &JsValue::NULL,
-                arrival.unwrap_or(""),
-                start.unwrap_or(""),
-                &origin,
-            )
-        })
-    } else {
-        JsValue::UNDEFINED
-    };
+    let on_fulfilled =
+        if arrival.is_some() || start.is_some() || shield.is_some() || !origin.is_undefined() {
+            FINISH.with(|f| {
+                f.as_ref()
+                    .unchecked_ref::<Callback>()
+                    .bind_str_str_str_value(
+                        &JsValue::NULL,
+                        arrival.unwrap_or(""),
+                        start.unwrap_or(""),
+                        shield.unwrap_or(""),
+                        &origin,
+                    )
+            })
+        } else {
+            JsValue::UNDEFINED
+        };
     let on_rejected = match &retry_url {
         Some(url) => RECOVER.with(|f| {
             f.as_ref()
