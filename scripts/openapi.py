@@ -156,6 +156,12 @@ def edge_panic():
     o["post"]["responses"] = {"500": {"$ref": "#/components/responses/Problem500"}, **pick("400", "401", "404", "414", "503")}
     return o
 
+BADGE_HEADERS = {
+    "ETag": {"description": "`\"<version>-<hash of label and color>\"`.", "schema": {"type": "string", "pattern": "^\"[0-9]+-[0-9a-f]{8}\"$"}},
+    "Cache-Control": {"schema": {"const": "public, max-age=10"}},
+    "Access-Control-Allow-Origin": {"schema": {"const": "*"}},
+}
+
 int53 = {"type": "integer", "minimum": -MAX, "maximum": MAX}
 version = {"type": "integer", "minimum": 0, "maximum": MAX}
 operation = {"type": "string", "enum": ["increment", "decrement", "set", "reset"]}
@@ -275,6 +281,30 @@ doc = {
                 },
             },
             "options": {**preflight, "operationId": "eventsPreflight", "description": "Any origin gets `Access-Control-Allow-Origin: *` with `Last-Event-ID` allowed: anyone may read the stream."},
+        },
+        "/api/badge.svg": {
+            "get": {
+                "operationId": "getBadge",
+                "summary": "The value as an SVG badge",
+                "description": "A small SVG image of the current value, for READMEs and pages: `<img src=\"https://…/api/badge.svg?label=visitors&color=green\">`. `label` (default `acidizer`) is any text: characters XML cannot carry are dropped, it is cut to 40 characters with `…`, and escaped. `color` is one of `brightgreen`, `green`, `yellowgreen`, `yellow`, `orange`, `red`, `blue` (default), `lightgrey`, `grey`, `purple`, `pink`, `black`, or a hex color (`4c1`, `%2344cc11`); anything else is a 400 problem. `ETag` changes with the version (and the label and color): `If-None-Match` with it answers 304. With relays the value is the caller's regional relay's (as a nearby read), otherwise the counter's. Anyone may load it (`Access-Control-Allow-Origin: *`).",
+                "tags": ["counter"],
+                "parameters": [
+                    {"name": "label", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "color", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^(brightgreen|green|yellowgreen|yellow|orange|red|blue|lightgrey|grey|purple|pink|black|#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}))$"}},
+                    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "The badge.", "headers": BADGE_HEADERS,
+                            "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+                    "304": {"description": "Not modified: `If-None-Match` names the current badge.", "headers": BADGE_HEADERS},
+                    **pick("400", "414", "503"),
+                },
+            },
+            "head": {"operationId": "getBadgeHead", "summary": "The value as an SVG badge (headers only)", "tags": ["counter"],
+                     "parameters": [{"name": "label", "in": "query", "required": False, "schema": {"type": "string"}},
+                                    {"name": "color", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^(brightgreen|green|yellowgreen|yellow|orange|red|blue|lightgrey|grey|purple|pink|black|#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}))$"}}],
+                     "responses": {"200": {"description": "As GET, without a body.", "headers": BADGE_HEADERS}, **pick("400", "414", "503")}},
+            "options": {**preflight, "operationId": "badgePreflight"},
         },
         "/api/admin/set": admin("set", True),
         "/api/admin/reset": admin("reset", False),

@@ -34,11 +34,13 @@
 //!   an edge isolate makes itself, learned from the counter's.
 //! - [`metrics`]: the Analytics Engine data point each request becomes; [`prometheus`]: the
 //!   object's own metrics as Prometheus text (`GET /api/metrics`).
+//! - [`badge`]: `GET /api/badge.svg`, the value as an SVG badge.
 //! - [`query`], [`json`], [`time`], [`log`]: small helpers.
 
 pub mod archive;
 pub mod audit;
 pub mod auth;
+pub mod badge;
 pub mod batch;
 pub mod cache;
 pub mod command;

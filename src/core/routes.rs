@@ -28,6 +28,8 @@ pub enum Route {
     Socket,
     /// `GET /api/events` (Server-Sent Events)
     Events,
+    /// `GET /api/badge.svg`
+    Badge,
     /// `GET /api/openapi.json`
     OpenApi,
     /// `POST /api/admin/set`
@@ -125,6 +127,11 @@ const TABLE: &[PathSpec] = &[
     ),
     ("/api/ws", "GET, OPTIONS", &[("GET", Route::Socket)]),
     ("/api/events", "GET, OPTIONS", &[("GET", Route::Events)]),
+    (
+        "/api/badge.svg",
+        "GET, HEAD, OPTIONS",
+        &[("GET", Route::Badge), ("HEAD", Route::Badge)],
+    ),
     (
         "/api/openapi.json",
         "GET, HEAD, OPTIONS",

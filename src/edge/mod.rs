@@ -22,6 +22,7 @@
 //! runs (`run_worker_first = ["/api/*"]` in wrangler.toml).
 
 mod archive;
+mod badge;
 mod batch;
 mod body;
 mod cache;
@@ -138,6 +139,8 @@ enum Plan {
     Connect(ObjectCall),
     /// An event stream without relays: the edge follows the counter ([`events`]).
     Events(ObjectCall),
+    /// The value as an SVG badge ([`badge`]).
+    Badge(badge::Ask),
     /// Serve a static file from the assets (the OpenAPI description).
     Static(String),
     /// Make (and sign) the ledger's checkpoint.
@@ -254,6 +257,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         }
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
         Ok(Plan::Events(call)) => Ok((events::follow(env, call), None)),
+        Ok(Plan::Badge(ask)) => Ok((badge::badge(env, req, ask), None)),
         Ok(Plan::Relay(call)) => Ok((relays::run(env, req, call), None)),
         Ok(Plan::Static(file)) => static_file(&env, &file).map(|p| (p, None)),
         Ok(Plan::Checkpoint) => Ok((checkpoint::checkpoint(env), None)),
@@ -426,6 +430,19 @@ fn plan(
             Ok(Plan::Connect(ObjectCall::Connect {
                 since,
                 client: facts.client.clone(),
+            }))
+        }
+        Route::Badge => {
+            let badge = crate::core::badge::Badge::parse(query)?;
+            let nearby = (relay_settings.per_relay > 0).then(|| {
+                facts.read_client(headers);
+                (relays::region_of(req), facts.client.clone())
+            });
+            Ok(Plan::Badge(badge::Ask {
+                badge,
+                if_none_match: header("if-none-match")?,
+                head: facts.method == "HEAD",
+                nearby,
             }))
         }
         // Server-Sent Events: read by anyone (no origin rule), counted like a socket.
