@@ -75,10 +75,11 @@ ops: build
 smoke:
 	sh scripts/smoke.sh "$(URL)"
 
-# The web app in a real browser (Debian's chromium driven by playwright-core) against its own
-# local server.
+# The web app, and the embeddable counter on a page of another origin, in a real browser
+# (Debian's chromium driven by playwright-core) against their own local servers.
 web-e2e: build
 	timeout 300 node --test tests/web/browser.e2e.mjs
+	timeout 300 node --test tests/web/embed.e2e.mjs
 
 bench: build
 	sh bench/run.sh

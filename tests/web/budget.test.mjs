@@ -1,5 +1,5 @@
-// The shipped files: the first load's gzip budget, no stray files, no inline code (the CSP
-// forbids it), and the security headers in web/_headers.
+// The shipped files: the first load's gzip budget, the embed's, no stray files, no inline code
+// (the CSP forbids it), and the security headers in web/_headers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -47,13 +47,35 @@ test('the first load is under 30 KB gzipped', () => {
   console.log(`first load: ${firstLoad.size} files, ${total} bytes gzipped (budget ${BUDGET})`);
 });
 
-test('every page file in web/ is part of the first load (nothing shipped for nothing)', () => {
+// The embeddable counter: one module other sites load, and the page that shows how.
+const EMBED_BUDGET = 4 * 1024;
+const embedPage = read('embed.html').toString();
+const embedFiles = new Set(['embed.html', 'embed.js']);
+
+test('every page file in web/ is part of the first load or of the embed (nothing shipped for nothing)', () => {
   // Other static files (the API description) are not the page's and are not counted.
   const files = readdirSync(WEB, { recursive: true, withFileTypes: true })
     .filter((d) => d.isFile())
     .map((d) => posix.relative(WEB, posix.join(d.parentPath ?? d.path, d.name)))
     .filter((f) => /\.(html|css|m?js|svg)$/.test(f));
-  assert.deepEqual(files.sort(), [...firstLoad].sort());
+  assert.deepEqual(files.sort(), [...firstLoad, ...embedFiles].sort());
+  // The embed page needs nothing the app does not already ship, besides the module.
+  for (const ref of htmlRefs(embedPage)) assert.ok(firstLoad.has(ref) || embedFiles.has(ref), ref);
+});
+
+test('the embed is one module under 4 KB gzipped, with no imports and no HTML parsing', () => {
+  const source = read('embed.js');
+  const size = gzipSync(source, { level: 9 }).length;
+  assert.ok(size < EMBED_BUDGET, `embed.js is ${size} bytes gzipped`);
+  console.log(`embed.js: ${size} bytes gzipped (budget ${EMBED_BUDGET})`);
+  const text = source.toString();
+  assert.doesNotMatch(text, /^import\s/m, 'one file: no imports');
+  assert.doesNotMatch(text, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+  assert.match(text, /attachShadow\(\{ mode: 'open' \}\)/);
+  assert.match(text, /aria-live', 'polite'/);
+  assert.match(text, /prefers-reduced-motion/);
+  assert.doesNotMatch(embedPage, /<script(?![^>]*\bsrc=)[^>]*>/, 'inline <script>');
+  assert.doesNotMatch(embedPage, /<style\b|\sstyle=|\son[a-z]+=/, 'inline style or handler');
 });
 
 test('every module is preloaded, so the browser fetches them in parallel, not in a chain', () => {
@@ -96,4 +118,11 @@ test('_headers: a strict CSP and the other security headers for every path', () 
   for (const path of ['/js/*', '/styles.css', '/favicon.svg']) {
     assert.deepEqual(rules.get(path), ['! Cache-Control', 'Cache-Control: public, max-age=0, must-revalidate'], path);
   }
+  // Any page may load the embed as a module (CORS), isolated pages too (CORP).
+  assert.deepEqual(rules.get('/embed.js'), [
+    '! Cache-Control',
+    'Cache-Control: public, max-age=0, must-revalidate',
+    'Access-Control-Allow-Origin: *',
+    'Cross-Origin-Resource-Policy: cross-origin',
+  ]);
 });

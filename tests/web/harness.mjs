@@ -32,11 +32,12 @@ const quote = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
 let built = false;
 
 /**
- * Starts `wrangler dev` in its own process group and waits for /api/health. A watchdog in the
- * group takes it down if this process dies without calling stop() (a crash, a timeout kill).
+ * Starts `wrangler dev` in its own process group and waits for /api/health; `vars` become
+ * `--var NAME:VALUE` (besides ADMIN_TOKEN). A watchdog in the group takes it down if this
+ * process dies without calling stop() (a crash, a timeout kill).
  * @returns {Promise<{base: string, stop: () => Promise<void>, log: () => string}>}
  */
-export async function startServer({ readyWithinMs = 120_000 } = {}) {
+export async function startServer({ readyWithinMs = 120_000, vars = {} } = {}) {
   const port = await freePort();
   const inspector = await freePort();
   const state = mkdtempSync(join(tmpdir(), 'acidizer-web-'));
@@ -50,6 +51,7 @@ export async function startServer({ readyWithinMs = 120_000 } = {}) {
     'dev', '--ip', '127.0.0.1', '--port', port, '--inspector-port', inspector,
     '--persist-to', state, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
     '--show-interactive-dev-session=false',
+    ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ];
   const script =
     `${quote(join(ROOT, 'node_modules/.bin/wrangler'))} ${args.map(quote).join(' ')} & ` +
