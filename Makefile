@@ -12,7 +12,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PORT ?= 8787
 STATE ?= .wrangler/state
 
-.PHONY: dev test build setup setup-build lint unit web-unit e2e ops web-e2e smoke bench lighthouse screenshots clean
+.PHONY: dev test build setup setup-build lint unit web-unit e2e ops web-e2e smoke bench soak lighthouse screenshots clean
 
 ## dev: run the service at http://127.0.0.1:$(PORT) with state persisted in $(STATE): plain
 ## `wrangler dev` (add any var with `make dev ARGS="--var NAME:VALUE"`).
@@ -52,9 +52,10 @@ unit:
 web-unit:
 	node --test tests/web/ tests/docs/
 
-# End-to-end suites start their own servers; `timeout` makes a hang a loud failure.
+# End-to-end suites start their own servers; `timeout` makes a hang a loud failure. The soak
+# (tests/soak.rs) runs its 60 s fault storm here, about two minutes with its checks.
 e2e:
-	timeout 1200 cargo test --tests -- --test-threads 4
+	timeout 1500 cargo test --tests -- --test-threads 4
 
 # Operations: the workflows (actionlint, the workflow schema), the deploy bundle in both
 # environments (wrangler deploy --dry-run: no account), the runbook's queries, request metrics and
@@ -83,6 +84,12 @@ web-e2e: build
 
 bench: build
 	sh bench/run.sh
+
+# The fault storm (tests/soak.rs) for $(SOAK_SECONDS) s, its summary in bench/results/soak.json:
+# make soak SOAK_SECONDS=300. make test runs the same test for 60 s (in make e2e).
+SOAK_SECONDS ?= 600
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) sh bench/soak.sh
 
 # Lighthouse scores of the app on a local server (a figure, not a test).
 lighthouse: build
