@@ -39,7 +39,8 @@ const targets = positionals.map((p, i) => {
   TARGETS[key] = {
     ...TARGETS.ours,
     ...buildEntry(path.resolve(dir)),
-    args: [...TARGETS.ours.args, ...vars.flatMap((v) => ['--var', v])],
+    // NAME=VALUE is a var; a launcher flag (`--metrics`) is passed as it is.
+    args: [...TARGETS.ours.args, ...vars.flatMap((v) => (v.startsWith('--') ? [v] : ['--var', v]))],
   };
   return { name: p, key };
 });

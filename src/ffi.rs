@@ -182,17 +182,6 @@ extern "C" {
     pub fn bind_str_value(this: &Callback, this_arg: &JsValue, a: &str, b: &JsValue) -> JsValue;
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// A Workers Analytics Engine dataset binding (`[[analytics_engine_datasets]]`).
-    pub type Dataset;
-
-    /// `dataset.writeDataPoint({indexes, blobs, doubles})`: queued, never awaited; the
-    /// platform drops a point rather than fail the request.
-    #[wasm_bindgen(method, catch, js_name = writeDataPoint)]
-    pub fn write_data_point(this: &Dataset, point: &JsValue) -> Result<(), JsValue>;
-}
-
 impl Cursor {
     /// Every row as an array of column values.
     pub fn rows(&self) -> js_sys::Array {

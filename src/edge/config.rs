@@ -10,7 +10,6 @@ use crate::bindings::binding;
 use crate::core::auth;
 use crate::core::cors::Policy;
 use crate::core::problem::Problem;
-use crate::ffi::Dataset;
 
 /// Everything the edge reads from its environment.
 pub struct Config {
@@ -22,7 +21,7 @@ pub struct Config {
     /// (default 1: every request).
     log_rate: f64,
     /// `METRICS`: the request metrics dataset, when bound.
-    pub metrics: Option<Dataset>,
+    pub metrics: Option<worker::AnalyticsEngineDataset>,
     /// `CF_VERSION_METADATA.id`: the deployed version (empty when not bound).
     pub version_id: String,
     /// `BATCH_MAX_IN_FLIGHT`: calls to the counter this isolate keeps in flight before
@@ -50,7 +49,7 @@ impl Config {
                     cors: Policy::parse(&string_var(env, "ALLOWED_ORIGINS").unwrap_or_default()),
                     admin_token: string_var(env, "ADMIN_TOKEN").filter(|t| !t.trim().is_empty()),
                     log_rate: log_rate(string_var(env, "REQUEST_LOG_SAMPLE_RATE").as_deref()),
-                    metrics: binding::<Dataset>(env, "METRICS").ok(),
+                    metrics: env.analytics_engine("METRICS").ok(),
                     version_id: binding::<JsValue>(env, "CF_VERSION_METADATA")
                         .ok()
                         .and_then(|m| js_sys::Reflect::get(&m, &JsValue::from_str("id")).ok())

@@ -3,8 +3,9 @@
 use wasm_bindgen::JsValue;
 use web_sys::Request;
 
+use worker::{AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset};
+
 use crate::core::metrics::{self, End};
-use crate::ffi::Dataset;
 use crate::http::log_event;
 
 /// `request.cf.colo`: the location serving the request, if the platform says.
@@ -20,14 +21,18 @@ pub fn colo(req: &Request) -> Option<String> {
 
 /// Writes the point for an encoded [`metrics::Start`] and its [`End`]. A point that cannot be
 /// written is logged, never an error of the request.
-pub fn write(dataset: &Dataset, start: &str, end: &End) {
+pub fn write(dataset: &AnalyticsEngineDataset, start: &str, end: &End) {
     let Some(point) = metrics::point(start, end) else {
         return;
     };
-    let written = js_sys::JSON::parse(&point.to_json()).and_then(|p| dataset.write_data_point(&p));
+    let written = AnalyticsEngineDataPointBuilder::new()
+        .indexes([point.index.as_str()])
+        .blobs(point.blobs)
+        .doubles(point.doubles)
+        .write_to(dataset);
     if let Err(e) = written {
         log_event("error", "metrics point not written", |w| {
-            w.string("error", &crate::ffi::error_text(&e));
+            w.string("error", &e.to_string());
         });
     }
 }
