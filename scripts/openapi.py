@@ -125,6 +125,20 @@ def ledger_read(op_id, summary, description, ok, params=(), extra=("503",)):
     for method in ("get", "head"):
         r[method]["tags"] = ["ledger"]
     return r
+
+HISTORY_LIMIT = " Reading history is limited per client (`HISTORY_READS_PER_10S`, refused by the Worker with 429 and `Retry-After`)."
+CACHEABLE = " An answer that can never change (see the parameters) carries `Cache-Control: public, max-age=31536000, immutable` and an `ETag` of its SHA-256; `If-None-Match` with it answers 304, and the Worker serves repeats from the platform's cache."
+NOT_MODIFIED = {"description": "Not modified: the `If-None-Match` entity tag is this answer's.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}}
+
+def history(r, cacheable):
+    """A read of history: 429 past the per-client limit, and 304 where the answer never changes."""
+    for method in ("get", "head"):
+        r[method]["responses"]["429"] = {"$ref": "#/components/responses/Problem429"}
+        if cacheable:
+            r[method]["responses"]["304"] = NOT_MODIFIED
+            r[method].setdefault("parameters", []).append({"$ref": "#/components/parameters/IfNoneMatch"})
+    r["get"]["description"] += HISTORY_LIMIT + (CACHEABLE if cacheable else "")
+    return r
 def relay_list():
     get = {
         "operationId": "adminRelays",
@@ -189,22 +203,24 @@ doc = {
     "paths": {
         "/api/value": read(
             "getValue", "Read the counter",
-            "By default (`consistency=linearizable`) the counter's own answer: it reflects every acknowledged change. `consistency=nearby` answers from the caller's regional relay's memory with the `version` it holds (`source: relay`), so staleness is visible; with `min_version`, the relay waits briefly for that version and otherwise asks the counter (`source: counter`): read-your-writes. A nearby read never shows a change that is not committed. Without relays, a nearby read is the counter's answer. `ETag` is the version. With `as_of_version` (or `as_of`, an RFC 3339 instant: the last change at or before it) the counter answers the value after that past version from its audit entry, with its inclusion proof in the current tree when `proof=true`; these do not combine with `consistency`. Past values span the R2 archive and the counter's hot entries alike (an archived entry is read from R2 by the Worker and checked against the counter's record and Merkle tree); 503 with `Retry-After` when the archive cannot be read.",
-            {"description": "The value.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}},
+            "By default (`consistency=linearizable`) the counter's own answer: it reflects every acknowledged change. `consistency=nearby` answers from the caller's regional relay's memory with the `version` it holds (`source: relay`), so staleness is visible; with `min_version`, the relay waits briefly for that version and otherwise asks the counter (`source: counter`): read-your-writes. A nearby read never shows a change that is not committed. Without relays, a nearby read is the counter's answer. `ETag` is the version. With `as_of_version` (or `as_of`, an RFC 3339 instant: the last change at or before it) the counter answers the value after that past version from its audit entry, with its inclusion proof in the current tree when `proof=true`; these do not combine with `consistency`. Past values span the R2 archive and the counter's hot entries alike (an archived entry is read from R2 by the Worker and checked against the counter's record and Merkle tree); 503 with `Retry-After` when the archive cannot be read. A past value is reading history: limited per client (`HISTORY_READS_PER_10S`, 429). A past value by version without a proof never changes: it carries `Cache-Control: public, max-age=31536000, immutable` and an `ETag` of its SHA-256, `If-None-Match` with it answers 304, and the Worker serves repeats from the platform's cache.",
+            {"description": "The value.", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}, "Cache-Control": {"schema": {"type": "string"}}},
              "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Value"}, {"$ref": "#/components/schemas/NearbyValue"}, {"$ref": "#/components/schemas/PastValue"}]}}}},
             params=({"$ref": "#/components/parameters/Consistency"}, {"$ref": "#/components/parameters/MinVersion"},
                     {"name": "as_of_version", "in": "query", "required": False, "schema": version},
                     {"name": "as_of", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"}},
-                    {"name": "proof", "in": "query", "required": False, "schema": {"type": "boolean", "default": False}}),
+                    {"name": "proof", "in": "query", "required": False, "schema": {"type": "boolean", "default": False}},
+                    {"$ref": "#/components/parameters/IfNoneMatch"}),
+            extra=("429", "503"),
         ),
         "/api/increment": step("increment"),
         "/api/decrement": step("decrement"),
-        "/api/audit": read(
+        "/api/audit": history(read(
             "getAudit", "Read the audit trail",
             "Entries after `after`, ascending by version, contiguous, at most `limit`. `next_after` is set when another page follows. Pages span the R2 archive and the counter's hot entries; a page that starts in the archive ends at the end of its 1,024-entry segment at the latest. 503 with `Retry-After` when the archive cannot be read.",
             json_ok("A page of the audit trail.", "#/components/schemas/AuditPage"),
             params=({"$ref": "#/components/parameters/After"}, {"$ref": "#/components/parameters/Limit"}),
-        ),
+        ), True),
         "/api/audit/checkpoint": ledger_read(
             "getCheckpoint", "The current checkpoint",
             "The C2SP tlog-checkpoint of the audit log (origin, tree size = version, base64 root hash), as a signed note with an Ed25519 signature line when `AUDIT_SIGNING_KEY` is set (`Audit-Checkpoint-Signed: true`); otherwise the bare checkpoint with origin `number-acidizer/unsigned` and `Audit-Checkpoint-Signed: false`. 503 while existing entries are still being hashed after an upgrade.",
@@ -217,7 +233,7 @@ doc = {
             text_ok("The verifier key, one line."),
             extra=("404", "500"),
         ),
-        "/api/audit/export": ledger_read(
+        "/api/audit/export": history(ledger_read(
             "exportAudit", "Export the audit trail",
             "The entries `after+1..=until` (`until` defaults to the tree size when the export starts), streamed page by page with flat memory. NDJSON (default): one line per entry, exactly its Merkle leaf bytes (canonical JSON). CSV: RFC 4180 with a header row and CRLF; text cells that a spreadsheet could read as a formula get a leading `'`. `Audit-Tree-Size` is the tree the export is pinned to and `Audit-Checkpoint` its checkpoint (base64 of the note). 400 when `until` is beyond the log.",
             {"description": "The export.", "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/csv; charset=utf-8; header=present": {"schema": {"type": "string"}}},
@@ -228,23 +244,23 @@ doc = {
                     {"name": "after", "in": "query", "required": False, "schema": {**version, "default": 0}},
                     {"name": "until", "in": "query", "required": False, "schema": version}),
             extra=("500", "503"),
-        ),
-        "/api/audit/proof/inclusion": ledger_read(
+        ), False),
+        "/api/audit/proof/inclusion": history(ledger_read(
             "getInclusionProof", "Inclusion proof of an entry",
             "Proves that the entry of `version` is leaf `version - 1` of the tree of `tree_size` leaves (default: the current size). `hashes` in RFC 9162 order. 400 when a size is beyond the log.",
             json_ok("The proof.", "#/components/schemas/InclusionProof"),
             params=({"name": "version", "in": "query", "required": True, "schema": {**version, "minimum": 1}},
                     {"name": "tree_size", "in": "query", "required": False, "schema": {**version, "minimum": 1}}),
             extra=("500", "503"),
-        ),
-        "/api/audit/proof/consistency": ledger_read(
+        ), True),
+        "/api/audit/proof/consistency": history(ledger_read(
             "getConsistencyProof", "Consistency proof between two tree sizes",
             "Proves that the tree of `from` leaves is a prefix of the tree of `to` leaves (default: the current size): history up to `from` was only appended to. `hashes` in RFC 9162 order. 400 when a size is beyond the log.",
             json_ok("The proof.", "#/components/schemas/ConsistencyProof"),
             params=({"name": "from", "in": "query", "required": True, "schema": {**version, "minimum": 1}},
                     {"name": "to", "in": "query", "required": False, "schema": {**version, "minimum": 1}}),
             extra=("500", "503"),
-        ),
+        ), True),
         "/api/health": read(
             "getHealth", "Health and storage facts", "200 when the counter can serve; 503 otherwise.",
             json_ok("Healthy.", "#/components/schemas/Health"),
@@ -352,13 +368,14 @@ doc = {
         "responses": {f"Problem{c}": r for c, r in P.items()},
         "securitySchemes": {"admin": {"type": "http", "scheme": "bearer", "description": "The `ADMIN_TOKEN` secret."}},
         "headers": {
-            "ETag": {"description": "The counter's version as a strong entity tag: `\"<version>\"`.", "schema": {"type": "string", "pattern": "^\"[0-9]+\"$"}},
+            "ETag": {"description": "The counter's version as a strong entity tag: `\"<version>\"`; for an answer that never changes, the SHA-256 of its body: `\"<64 hex digits>\"`.", "schema": {"type": "string", "pattern": "^\"([0-9]+|[0-9a-f]{64})\"$"}},
             "Replayed": {"description": "`true` when this is the stored response of an earlier request with the same key.", "schema": {"type": "string", "enum": ["true"]}},
             "RetryAfter": {"description": "Seconds to wait before retrying.", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
         },
         "parameters": {
             "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False, "description": "Makes the change exactly-once: a retry with the same key and the same operation and amount gets the stored response; the key is kept at least 24 hours. Without a key (and without X-Request-ID) the server makes one (a UUID).", "schema": {"type": "string", "pattern": KEY_PATTERN}},
             "XRequestId": {"name": "X-Request-ID", "in": "header", "required": False, "description": "Used as the idempotency key when Idempotency-Key is absent.", "schema": {"type": "string", "pattern": KEY_PATTERN}},
+            "IfNoneMatch": {"name": "If-None-Match", "in": "header", "required": False, "description": "The entity tag of an answer that never changes, to get 304 instead of the answer again; anything else is ignored.", "schema": {"type": "string"}},
             "IfMatch": {"name": "If-Match", "in": "header", "required": False, "description": "Apply only if the current version is one of these strong entity tags (`\"12\"`) or `*`. Weak or non-numeric tags never match (412). An empty value counts as absent.", "schema": {"type": "string", "maxLength": 512, "pattern": IF_MATCH_PATTERN}, "examples": {"version": {"value": "\"1\""}, "any": {"value": "*"}}},
             "After": {"name": "after", "in": "query", "required": False, "description": "Entries with a version greater than this.", "schema": {**version, "default": 0}},
             "Limit": {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},

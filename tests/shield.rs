@@ -120,7 +120,7 @@ fn a_flood_from_one_client_is_refused_at_the_edge_and_others_go_on() {
     // The counter's own rule held: at most LIMIT changes per window of 10 s.
     let windows = elapsed.as_secs() / 10 + 1;
     assert!(
-        applied + 1 <= LIMIT * (windows + 1),
+        applied < LIMIT * (windows + 1),
         "{applied} applied in {elapsed:?}"
     );
     // Almost every refusal was the edge's: the counter saw a few per window (the requests in
