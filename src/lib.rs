@@ -11,7 +11,7 @@
 //! | step | file | platform? |
 //! |---|---|---|
 //! | the Worker's entry | `lib.rs` (this file); `entry.js`: the `fetch` handler as a plain module worker (no class or proxy per request) and the classes `Counter` (an RPC target: the edge calls its method `batch`) and `Relay` | thin |
-//! | route, validate, key, log | [`edge`] (`edge/mod.rs`, `body.rs`, `config.rs`) | yes |
+//! | route, validate, key | [`edge`] (`edge/mod.rs`: `handle`; `edge/plan.rs`: routing and validation; `body.rs`, `config.rs`) | yes |
 //! | the request as a typed call | [`core::wire`], [`core::command`] | **no** |
 //! | under load, many requests in one call (group commit): the decision | `edge/batch.rs`, [`core::batch`] | yes / **no** |
 //! | the call to the counter, with its retries (transport only) | `edge/forward.rs`, [`bindings`] (the stub), [`core::retry`] | yes / **no** |
@@ -21,8 +21,8 @@
 //! | counter + audit entry + the key's record + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`] (`leaf.rs`, `merkle/`) | yes / **no** |
 //! | push to every socket (with relays: to every relay, which pushes to its browsers) | [`sockets`] (fan-out, shared by both objects), `counter/connect.rs` (accept, catch up), [`relay`], [`core::realtime`], [`core::relay`] | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
-//! | one log line and one metrics data point per request | `edge/mod.rs` (`finish`), `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
-//! | reads of the past: audit pages, `value_as_of`, the export | `counter/history.rs`, `edge/export.rs`, [`core::audit`], [`core::ledger`] (`as_of.rs`, `export.rs`) | yes / **no** |
+//! | the answer's way out: one log line and one metrics data point per request, CORS, the shield's learning | `edge/settle.rs` (chained onto the counter's promise), `edge/finish.rs`, `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
+//! | reads of the past: audit pages, `value_as_of`, the export | `counter/history.rs`, `edge/history.rs` (with this location's cache), `edge/export.rs`, [`core::audit`], [`core::ledger`] (`as_of.rs`, `export.rs`) | yes / **no** |
 //! | old audit entries to R2 (the alarm), and reading them back | `counter/archive.rs`, `edge/archive.rs`, [`r2`], [`core::archive`] (`policy.rs`, `segment.rs`, `pointer.rs`) | yes / **no** |
 //! | the ledger: checkpoints signed by the Worker, proofs from the object | `edge/checkpoint.rs`, `counter/ledger.rs`, [`core::ledger`] (`checkpoint.rs`, `proofs.rs`, `merkle/`) | yes / **no** |
 //! | the object's health and metrics (`GET /api/metrics`, Prometheus text), admin hooks | `counter/admin.rs`, [`core::prometheus`] | yes / **no** |
