@@ -5,8 +5,10 @@
 // stall delays everything scheduled behind it instead of hiding it (no coordinated omission).
 //
 //   node bench/paced.mjs --url http://127.0.0.1:<port> --mode get|post --rate <req/s>
-//        [--duration 10] [--warmup 1]
+//        [--duration 10] [--warmup 1] [--clients N]
 //
+// --clients N sends request i as client 10.99.x.y number i mod N (CF-Connecting-IP), so N polite
+// clients share the rate (each under a per-client limit), as distinct from a flooder.
 // "get" reads GET /api/value; "post" sends POST /api/increment with an empty body and a unique
 // Idempotency-Key per request. Requests that fail, time out (5 s) or answer non-2xx are errors.
 // The last line is `PACED_JSON {...}`: sent, ok, errors, the achieved rate and p50/p95/p99/max.
@@ -20,11 +22,13 @@ const { values: a } = parseArgs({
     rate: { type: 'string' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1' },
+    clients: { type: 'string', default: '0' },
   },
 });
 const rate = Number(a.rate);
 const duration = Number(a.duration);
 const warmup = Number(a.warmup);
+const clients = Number(a.clients);
 if (!a.url || !['get', 'post'].includes(a.mode) || !(rate > 0) || !(duration > 0) || !(warmup >= 0)) {
   console.error('usage: node bench/paced.mjs --url http://127.0.0.1:<port> --mode get|post --rate <req/s> [--duration s] [--warmup s]');
   process.exit(2);
@@ -41,7 +45,10 @@ function send(i, due) {
     const post = a.mode === 'post';
     const req = http.request({
       agent, host: hostname, port, method: post ? 'POST' : 'GET', path: post ? '/api/increment' : '/api/value',
-      headers: post ? { 'idempotency-key': `paced.${run}.${i}`, 'content-length': '0' } : {},
+      headers: {
+        ...(post ? { 'idempotency-key': `paced.${run}.${i}`, 'content-length': '0' } : {}),
+        ...(clients > 0 ? { 'cf-connecting-ip': `10.99.${Math.floor((i % clients) / 256)}.${(i % clients) % 256}` } : {}),
+      },
       timeout: 5000,
     }, (res) => {
       res.resume(); // the body is read (and dropped): the latency covers the whole answer

@@ -335,12 +335,30 @@ ${fs.readFileSync(jsonPath, 'utf8').trim()}
 const exportPath = path.join(ROOT, 'bench/results/export.json');
 const ledgerText = fs.existsSync(exportPath) ? ledgerSection(JSON.parse(fs.readFileSync(exportPath, 'utf8'))) : '';
 
+// The one-client flood (bench/flood.mjs) likewise.
+const floodPath = path.join(ROOT, 'bench/results/flood.json');
+const floodText = fs.existsSync(floodPath) ? (() => {
+  const f = JSON.parse(fs.readFileSync(floodPath, 'utf8'));
+  const pct = (x) => (x === null || x === undefined ? '–' : `${(100 * x).toFixed(2)}%`);
+  const noop = f.runs.find((x) => x.target === 'noop');
+  const ours = f.runs.find((x) => x.target !== 'noop');
+  return `
+## A one-client flood
+
+\`${f.command}\` at ${f.commit ?? 'unknown'}: ${f.polite_clients} polite client addresses send keyed changes at ${f.polite_rate}/s in all (each far under \`RATE_LIMIT_PER_10S=${f.limit_per_10s}\`), alone and then while one address floods keyed changes with wrk at ${f.flood_connections} connections for ${f.seconds} s. "Reached the counter" is the counter's own count of the flood's refusals (\`acidizer_rate_limited_total{limit="changes"}\`) plus its applied changes; the rest were refused by the edge's shield. The no-op Worker under the same flood is the floor: on one local runtime thread every Worker queues the polite requests behind the flood's, whatever it does with them.
+
+${table(['target', 'flood requests', 'flood req/s', 'reached the counter', 'share', 'polite p50 alone → flooded (ms)', 'p50 ×', 'polite p99 alone → flooded (ms)', 'p99 ×', 'polite errors'],
+  f.runs.map((x) => [x.target, n(x.flood_requests), n(x.flood_rps), x.flood_calls_reaching_counter === null ? '–' : n(x.flood_calls_reaching_counter), pct(x.share_reaching_counter),
+    `${n(x.quiet.p50, 2)} → ${n(x.under_flood.p50, 2)}`, x.p50_ratio.toFixed(1), `${n(x.quiet.p99, 2)} → ${n(x.under_flood.p99, 2)}`, x.p99_ratio.toFixed(1), n(x.quiet_errors + x.under_flood_errors)]))}
+${noop && ours ? `\nFlooded, ours' polite p50 is ${(ours.under_flood.p50 / noop.under_flood.p50).toFixed(2)}× the no-op's and its p99 ${(ours.under_flood.p99 / noop.under_flood.p99).toFixed(2)}×.\n` : ''}`;
+})() : '';
+
 // The hand-kept section at the end (the A/B figures behind design decisions, which no single
 // run produces) is carried over from the file as it stands, from its heading on.
 const KEPT = '\n## Measured design decisions';
 const before = fs.existsSync(path.join(ROOT, 'BENCHMARKS.md')) ? fs.readFileSync(path.join(ROOT, 'BENCHMARKS.md'), 'utf8') : '';
 const kept = before.includes(KEPT) ? before.slice(before.indexOf(KEPT)) : '';
-fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), doc + storage + ledgerText + json + kept);
+fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), doc + floodText + storage + ledgerText + json + kept);
 if (ledgerText) console.log(ledgerText);
 console.log(`\n${tables}\nwritten: BENCHMARKS.md`);
 

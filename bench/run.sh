@@ -64,6 +64,10 @@ trap 'exit 130' INT TERM
 # problem (the report is still written, then this fails), anything else when it broke.
 status=0
 timeout --kill-after=30 "${BENCH_TIMEOUT:-2400}" node bench/bench.mjs || status=$?
+# A one-client flood: what reaches the counter, and the other clients' latency.
+if [ "$status" -eq 0 ] || [ "$status" -eq 3 ]; then
+  timeout --kill-after=30 300 node bench/flood.mjs || die "the flood benchmark failed; see the messages above"
+fi
 # The storage benchmark (the audit archive): bytes per change, archival throughput, latency
 # during archival. Its own results file; the report includes it.
 if [ "$status" -eq 0 ] || [ "$status" -eq 3 ]; then
