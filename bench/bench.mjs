@@ -9,9 +9,10 @@
 //   BENCH_ROUNDS=5          interleaved HTTP rounds (each target gets a fresh server per round)
 //   BENCH_DURATION=10       seconds per wrk run
 //   BENCH_COLD_RUNS=5       fresh starts per target for the cold-start figures
-//   BENCH_FANOUT="floor:1000,js-counter:1000,ours:1000,ours-relays:1000,floor:10000,js-counter:10000,ours:10000,ours-relays:10000"
+//   BENCH_FANOUT="floor:1000,…,ours-relays:1000,ours-relays:1000:sse,…"
 //                           fan-out runs (empty: none); ours-relays = through relays, one
-//                           relay per 500 sockets (RELAY_SHARDS = clients / 500)
+//                           relay per 500 sockets (RELAY_SHARDS = clients / 500); a third
+//                           part `sse` follows with Server-Sent Event streams, not sockets
 //   BENCH_FANOUT_CHANGES=20 changes per fan-out run
 //   BENCH_PACED="get:250,get:1000,post:125,post:500"   steady-rate latency runs (empty: none)
 //   BENCH_PACED_TARGETS="js-counter,ours,ours-nolog,ours-unbatched"
@@ -41,8 +42,8 @@ const cfg = {
   capacity: (env.BENCH_CAPACITY ?? '1,16,64').split(',').filter(Boolean).map(Number),
   capacity_seconds: Number(env.BENCH_CAPACITY_SECONDS ?? 5),
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
-  fanout: (env.BENCH_FANOUT ?? 'floor:1000,js-counter:1000,ours:1000,ours-relays:1000,floor:10000,js-counter:10000,ours:10000,ours-relays:10000').split(',').filter(Boolean)
-    .map((s) => { const [target, n] = s.split(':'); return { target, clients: Number(n) }; }),
+  fanout: (env.BENCH_FANOUT ?? 'floor:1000,js-counter:1000,ours:1000,ours-relays:1000,ours-relays:1000:sse,floor:10000,js-counter:10000,ours:10000,ours-relays:10000,ours-relays:10000:sse').split(',').filter(Boolean)
+    .map((s) => { const [target, n, transport] = s.split(':'); return { target, clients: Number(n), sse: transport === 'sse' }; }),
   fanout_changes: Number(env.BENCH_FANOUT_CHANGES ?? 20),
   fanout_interval_ms: 150,
   // Latency at a steady rate (bench/paced.mjs), for the targets users meet: js-counter for
@@ -312,8 +313,8 @@ async function coldStarts() {
 // ---------------------------------------------------------------------------------------------
 // 7. WebSocket fan-out, each run on a fresh server.
 async function fanouts() {
-  for (const { target, clients } of cfg.fanout) {
-    console.log(`fan-out: ${target}, ${clients} clients`);
+  for (const { target, clients, sse } of cfg.fanout) {
+    console.log(`fan-out: ${target}, ${clients} ${sse ? 'event streams' : 'clients'}`);
     // Through relays: one relay per 500 sockets (each under its cap of 1,000 whatever the hash
     // spread), so the counter sends clients / 500 messages per change.
     const relays = target === 'ours-relays' ? Math.max(1, Math.ceil(clients / 500)) : 0;
@@ -335,6 +336,7 @@ async function fanouts() {
         '--changes', String(cfg.fanout_changes), '--interval', String(cfg.fanout_interval_ms)];
       if (OUR_BUILDS.includes(target)) args.push('--health', '/api/health');
       if (relays) args.push('--spread');
+      if (sse) args.push('--sse');
       const out = await run(process.execPath, args, 120_000 + clients * 30, true, onLine);
       const line = out.split('\n').find((l) => l.startsWith('FANOUT_JSON '));
       if (!line) throw new Error(`fanout printed no result:\n${out}`);

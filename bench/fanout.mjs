@@ -2,8 +2,10 @@
 // WebSocket fan-out: does every change reach every open client, and how fast?
 //
 //   node bench/fanout.mjs --url http://127.0.0.1:<port> --clients 1000 [--changes 20]
-//        [--interval 150] [--health /api/health] [--spread]
+//        [--interval 150] [--health /api/health] [--spread] [--sse]
 //
+// --sse opens Server-Sent Event streams (GET /api/events) instead of WebSockets: the same
+// messages, as events, so the two deliveries can be set side by side.
 // --spread gives every socket its own client address (CF-Connecting-IP, which the local runtime
 // passes through), so that with relays on the sockets spread over a region's relays as real
 // visitors would.
@@ -19,6 +21,7 @@
 // printed, never asserted: a benchmark reports). Every wait has a deadline; on a timeout the
 // report says what was missing instead of hanging. The last line is `FANOUT_JSON {...}`.
 import { fork } from 'node:child_process';
+import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -46,6 +49,7 @@ async function coordinator() {
       interval: { type: 'string', default: '150' },
       health: { type: 'string' },
       spread: { type: 'boolean', default: false },
+      sse: { type: 'boolean', default: false },
     },
   });
   if (!a.url) {
@@ -55,7 +59,7 @@ async function coordinator() {
   const N = Number(a.clients);
   const M = Number(a.changes);
   const interval = Number(a.interval);
-  const wsUrl = a.url.replace(/^http/, 'ws') + '/api/ws';
+  const wsUrl = a.sse ? `${a.url}/api/events` : a.url.replace(/^http/, 'ws') + '/api/ws';
   const procs = Math.max(2, Math.ceil(N / MAX_PER_PROCESS));
   // Deadlines scale with N: 10,000 handshakes through one object take a while on 2 cores.
   const openTimeoutMs = 30_000 + N * 10;
@@ -78,7 +82,7 @@ async function coordinator() {
 
   // 1. Connect every socket and wait for its snapshot.
   const t0 = now();
-  const opened = await ask({ cmd: 'open', url: wsUrl, deadline: t0 + openTimeoutMs, spread: a.spread }, openTimeoutMs + 10_000);
+  const opened = await ask({ cmd: 'open', url: wsUrl, deadline: t0 + openTimeoutMs, spread: a.spread, sse: a.sse }, openTimeoutMs + 10_000);
   const connectMs = opened.flatMap((r) => r.connectMs ?? []).sort((x, y) => x - y);
   const ready = connectMs.length;
   const allReadyMs = Math.max(0, ...opened.map((r) => (r.lastSnapshotAt ?? t0) - t0));
@@ -123,6 +127,7 @@ async function coordinator() {
   const result = {
     clients: N,
     processes: procs,
+    transport: a.sse ? 'sse' : 'websocket',
     changes: M,
     changes_applied: Object.keys(sentAt).length,
     ready,
@@ -171,20 +176,19 @@ function client() {
   });
   process.on('disconnect', () => process.exit(0)); // the coordinator is gone: never linger
 
-  async function open({ url, count, deadline, spread }) {
+  async function open({ url, count, deadline, spread, sse }) {
     let next = 0;
     const base = (process.pid % 200) * 65536; // distinct addresses per client process
+    const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
     const one = () => new Promise((resolve) => {
       const s = { openedAt: now(), snapshotAt: null, snapshotVersion: null, updates: [], closed: false };
       const n = base + sockets.length;
       const headers = spread ? { 'CF-Connecting-IP': `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` } : {};
-      s.ws = new WebSocket(url, { perMessageDeflate: false, headers, handshakeTimeout: Math.max(1000, deadline - now()) });
       sockets.push(s);
-      s.ws.on('message', (data) => {
-        const at = now(); // first thing: the receipt time must not include our own parsing
+      const onMessage = (text, at) => {
         let msg;
         try {
-          msg = JSON.parse(data.toString());
+          msg = JSON.parse(text);
         } catch {
           errors.add('a message was not JSON');
           return;
@@ -198,6 +202,39 @@ function client() {
           if (s.snapshotAt === null) errors.add('an update came before the snapshot');
           s.updates.push([msg.version, at]);
         }
+      };
+      if (sse) {
+        // An event stream: events end with a blank line; `data:` lines carry the message.
+        const req = http.get(url, { agent, headers: { ...headers, accept: 'text/event-stream' } }, (res) => {
+          if (res.statusCode !== 200) {
+            errors.add(`events answered ${res.statusCode}`);
+            res.resume();
+            resolve();
+            return;
+          }
+          let buffer = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk) => {
+            const at = now(); // first thing: the receipt time must not include our own parsing
+            buffer += chunk;
+            let end;
+            while ((end = buffer.indexOf('\n\n')) >= 0) {
+              const event = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+              if (data) onMessage(data, at);
+            }
+          });
+          res.on('close', () => { s.closed = true; resolve(); });
+        });
+        req.on('error', (e) => { errors.add(String(e.message ?? e)); resolve(); });
+        s.ws = { terminate: () => req.destroy() };
+        return;
+      }
+      s.ws = new WebSocket(url, { perMessageDeflate: false, headers, handshakeTimeout: Math.max(1000, deadline - now()) });
+      s.ws.on('message', (data) => {
+        const at = now(); // first thing: the receipt time must not include our own parsing
+        onMessage(data.toString(), at);
       });
       s.ws.on('error', (e) => { errors.add(String(e.message ?? e)); resolve(); });
       s.ws.on('close', () => { s.closed = true; resolve(); });

@@ -238,14 +238,15 @@ A fresh server each time (in-memory storage, so the object is created from nothi
 
 ${table(['target', 'ready ms', "isolate's first request ms", 'first GET ms', 'second GET ms'], TARGETS.map((t) => [t, n(cold(t, 'ready_ms')), n(cold(t, 'isolate_ms'), 1), n(cold(t, 'first_ms'), 1), n(cold(t, 'second_ms'), 1)]))}
 
-## WebSocket fan-out
+## Fan-out: WebSockets and Server-Sent Events
 
-Every change must reach every open client exactly once, in order. N sockets on \`/api/ws\` (spread over several client processes), then ${c.fanout_changes} changes about ${c.fanout_interval_ms} ms apart; latency is the receipt time of each \`update\` minus the send time of its POST. "last socket" is, per change, when the last client got it. Missing, duplicated, out-of-order and unexpected messages must all be 0. The original design's target for a WebSocket update is p95 < 50 ms and p99 < 100 ms (at its capacity of 1,000 connections). "server CPU per change" is the server's CPU time from the moment every socket was ready until every update had arrived, divided by the changes (connects and closes excluded), and "per message" that divided by the sockets: the runtime sends each message through its own per-socket machinery (a pump per socket, one write per connection), which is nearly all of it, so **floor** shows the least a change to N sockets costs on this machine.
+Every change must reach every open client exactly once, in order. N sockets on \`/api/ws\` (or, where the transport says \`sse\`, N event streams on \`/api/events\`, through the same relays) spread over several client processes, then ${c.fanout_changes} changes about ${c.fanout_interval_ms} ms apart; latency is the receipt time of each \`update\` minus the send time of its POST. "last socket" is, per change, when the last client got it. Missing, duplicated, out-of-order and unexpected messages must all be 0. The original design's target for a WebSocket update is p95 < 50 ms and p99 < 100 ms (at its capacity of 1,000 connections). "server CPU per change" is the server's CPU time from the moment every socket was ready until every update had arrived, divided by the changes (connects and closes excluded), and "per message" that divided by the sockets: the runtime sends each message through its own per-socket machinery (a pump per socket, one write per connection), which is nearly all of it, so **floor** shows the least a change to N sockets costs on this machine.
 
 **ours** keeps every socket on the counter (\`RELAY_SOCKETS_PER_RELAY=0\`); **ours-relays** is the same build with relays on, one relay per 500 sockets (each socket with its own client address, so they spread as visitors would): "counter sends per change" is the number of sockets the counter itself holds, each of which it sends every change once — the browsers straight to the counter, the relays through relays. Locally every object shares the same two cores, so the relays' broadcasts do not run in parallel as they do in production, where each relay is its own object in its own place. "counter CPU per change": straight to the counter, the server's CPU per change is all the counter's; through relays the counter and the relays run in the same local runtime process and cannot be measured apart, so it is estimated as the counter's sends per change times the per-message cost measured straight to the counter at the same number of sockets (marked "est.").
 
-${r.fanout.length ? table(['target', 'clients', 'counter sends per change', 'connected', 'all connected s', 'connect p50 / p99 ms', 'delivered', 'latency p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'last socket p50 ms', 'missing', 'dup', 'out of order', 'unexpected', 'server CPU per change ms', 'per message µs', 'counter CPU per change ms', 'workerd peak RSS MiB'],
-  r.fanout.map((f) => [f.target, n(f.clients), n(f.counter_sends_per_change ?? f.server_sockets), n(f.ready), n(f.connect.all_ready_ms / 1000, 1), `${n(f.connect.p50_ms)} / ${n(f.connect.p99_ms)}`,
+${sseVsSocket(r)}
+${r.fanout.length ? table(['target', 'transport', 'clients', 'counter sends per change', 'connected', 'all connected s', 'connect p50 / p99 ms', 'delivered', 'latency p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'last socket p50 ms', 'missing', 'dup', 'out of order', 'unexpected', 'server CPU per change ms', 'per message µs', 'counter CPU per change ms', 'workerd peak RSS MiB'],
+  r.fanout.map((f) => [f.target, f.transport ?? 'websocket', n(f.clients), n(f.counter_sends_per_change ?? f.server_sockets), n(f.ready), n(f.connect.all_ready_ms / 1000, 1), `${n(f.connect.p50_ms)} / ${n(f.connect.p99_ms)}`,
     `${n(f.delivered)} / ${n(f.expected_messages)}`, n(f.latency_ms.p50, 1), n(f.latency_ms.p95, 1), n(f.latency_ms.p99, 1), n(f.latency_ms.max, 1), n(f.last_socket_ms.p50, 1),
     n(f.missing), n(f.duplicated), n(f.out_of_order), n(f.unexpected), n(f.server_cpu_ms_per_change), n(f.server_cpu_us_per_message, 1), counterCpu(r, f), n(f.workerd_peak_rss_mib)])) : '(not run)'}
 
@@ -352,6 +353,17 @@ ${table(['target', 'flood requests', 'flood req/s', 'reached the counter', 'shar
     `${n(x.quiet.p50, 2)} → ${n(x.under_flood.p50, 2)}`, x.p50_ratio.toFixed(1), `${n(x.quiet.p99, 2)} → ${n(x.under_flood.p99, 2)}`, x.p99_ratio.toFixed(1), n(x.quiet_errors + x.under_flood_errors)]))}
 ${noop && ours ? `\nFlooded, ours' polite p50 is ${(ours.under_flood.p50 / noop.under_flood.p50).toFixed(2)}× the no-op's and its p99 ${(ours.under_flood.p99 / noop.under_flood.p99).toFixed(2)}×.\n` : ''}`;
 })() : '';
+
+// Event streams beside sockets at the same number of clients through relays.
+function sseVsSocket(r) {
+  const rows = (r.fanout ?? []).filter((f) => f.transport === 'sse').map((f) => {
+    const ws = r.fanout.find((w) => w.target === f.target && w.clients === f.clients && (w.transport ?? 'websocket') === 'websocket');
+    if (!ws) return null;
+    return [n(f.clients), `${n(ws.latency_ms.p50, 1)} / ${n(f.latency_ms.p50, 1)}`, ratio(f.latency_ms.p50, ws.latency_ms.p50),
+      `${n(ws.latency_ms.p99, 1)} / ${n(f.latency_ms.p99, 1)}`, ratio(f.latency_ms.p99, ws.latency_ms.p99)];
+  }).filter(Boolean);
+  return rows.length ? `Event streams beside sockets, through relays (latency p50 and p99, sockets / streams, and streams over sockets):\n\n${table(['clients', 'p50 ms', 'p50 ×', 'p99 ms', 'p99 ×'], rows)}\n` : '';
+}
 
 // The hand-kept section at the end (the A/B figures behind design decisions, which no single
 // run produces) is carried over from the file as it stands, from its heading on.
