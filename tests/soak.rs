@@ -72,7 +72,7 @@ const SEGMENT: u64 = 1024;
 const RATE_LIMIT: u64 = 40;
 const PACE_MS: (u64, u64) = (500, 1200);
 /// Keys are kept longer than a client keeps retrying one (`load::ACK_LIMIT`).
-const RETENTION_SECONDS: u64 = 180;
+const RETENTION_SECONDS: u64 = 300;
 /// Versions per piece of the WGL check.
 const WGL_CHUNK: u64 = 128;
 /// Checkpoints run through the `audit-verify` chain (evenly chosen; all are checked against
@@ -298,9 +298,30 @@ fn relay_list(shared: &Shared) -> Vec<Value> {
     }
 }
 
-fn admin_post(shared: &Shared, path: &str) -> Result<common::Resp, String> {
+/// An admin hook, until `done` holds for its answer: a connection error or a 5xx on the way
+/// (the local dev server's own 503 for a request it lost while the Worker was being reloaded,
+/// the edge's 500 after a trap) is sent again, for up to a minute; any other answer is
+/// returned as the failure.
+fn admin_post(
+    shared: &Shared,
+    path: &str,
+    done: impl Fn(&common::Resp) -> bool,
+) -> Result<common::Resp, String> {
     let a = auth();
-    try_request(&shared.base(), "POST", path, &[("authorization", &a)], None)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = match try_request(&shared.base(), "POST", path, &[("authorization", &a)], None) {
+            Ok(r) if done(&r) => return Ok(r),
+            Ok(r) if r.status >= 500 => format!("{r:?}"),
+            Ok(r) => return Err(format!("{r:?}")),
+            Err(e) => e,
+        };
+        if Instant::now() > deadline {
+            return Err(format!("no answer within a minute; last: {last}"));
+        }
+        shared.failed(format!("admin {path}: retried"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// The bucket's folder of object bodies in the runtime's R2 emulation, once the first
@@ -423,33 +444,37 @@ fn nemesis(
                     continue;
                 };
                 let name = relay["relay"].as_str().unwrap().to_string();
-                match admin_post(shared, &format!("/api/admin/relays/reset?relay={name}")) {
-                    Ok(r) if r.status == 200 => format!("{name} with {} sockets", relay["sockets"]),
-                    other => {
-                        shared.problem(format!("resetting relay {name}: {other:?}"));
+                let path = format!("/api/admin/relays/reset?relay={name}");
+                match admin_post(shared, &path, |r| r.status == 200) {
+                    Ok(_) => format!("{name} with {} sockets", relay["sockets"]),
+                    Err(other) => {
+                        shared.problem(format!("resetting relay {name}: {other}"));
                         break;
                     }
                 }
             }
-            Fault::CounterRestart => match admin_post(shared, "/api/admin/counter/restart") {
-                Ok(r) if r.status == 200 => String::new(),
-                other => {
-                    shared.problem(format!("restarting the counter: {other:?}"));
-                    break;
+            Fault::CounterRestart => {
+                match admin_post(shared, "/api/admin/counter/restart", |r| r.status == 200) {
+                    Ok(_) => String::new(),
+                    Err(other) => {
+                        shared.problem(format!("restarting the counter: {other}"));
+                        break;
+                    }
                 }
-            },
-            Fault::EdgePanic => match admin_post(shared, "/api/admin/edge/panic") {
-                Ok(r)
-                    if r.status == 500
-                        && r.header("content-type") == Some("application/problem+json") =>
-                {
-                    String::new()
+            }
+            Fault::EdgePanic => {
+                // The panicking request's own answer: the problem+json 500 of src/entry.js.
+                let panicked = |r: &common::Resp| {
+                    r.status == 500 && r.header("content-type") == Some("application/problem+json")
+                };
+                match admin_post(shared, "/api/admin/edge/panic", panicked) {
+                    Ok(_) => String::new(),
+                    Err(other) => {
+                        shared.problem(format!("the edge panic's answer: {other}"));
+                        break;
+                    }
                 }
-                other => {
-                    shared.problem(format!("the edge panic's answer: {other:?}"));
-                    break;
-                }
-            },
+            }
             Fault::R2Failing => {
                 // Ready once something was archived (the bucket exists) and the next run is
                 // near (within ~300 changes); until then the other faults go first.
@@ -508,7 +533,7 @@ fn nemesis(
         };
         *storm.injected.entry(fault).or_default() += 1;
         // Survived: the load resumes (32 more changes acknowledged).
-        let resumed = load_resumed(shared, 32, Duration::from_secs(90));
+        let resumed = load_resumed(shared, 32, Duration::from_secs(180));
         println!(
             "{:>6.1} s {:<16} at version {} {what}; load {}",
             at.as_secs_f64(),
@@ -520,7 +545,7 @@ fn nemesis(
             storm.survived += 1;
         } else {
             shared.problem(format!(
-                "the load did not resume within 90 s after {fault:?}; retries so far: {:?}",
+                "the load did not resume within 180 s after {fault:?}; retries so far: {:?}",
                 shared.failures.lock().unwrap()
             ));
             break;

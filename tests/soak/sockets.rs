@@ -18,9 +18,9 @@ use crate::check::term;
 use crate::load::Shared;
 
 /// A socket that cannot connect again for this long fails the run.
-const RECONNECT_LIMIT: Duration = Duration::from_secs(150);
+const RECONNECT_LIMIT: Duration = Duration::from_secs(240);
 /// After the last change, every socket must have caught up within this long.
-const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(180);
 
 /// What one browser saw.
 #[derive(Debug, Default)]
