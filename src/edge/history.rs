@@ -12,9 +12,22 @@ use crate::http;
 use super::finish::{finish, Facts};
 use super::{archive, cache, forward};
 
-/// A read of history (an audit page, a proof, a past value): from the object, or completed from the archive
-/// when the object points there ([`archive::resolve`]).
-pub(super) fn archive_read(
+/// Whether `call` reads history (an audit page, a proof, a past value): answered by [`read`],
+/// and with the export under the per-client limit of history reads.
+pub(super) fn is_read(call: &ObjectCall) -> bool {
+    matches!(
+        call,
+        ObjectCall::Audit(_)
+            | ObjectCall::Inclusion(_)
+            | ObjectCall::Consistency(_)
+            | ObjectCall::ValueAsOf(_)
+    )
+}
+
+/// A read of history (an audit page, a proof, a past value): from this location's cache when
+/// the answer never changes ([`cache`]), else from the object, completed from the archive when
+/// the object points there ([`archive::resolve`]).
+pub(super) fn read(
     env: Env,
     call: ObjectCall,
     facts: Facts,

@@ -1,22 +1,29 @@
 //! The edge: the stateless Worker in front of the counter.
 //!
 //! It runs in whichever location a request arrives at and holds no state of its own. For each
-//! `/api/*` request it:
-//! 1. finds the route (404/405 otherwise) and applies the cross-origin rules;
-//! 2. validates everything about the request (body size, media type, JSON, amount, key,
-//!    `If-Match`, query) and turns it into one [`ObjectCall`];
-//! 3. gives every mutation its idempotency key *before* the first attempt (the client's, or a
+//! `/api/*` request [`handle`]:
+//! 1. finds the route (404/405 otherwise), applies the cross-origin rules and validates
+//!    everything about the request (body size, media type, JSON, amount, key, `If-Match`,
+//!    query) into a [`Plan`], most often one [`ObjectCall`] (`plan.rs`);
+//! 2. gives every mutation its idempotency key *before* the first attempt (the client's, or a
 //!    new UUID), so that retrying the call to the object can never apply a change twice;
+//! 3. refuses a change from a client the counter refused lately, and history reads past their
+//!    per-client limit, without asking the counter ([`shield`]);
 //! 4. sends the call to the one counter object (retrying only errors the platform marks
-//!    retryable, see [`forward`]) and returns its answer, adding CORS headers when needed;
-//!    with batching on, a read or change that finds `BATCH_MAX_IN_FLIGHT` calls of this
-//!    isolate in flight waits and shares the next call with the others waiting (`batch.rs`);
-//! 5. writes one structured log line and one metrics data point per request ([`metrics`]).
+//!    retryable, see [`forward`]); with batching on, a read or change that finds
+//!    `BATCH_MAX_IN_FLIGHT` calls of this isolate in flight waits and shares the next call
+//!    with the others waiting (`batch.rs`); a read of history may be answered from this
+//!    location's cache or completed from the archive (`history.rs`);
+//! 5. on the way out writes one structured log line and one metrics data point, adds CORS
+//!    headers when needed and lets the shield learn from a change's answer (`finish.rs`,
+//!    chained onto the counter's promise by `settle.rs`).
 //!
 //! The handler is synchronous: it returns the counter's promise instead of awaiting it, with
-//! the logging (and CORS) step chained onto it. Only a request with a body to read goes through
-//! an `async` block. An `async` handler would cost a promise, several closures and task
-//! wake-ups per request, which on the hot path is more than all the validation together.
+//! the way out chained onto it. A read of the value or a change without a body runs no `async`
+//! block; only a change with a body to read, a read of history and the rarer routes (sockets,
+//! streams, the badge, checkpoints, the export) do. An `async` handler would cost a promise,
+//! several closures and task wake-ups per request, which on the hot path is more than all the
+//! validation together.
 //!
 //! Everything else (the web app) is served by the static assets binding before the Worker
 //! runs (`run_worker_first = ["/api/*"]` in wrangler.toml).
@@ -53,8 +60,7 @@ use crate::core::wire::ObjectCall;
 use crate::http::{self, now_ms};
 use config::Config;
 use finish::{finish, Facts};
-use history::archive_read;
-use plan::{mutation, plan};
+use plan::{mutation, plan, Incoming};
 use settle::settle;
 
 /// What to do with a validated request.
@@ -130,29 +136,25 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         _ => None,
     };
 
-    let relay_settings = relays::settings(&env);
-    let plan = plan(
-        &req,
-        &headers,
-        (&config, relay_settings),
-        &url,
+    let plan = plan(&mut Incoming {
+        req: &req,
+        headers: &headers,
+        url: &url,
         query,
-        &access,
-        &mut facts,
-    );
+        access: &access,
+        config: &config,
+        relays: relays::settings(&env),
+        facts: &mut facts,
+    });
     if logged {
         facts.read_client(&headers);
     }
     // History reads (audit pages, exports, proofs, past values) have their own per-client limit.
-    let history = matches!(
-        plan,
-        Ok(Plan::Call(
-            ObjectCall::Audit(_)
-                | ObjectCall::Inclusion(_)
-                | ObjectCall::Consistency(_)
-                | ObjectCall::ValueAsOf(_)
-        )) | Ok(Plan::Export(..))
-    );
+    let history = match &plan {
+        Ok(Plan::Call(call)) => history::is_read(call),
+        Ok(Plan::Export(..)) => true,
+        _ => false,
+    };
     let plan = if history && config.history_reads > 0 {
         facts.read_client(&headers);
         shield::history_read(&facts.client, config.history_reads).and(plan)
@@ -170,15 +172,10 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
             )
             .map(Into::into)
         }
-        Ok(Plan::Call(
-            call @ (ObjectCall::Audit(_)
-            | ObjectCall::Inclusion(_)
-            | ObjectCall::Consistency(_)
-            | ObjectCall::ValueAsOf(_)),
-        )) => {
+        Ok(Plan::Call(call)) if history::is_read(&call) => {
             let if_none_match = headers.get("if-none-match")?;
             let origin = origin.map(String::from);
-            return Ok(archive_read(env, call, facts, origin, if_none_match).into());
+            return Ok(history::read(env, call, facts, origin, if_none_match).into());
         }
         Ok(Plan::Call(call)) => {
             batch::call(&env, &call, config.batch_in_flight).map(|(p, url)| (p, Some(url)))
