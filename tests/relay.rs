@@ -1,9 +1,9 @@
 //! The relay tier against the real runtime: browsers' sockets spread over many relays, each
 //! relay holding one upstream socket to the counter.
 //!
-//! With 50 sockets per relay and 12 relays per region, 500 sockets land on at least 10 relays;
-//! every socket gets every update exactly once, in version order, while many clients change
-//! the counter at once, and the counter holds relay connections only. Faults: a relay reset
+//! With 50 sockets per relay and 12 starting relays per region, 500 sockets land on at least 10
+//! relays; every socket gets every update exactly once, in version order, while many clients
+//! change the counter at once, and the counter holds relay connections only. Faults: a relay reset
 //! mid-stream (its browsers resume with `since`: no gap, no duplicate), the counter restarted
 //! under the relays (they resume; browsers keep their sockets and see no gap), an update
 //! withheld from one relay (it fills the gap before forwarding anything later). Nearby reads:
@@ -11,7 +11,8 @@
 //! has not committed. The watchdog: a silent (half-open) upstream is noticed and resumed; a
 //! relay rebuilt by the runtime without its memory closes its browsers with 1012 and they
 //! resume. An idle relay closes its upstream, and its nearby reads stay correct after. The
-//! per-client socket cap holds when a client's home relay fills up and empties again.
+//! per-client socket cap holds when a client's home relay fills up and empties again; a client
+//! whose relays are all full gets 503. Growth past the starting relays: tests/relay_growth.rs.
 
 mod common;
 
@@ -368,9 +369,7 @@ fn a_withheld_update_is_fetched_before_anything_later_is_forwarded() {
         .unwrap()
         .0
         .to_string();
-    let shard = number_acidizer::core::relay::shard_order(&b.ip, SHARDS)
-        .next()
-        .unwrap();
+    let shard = number_acidizer::core::relay::home(&b.ip, SHARDS);
     let name = format!("{region}-{shard}");
     admin_post(&s, &format!("/api/admin/relays/withhold?relay={name}"));
     let before = b.last;
@@ -486,9 +485,7 @@ fn admin_views_and_hooks_need_the_token() {
 
 /// The relay a client's sockets and nearby reads start at.
 fn home(ip: &str) -> String {
-    let shard = number_acidizer::core::relay::shard_order(ip, SHARDS)
-        .next()
-        .unwrap();
+    let shard = number_acidizer::core::relay::home(ip, SHARDS);
     format!("{REGION}-{shard}")
 }
 
@@ -662,7 +659,7 @@ fn the_per_client_cap_holds_when_a_client_s_home_relay_fills_up_and_empties() {
     wait_relay(&s, &name, "full", |r| {
         r.is_some_and(|r| r["sockets"] == PER_RELAY as u64)
     });
-    // The client's first sockets go past its full home relay.
+    // The client's first sockets go past its full home relay (to its relay on the next level).
     let mut mine: Vec<Socket> = (0..5)
         .map(|_| {
             let mut sock = open(&s, &client, "");
@@ -686,10 +683,12 @@ fn the_per_client_cap_holds_when_a_client_s_home_relay_fills_up_and_empties() {
     }
     let refused = Socket::try_connect(&url, &[("cf-connecting-ip", &client)]);
     assert_eq!(refused.err().as_deref(), Some("status 429"));
-    // The relay with room did not take them: it passed the client on, as when it was full.
+    // The home relay passed the client on (it marked it), the edge counted the client's other
+    // relays, and the home relay, the earliest with room, took the rest with that count.
     let row = relay_row(&s, &name).unwrap();
-    assert!(
-        row["sockets"].as_u64().unwrap() <= (PER_RELAY - 10) as u64,
+    assert_eq!(
+        row["sockets"].as_u64().unwrap(),
+        (PER_RELAY - 10 + PER_CLIENT - 5) as u64,
         "{row}"
     );
     for sock in mine.into_iter().chain(filler_socks) {
@@ -697,49 +696,70 @@ fn the_per_client_cap_holds_when_a_client_s_home_relay_fills_up_and_empties() {
     }
 }
 
+/// A region that starts with one relay and grows to at most four: levels `enam-0` and
+/// `enam-1..=3`, so every client's walk is `enam-0` then one of the three. A server of its own.
 #[test]
-fn a_full_region_refuses_and_a_relay_that_passed_a_client_on_takes_it_when_only_it_has_room() {
-    let s = server();
+fn a_client_whose_relays_are_all_full_is_refused_and_its_home_takes_it_when_only_it_has_room() {
+    const PER: usize = 10;
+    let s = Server::start(Options {
+        vars: vec![
+            ("RELAY_SOCKETS_PER_RELAY".into(), PER.to_string()),
+            ("RELAY_SHARDS".into(), "1".into()),
+            ("RELAY_MAX_SHARDS".into(), "4".into()),
+            ("ADMIN_TOKEN".into(), ADMIN.into()),
+            ("RELAY_WATCHDOG_SECONDS".into(), "1".into()),
+        ],
+        ..Options::default()
+    });
     let url = format!("ws://127.0.0.1:{}/api/ws", s.port);
-    // Fill every relay of the region, each socket from its own client.
-    let mut fillers: Vec<(String, Socket)> = Vec::new();
-    let mut i = 30_000;
-    let full = loop {
-        let who = ip(i);
-        i += 1;
-        match Socket::try_connect(&url, &[("cf-connecting-ip", &who)]) {
-            Ok(mut sock) => {
-                sock.next_json();
-                fillers.push((who, sock));
-            }
-            Err(e) => break e,
-        }
-        assert!(fillers.len() <= PER_RELAY * SHARDS as usize, "never full");
-    };
-    assert_eq!(full, "status 503");
-    // A client now gets 503 too, and every relay it passed marked it.
+    let walk_of =
+        |who: &str| -> Vec<u32> { number_acidizer::core::relay::shard_order(who, 1, 4).collect() };
     let client = ip(40_000);
-    let home_relay = home(&client);
+    let walk = walk_of(&client);
+    assert_eq!(walk.len(), 2);
+    assert_eq!(walk[0], 0);
+    let second = format!("{REGION}-{}", walk[1]);
+    // Clients with the same walk fill both of its relays: the home first, then the second.
+    let same: Vec<String> = (30_000..40_000)
+        .map(ip)
+        .filter(|w| walk_of(w) == walk)
+        .take(2 * PER + 1)
+        .collect();
+    assert_eq!(same.len(), 2 * PER + 1);
+    let mut fillers: Vec<Socket> = same[..2 * PER]
+        .iter()
+        .map(|who| {
+            let mut sock = Socket::connect(&url, &[("cf-connecting-ip", who)]);
+            assert_eq!(sock.next_json()["type"], "snapshot");
+            sock
+        })
+        .collect();
+    wait_relay(&s, "enam-0", "full", |r| {
+        r.is_some_and(|r| r["sockets"] == PER as u64)
+    });
+    wait_relay(&s, &second, "full", |r| {
+        r.is_some_and(|r| r["sockets"] == PER as u64)
+    });
+    // Both relays of the walk are full: 503 (whatever room the region's other relays have),
+    // and every relay the client passed marked it.
+    let refused = Socket::try_connect(&url, &[("cf-connecting-ip", &same[2 * PER])]);
+    assert_eq!(refused.err().as_deref(), Some("status 503"));
     let refused = Socket::try_connect(&url, &[("cf-connecting-ip", &client)]);
     assert_eq!(refused.err().as_deref(), Some("status 503"));
-    // One socket leaves the client's home relay: it has room, every other relay is full.
-    let leaving = fillers
-        .iter()
-        .position(|(who, _)| home(who) == home_relay)
-        .expect("a filler on the home relay");
-    fillers.swap_remove(leaving).1.close();
-    wait_relay(&s, &home_relay, "one free place", |r| {
-        r.is_some_and(|r| r["sockets"] == (PER_RELAY - 1) as u64)
+    // One socket leaves the home relay: it has room, the other relay of the walk is full.
+    fillers.remove(0).close();
+    wait_relay(&s, "enam-0", "one free place", |r| {
+        r.is_some_and(|r| r["sockets"] == (PER - 1) as u64)
     });
-    // The home relay passes the client on (it marked it), every other relay is full, so the
-    // edge comes back to the home relay with the client's count from all of them.
+    // The home relay passes the client on (it marked it), the other is full, so the edge comes
+    // back to the home relay with the client's count from the other.
     let mut sock = Socket::connect(&url, &[("cf-connecting-ip", &client)]);
     assert_eq!(sock.next_json()["type"], "snapshot");
-    wait_relay(&s, &home_relay, "full again", |r| {
-        r.is_some_and(|r| r["sockets"] == PER_RELAY as u64)
+    wait_relay(&s, "enam-0", "full again", |r| {
+        r.is_some_and(|r| r["sockets"] == PER as u64)
     });
     sock.close();
-    for (_, f) in fillers {
+    for f in fillers {
         f.close();
     }
 }

@@ -8,8 +8,9 @@
 //! what comes out.
 //!
 //! - [`region`]: a caller's `request.cf` (continent, longitude) → a location hint.
-//! - [`shard_order`]: the shards of a region in the order a caller tries them (its address
-//!   decides where it starts, so one client's sockets stay together).
+//! - [`shard_order`]: the relays of a region a caller may use, in the order it tries them: one
+//!   per [`levels`] of the region, chosen by its address (so one client's sockets stay
+//!   together, and a region grows into more relays only where its relays are full).
 //! - [`Feed`]: forward version v only after v − 1; on a gap, say which versions to fetch from
 //!   the audit trail; drop duplicates; serve `since` from the last updates in memory.
 //! - [`RelayCall`]: the edge → relay call, encoded in one URL like [`super::wire`].
@@ -35,11 +36,23 @@ pub const MAX_PENDING: usize = 4096;
 /// The default cap of browser sockets per relay (`RELAY_SOCKETS_PER_RELAY`).
 pub const DEFAULT_SOCKETS_PER_RELAY: u32 = 2500;
 
-/// The default number of relays per region (`RELAY_SHARDS`).
+/// The default number of relays a region starts with (`RELAY_SHARDS`): its first level, where
+/// every client's sockets start.
 pub const DEFAULT_SHARDS: u32 = 4;
 
-/// The most shards per region a configuration may ask for.
+/// The most starting shards per region a configuration may ask for.
 pub const MAX_SHARDS: u32 = 256;
+
+/// The most relays one region may grow to, and the default of `RELAY_MAX_SHARDS`. The counter
+/// sends every update once per relay in use: nine regions of 512 are 4,608 upstream sockets,
+/// well within what one object holds, and 512 relays of 2,500 sockets carry 1.28 million
+/// browsers per region. A client's walk is one relay per level, so 512 relays from 16 starting
+/// ones are 4 relays per walk.
+pub const MAX_RELAYS: u32 = 512;
+
+/// How much larger each level of a region is than all the levels before it together, less
+/// one: level 1 is shards `S..4S`, level 2 `4S..16S`, and so on (`S` = `RELAY_SHARDS`).
+pub const GROWTH: u32 = 4;
 
 /// The tag of every relay's upstream socket at the counter.
 pub const UPSTREAM_TAG: &str = "relay";
@@ -49,8 +62,8 @@ pub const UPSTREAM_TAG: &str = "relay";
 pub const FULL_HEADER: &str = "relay-full";
 
 /// Response header, with [`FULL_HEADER`], of a relay that passes a client on only because it
-/// did so before ([`Marks`]): it has room, and takes the socket when every other relay of the
-/// region passes it on too.
+/// did so before ([`Marks`]), or of a relay only asked to count ([`Mode::Count`]): it has room,
+/// and takes the socket once the walk has counted every other relay of the client.
 pub const ROOM_HEADER: &str = "relay-room";
 
 /// How long a relay remembers that it passed a client on (24 hours after the last time).
@@ -170,7 +183,7 @@ pub fn relay_name(region: &str, shard: u32) -> String {
 }
 
 /// Whether `name` is a relay name ([`relay_name`] of a known region and a shard below
-/// [`MAX_SHARDS`]); returns its region.
+/// [`MAX_RELAYS`]); returns its region.
 pub fn parse_relay_name(name: &str) -> Option<&'static str> {
     let (region, shard) = name.rsplit_once('-')?;
     let region = REGIONS.iter().find(|r| **r == region)?;
@@ -179,16 +192,58 @@ pub fn parse_relay_name(name: &str) -> Option<&'static str> {
         && shard.bytes().all(|b| b.is_ascii_digit())
         && (shard == "0" || !shard.starts_with('0'));
     let shard: u32 = shard.parse().ok().filter(|_| canonical)?;
-    (shard < MAX_SHARDS).then_some(*region)
+    (shard < MAX_RELAYS).then_some(*region)
 }
 
-/// The shards `0..shards` in the order a client tries them: starting at one chosen by its
-/// address (so a client's sockets land on one relay while it has room), then the next ones,
-/// wrapping around.
-pub fn shard_order(client: &str, shards: u32) -> impl Iterator<Item = u32> {
-    let shards = shards.max(1);
-    let start = fnv1a(client.as_bytes()) % shards;
-    (0..shards).map(move |i| (start + i) % shards)
+/// The levels of a region that starts with `start` relays and grows up to `max`: level 0 is
+/// shards `0..start` (`RELAY_SHARDS`), each next level [`GROWTH`] times the end of the one
+/// before, the last one cut at `max` (at most [`MAX_RELAYS`]). `start` = `max`: one level, no
+/// growth.
+pub fn levels(start: u32, max: u32) -> Vec<std::ops::Range<u32>> {
+    let start = start.clamp(1, MAX_SHARDS);
+    let max = max.clamp(start, MAX_RELAYS);
+    let mut out = Vec::with_capacity(8);
+    out.push(0..start);
+    let mut low = start;
+    while low < max {
+        let high = low.saturating_mul(GROWTH).min(max);
+        out.push(low..high);
+        low = high;
+    }
+    out
+}
+
+/// The relays a client may use in a region of [`levels`]`(start, max)`, in the order it tries
+/// them: one shard per level. The first (its *home*) is its address's hash over the starting
+/// shards; each later one an independent hash over its level, so the clients that overflow one
+/// relay spread over the whole next level. The order never depends on how many relays are in
+/// use: a client's sockets are always on these relays, wherever the region stands, so one
+/// walk over them counts every one of them ([`Walk`]).
+pub fn shard_order(client: &str, start: u32, max: u32) -> impl Iterator<Item = u32> {
+    let h = fnv1a(client.as_bytes());
+    levels(start, max)
+        .into_iter()
+        .enumerate()
+        .map(move |(k, level)| {
+            let size = level.end - level.start;
+            let pick = if k == 0 { h } else { mix(h, k as u32) };
+            level.start + pick % size
+        })
+}
+
+/// A client's home: the first relay of its walk, where its nearby reads go.
+pub fn home(client: &str, start: u32) -> u32 {
+    fnv1a(client.as_bytes()) % start.clamp(1, MAX_SHARDS)
+}
+
+/// An independent hash of `h` for level `k` (the SplitMix64 finalizer): a plain FNV step would
+/// keep the home's residue, sending the clients of one full relay to a few relays of the next
+/// level.
+fn mix(h: u32, k: u32) -> u32 {
+    let mut z = (u64::from(h) << 32 | u64::from(k)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) >> 32) as u32
 }
 
 /// 32-bit FNV-1a: a stable, even spread of addresses over shards.
@@ -207,11 +262,12 @@ pub fn backoff_ms(attempt: u32, random: f64) -> u64 {
     ((cap as f64 * random.clamp(0.0, 1.0)) as u64).max(20)
 }
 
-/// The clients a relay passed on to the next shard while it was full. A relay keeps passing
-/// such a client on (with its count there) even after it has room again, so that a client's
-/// sockets stay on the relays its edge walk visits before the one that takes the next socket,
-/// and every one of them is counted against `WS_CONNECTIONS_PER_CLIENT` (see [`Walk`]). A
-/// mark lasts [`MARK_TTL_MS`] after it was last written (it is rewritten at most hourly).
+/// The clients a relay passed on to the next relay of their walk while it was full: they may
+/// hold sockets further along it. A relay keeps passing such a client on (with its count
+/// there, and that it has room) even after it has room again, so that the edge's walk counts
+/// the client's sockets on every later relay before this one takes the next socket, and every
+/// one of them is counted against `WS_CONNECTIONS_PER_CLIENT` (see [`Walk`]). A mark lasts
+/// [`MARK_TTL_MS`] after it was last written (it is rewritten at most hourly).
 #[derive(Clone, Debug, Default)]
 pub struct Marks {
     at: HashMap<String, f64>,
@@ -276,11 +332,17 @@ pub fn mark_key(client: &str) -> String {
 /// The prefix of every mark's storage key.
 pub const MARK_PREFIX: &str = "pass:";
 
-/// The edge's walk over a region's shards for one socket: each relay that passes the socket
-/// on says how many sockets the client holds there. A relay takes the socket with `held` =
-/// the client's sockets on the relays passed, and counts its own. When every relay passes the
-/// socket on, the first one that did so only because of a mark (it has room) takes it, with
-/// every other relay's count: the walk then visited every relay, so the count is complete.
+/// The edge's walk over a client's relays ([`shard_order`]) for one socket: each relay that
+/// passes the socket on says how many sockets the client holds there. A relay takes the socket
+/// with `held` = the client's sockets on the relays passed, and counts its own.
+///
+/// A relay that passes the socket on although it has room (it marked the client: the client may
+/// hold sockets further on) turns the rest of the walk into a count ([`Mode::Count`]): every
+/// later relay only says how many sockets the client holds there. After the last one the walk
+/// has counted every relay the client can hold a socket on, and the first relay that had room
+/// takes the socket ([`Mode::Force`]) with every other relay's count. So a socket always lands
+/// on the earliest relay of its walk with room: once a crowd has gone, its clients come back
+/// to their starting relays and the grown ones stay idle.
 #[derive(Clone, Debug, Default)]
 pub struct Walk {
     held: u32,
@@ -293,8 +355,17 @@ impl Walk {
         self.held
     }
 
+    /// How to ask the next relay: [`Mode::Count`] once a relay with room passed the socket on.
+    pub fn mode(&self) -> Mode {
+        if self.room.is_some() {
+            Mode::Count
+        } else {
+            Mode::Take
+        }
+    }
+
     /// Shard `shard` passed the socket on; the client holds `here` sockets there; `room`: it
-    /// passed it on only because of a mark.
+    /// has room (it passed the socket on only because of a mark, or it was only counted).
     pub fn passed(&mut self, shard: u32, here: u32, room: bool) {
         self.held = self.held.saturating_add(here);
         if room && self.room.is_none() {
@@ -302,12 +373,24 @@ impl Walk {
         }
     }
 
-    /// After every shard passed the socket on: the shard that must take it (`force`) and the
-    /// client's sockets on every other shard; `None` when the region is full.
+    /// After every relay of the walk passed the socket on: the shard that must take it
+    /// ([`Mode::Force`]) and the client's sockets on every other relay; `None` when every relay
+    /// of the walk is full.
     pub fn fallback(&self) -> Option<(u32, u32)> {
         self.room
             .map(|(shard, here)| (shard, self.held.saturating_sub(here)))
     }
+}
+
+/// How the edge asks a relay for a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Take it if there is room and the client is not marked ([`Marks`]); otherwise pass it on.
+    Take,
+    /// Take it if there is room, mark or not: the walk counted every other relay.
+    Force,
+    /// Take nothing: say how many sockets the client holds here, and whether there is room.
+    Count,
 }
 
 /// The relay's latest forwarded state.
@@ -625,9 +708,10 @@ pub enum RelayCall {
         client: String,
         since: Option<u64>,
         held: u32,
-        /// Take the socket even if this relay passed the client on before (every other relay
-        /// of the region passed it on: `held` counts all of its sockets there).
-        force: bool,
+        /// Take it ([`Mode::Take`]), take it even if this relay passed the client on before
+        /// (every other relay of the walk was counted: `held` counts all of its sockets
+        /// there), or only count ([`Mode::Count`]).
+        mode: Mode,
         /// An event stream (`GET /api/events`) instead of a socket: the same start, the same
         /// caps, the same updates, as Server-Sent Events.
         events: bool,
@@ -683,7 +767,7 @@ impl RelayCall {
                 client,
                 since,
                 held,
-                force,
+                mode,
                 events,
             } => {
                 let path = if *events { "events" } else { "connect" };
@@ -691,8 +775,10 @@ impl RelayCall {
                 if let Some(s) = since {
                     url.push_str(&format!("&since={s}"));
                 }
-                if *force {
-                    url.push_str("&force=1");
+                match mode {
+                    Mode::Take => {}
+                    Mode::Force => url.push_str("&force=1"),
+                    Mode::Count => url.push_str("&count=1"),
                 }
                 url
             }
@@ -724,6 +810,7 @@ impl RelayCall {
                 "since",
                 "held",
                 "force",
+                "count",
                 "min_version",
                 "counter",
             ],
@@ -737,7 +824,9 @@ impl RelayCall {
         let uint = |name| query::uint(&pairs, name, 0, MAX_VALUE as u64, None).map_err(bad);
         let only = |names: &[&str]| pairs.iter().all(|(n, _)| names.contains(n));
         match path {
-            "/connect" | "/events" if only(&["relay", "client", "since", "held", "force"]) => {
+            "/connect" | "/events"
+                if only(&["relay", "client", "since", "held", "force", "count"]) =>
+            {
                 let client = get("client")
                     .filter(|c| super::wire::is_client_id(c))
                     .ok_or(Problem::Internal)?
@@ -748,10 +837,14 @@ impl RelayCall {
                     client,
                     since: uint("since")?,
                     held: u32::try_from(held).map_err(|_| Problem::Internal)?,
-                    force: match get("force").map(String::as_str) {
-                        None => false,
-                        Some("1") => true,
-                        Some(_) => return Err(Problem::Internal),
+                    mode: match (
+                        get("force").map(String::as_str),
+                        get("count").map(String::as_str),
+                    ) {
+                        (None, None) => Mode::Take,
+                        (Some("1"), None) => Mode::Force,
+                        (None, Some("1")) => Mode::Count,
+                        _ => return Err(Problem::Internal),
                     },
                     events: path == "/events",
                 })
@@ -934,33 +1027,44 @@ mod tests {
     #[test]
     fn a_walk_falls_back_to_the_first_relay_with_room_with_every_other_count() {
         let mut w = Walk::default();
+        assert_eq!(w.mode(), Mode::Take);
         w.passed(3, 2, false);
         assert_eq!(w.fallback(), None);
+        assert_eq!(w.mode(), Mode::Take, "a full relay: the walk goes on");
         w.passed(0, 1, true);
+        assert_eq!(
+            w.mode(),
+            Mode::Count,
+            "a relay with room passed: only count"
+        );
         w.passed(1, 4, true);
         assert_eq!(w.held(), 7);
         assert_eq!(w.fallback(), Some((0, 6)));
     }
 
-    /// Relays and an edge that follow the rules of [`Marks`] and [`Walk`], driven by random
-    /// opens and closes: whenever a relay takes or refuses a socket against the client cap,
-    /// the count it uses is the client's true total over the whole region.
+    /// Relays and an edge that follow the rules of [`Marks`] and [`Walk`] in a region that
+    /// grows ([`levels`]), driven by random opens and closes: whenever a relay takes or refuses
+    /// a socket against the client cap, the count it uses is the client's true total over the
+    /// whole region; every socket sits on a relay of its client's walk, on the earliest one
+    /// that had room.
     #[test]
     fn the_per_client_cap_counts_every_socket_across_relays() {
+        #[derive(Default)]
         struct Relay {
             sockets: Vec<String>,
             marks: Marks,
         }
-        const SHARDS: u32 = 5;
-        const PER_RELAY: usize = 6;
+        const START: u32 = 2;
+        const MAX: u32 = 20;
+        const PER_RELAY: usize = 3;
         const CLIENT_CAP: u32 = 4;
-        let mut relays: Vec<Relay> = (0..SHARDS)
-            .map(|_| Relay {
-                sockets: Vec::new(),
-                marks: Marks::default(),
-            })
+        let mut relays: Vec<Relay> = (0..MAX).map(|_| Relay::default()).collect();
+        let clients: Vec<String> = (0..24).map(|i| format!("10.0.0.{i}")).collect();
+        let walks: Vec<Vec<u32>> = clients
+            .iter()
+            .map(|c| shard_order(c, START, MAX).collect())
             .collect();
-        let clients: Vec<String> = (0..9).map(|i| format!("10.0.0.{i}")).collect();
+        assert!(walks.iter().all(|w| w.len() == 3));
         let mut seed = 0x2545_f491_u64;
         let mut rand = |n: usize| {
             seed ^= seed << 13;
@@ -968,30 +1072,32 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        let (mut taken, mut capped, mut full) = (0, 0, 0);
-        for step in 0..20_000 {
+        let (mut taken, mut capped, mut full, mut forced) = (0, 0, 0, 0);
+        for step in 0..40_000 {
             let now = step as f64;
-            let c = &clients[rand(clients.len())];
+            let ci = rand(clients.len());
+            let c = &clients[ci];
             let truth = relays
                 .iter()
                 .map(|r| r.sockets.iter().filter(|s| *s == c).count() as u32)
                 .sum::<u32>();
             if rand(3) == 0 {
                 // A random socket closes.
-                let r = rand(SHARDS as usize);
+                let r = rand(MAX as usize);
                 if !relays[r].sockets.is_empty() {
                     let i = rand(relays[r].sockets.len());
                     relays[r].sockets.swap_remove(i);
                 }
                 continue;
             }
-            // The relay's decision: pass on (full or marked), 429, or take.
-            let visit = |shard: u32, held: u32, force: bool, relays: &mut [Relay]| {
+            // The relay's decision: pass on (full, marked or only counting), 429, or take.
+            let visit = |shard: u32, held: u32, mode: Mode, relays: &mut [Relay]| {
                 let r = &mut relays[shard as usize];
                 let here = r.sockets.iter().filter(|s| *s == c).count() as u32;
                 let is_full = r.sockets.len() >= PER_RELAY;
-                if is_full || (!force && r.marks.passes(c, now)) {
-                    if is_full {
+                let marked = mode == Mode::Take && r.marks.passes(c, now);
+                if is_full || marked || mode == Mode::Count {
+                    if is_full && mode == Mode::Take {
                         r.marks.record(c, now);
                     }
                     return Err((here, !is_full));
@@ -1005,9 +1111,17 @@ mod tests {
             };
             let mut walk = Walk::default();
             let mut outcome = None;
-            for shard in shard_order(c, SHARDS) {
-                match visit(shard, walk.held(), false, &mut relays) {
+            for &shard in &walks[ci] {
+                let mode = walk.mode();
+                let before: Vec<bool> = walks[ci]
+                    .iter()
+                    .take_while(|s| **s != shard)
+                    .map(|s| relays[*s as usize].sockets.len() >= PER_RELAY)
+                    .collect();
+                match visit(shard, walk.held(), mode, &mut relays) {
                     Ok(t) => {
+                        // Taken without a count: every relay before it was full.
+                        assert!(before.iter().all(|f| *f), "step {step}: not the earliest");
                         outcome = Some(t);
                         break;
                     }
@@ -1016,7 +1130,8 @@ mod tests {
             }
             if outcome.is_none() {
                 if let Some((shard, held)) = walk.fallback() {
-                    outcome = visit(shard, held, true, &mut relays).ok();
+                    outcome = visit(shard, held, Mode::Force, &mut relays).ok();
+                    forced += 1;
                 }
             }
             match outcome {
@@ -1025,18 +1140,26 @@ mod tests {
                 None => full += 1,
             }
             for (i, cl) in clients.iter().enumerate() {
-                let n = relays
-                    .iter()
-                    .map(|r| r.sockets.iter().filter(|s| *s == cl).count() as u32)
-                    .sum::<u32>();
+                let mut n = 0;
+                for (shard, r) in relays.iter().enumerate() {
+                    let here = r.sockets.iter().filter(|s| *s == cl).count() as u32;
+                    assert!(
+                        here == 0 || walks[i].contains(&(shard as u32)),
+                        "step {step}: a socket off its client's walk"
+                    );
+                    n += here;
+                }
                 assert!(n <= CLIENT_CAP, "step {step}: client {i} holds {n}");
             }
         }
-        // The run went through every case.
+        // The run went through every case, and the region grew past its first level.
         assert!(
-            taken > 1000 && capped > 100 && full > 100,
-            "{taken} {capped} {full}"
+            taken > 1000 && capped > 100 && full > 100 && forced > 100,
+            "{taken} {capped} {full} {forced}"
         );
+        assert!(relays[START as usize..]
+            .iter()
+            .any(|r| !r.sockets.is_empty()));
     }
 
     fn k(version: u64) -> Known {
@@ -1094,32 +1217,63 @@ mod tests {
     #[test]
     fn relay_names_are_strict() {
         assert_eq!(parse_relay_name("enam-0"), Some("enam"));
-        assert_eq!(parse_relay_name("enam-255"), Some("enam"));
+        assert_eq!(parse_relay_name("enam-511"), Some("enam"));
         for bad in [
-            "enam", "enam-", "enam-256", "enam-01", "enam--1", "mars-1", "enam-1a", "-1", "",
+            "enam", "enam-", "enam-512", "enam-01", "enam--1", "mars-1", "enam-1a", "-1", "",
         ] {
             assert_eq!(parse_relay_name(bad), None, "{bad}");
         }
     }
 
     #[test]
-    fn a_client_starts_at_its_own_shard_and_tries_every_one() {
-        let order: Vec<u32> = shard_order("203.0.113.9", 12).collect();
-        assert_eq!(order.len(), 12);
-        let mut sorted = order.clone();
-        sorted.sort();
-        assert_eq!(sorted, (0..12).collect::<Vec<_>>());
-        assert_eq!(order, shard_order("203.0.113.9", 12).collect::<Vec<_>>());
-        for w in order.windows(2) {
-            assert_eq!(w[1], (w[0] + 1) % 12);
+    fn a_region_grows_in_levels_up_to_its_maximum() {
+        assert_eq!(levels(16, 512), vec![0..16, 16..64, 64..256, 256..512]);
+        assert_eq!(levels(4, 512), vec![0..4, 4..16, 16..64, 64..256, 256..512]);
+        assert_eq!(levels(12, 100), vec![0..12, 12..48, 48..100]);
+        let one = |start, max| match levels(start, max).as_slice() {
+            [only] => only.clone(),
+            more => panic!("{more:?}"),
+        };
+        assert_eq!(one(8, 8), 0..8, "no growth");
+        assert_eq!(one(8, 2), 0..8, "the maximum is at least the start");
+        assert_eq!(one(0, 0), 0..1);
+        assert_eq!(levels(1, 9999).last(), Some(&(256..MAX_RELAYS)));
+        assert_eq!(levels(MAX_SHARDS, MAX_RELAYS).len(), 2);
+    }
+
+    #[test]
+    fn a_client_walks_one_relay_per_level_starting_at_its_home() {
+        let order: Vec<u32> = shard_order("203.0.113.9", 12, 512).collect();
+        assert_eq!(
+            order,
+            shard_order("203.0.113.9", 12, 512).collect::<Vec<_>>()
+        );
+        let lv = levels(12, 512);
+        assert_eq!(order.len(), lv.len());
+        for (s, l) in order.iter().zip(&lv) {
+            assert!(l.contains(s), "{s} outside {l:?}");
         }
-        // Addresses spread over the shards.
-        let mut seen = std::collections::BTreeSet::new();
-        for i in 0..200 {
-            seen.insert(shard_order(&format!("10.0.{}.{}", i / 10, i), 12).next());
+        // The home does not depend on the maximum; a smaller maximum is a prefix of levels.
+        assert_eq!(
+            shard_order("203.0.113.9", 12, 12).collect::<Vec<_>>(),
+            vec![order[0]]
+        );
+        assert_eq!(shard_order("x", 0, 0).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(home("203.0.113.9", 12), order[0]);
+        // Addresses spread over the starting shards, and the clients of ONE home spread over
+        // the whole next level (each level's hash is independent of the home's).
+        let mut homes = std::collections::BTreeSet::new();
+        let mut next = std::collections::BTreeSet::new();
+        for i in 0..4000 {
+            let o: Vec<u32> =
+                shard_order(&format!("10.0.{}.{}", i / 250, i % 250), 16, 512).collect();
+            homes.insert(o[0]);
+            if o[0] == 5 {
+                next.insert(o[1]);
+            }
         }
-        assert_eq!(seen.len(), 12);
-        assert_eq!(shard_order("x", 0).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(homes.len(), 16);
+        assert_eq!(next.len(), 48, "{next:?}");
     }
 
     #[test]
@@ -1298,7 +1452,7 @@ mod tests {
                 client: "203.0.113.9".into(),
                 since: Some(4),
                 held: 2,
-                force: true,
+                mode: Mode::Force,
                 events: false,
             },
             RelayCall::Connect {
@@ -1306,8 +1460,16 @@ mod tests {
                 client: "unknown".into(),
                 since: None,
                 held: 0,
-                force: false,
+                mode: Mode::Take,
                 events: true,
+            },
+            RelayCall::Connect {
+                relay: "enam-300".into(),
+                client: "10.0.0.1".into(),
+                since: None,
+                held: 7,
+                mode: Mode::Count,
+                events: false,
             },
             RelayCall::Value {
                 relay: "weur-1".into(),
@@ -1353,6 +1515,8 @@ mod tests {
             "https://relay/connect?relay=enam-1&client=<x>&held=0",
             "https://relay/connect?relay=enam-1&client=unknown",
             "https://relay/connect?relay=enam-1&client=unknown&held=0&force=yes",
+            "https://relay/connect?relay=enam-1&client=unknown&held=0&count=0",
+            "https://relay/connect?relay=enam-1&client=unknown&held=0&force=1&count=1",
             "https://relay/nope?relay=enam-1",
         ] {
             assert_eq!(RelayCall::decode(bad), Err(Problem::Internal), "{bad}");

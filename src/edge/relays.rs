@@ -3,12 +3,16 @@
 //! A socket (`/api/ws`), an event stream (`/api/events`, counted as a socket) and a nearby
 //! read go to a relay of the caller's region
 //! ([`region::region`](crate::core::relay::region) from `request.cf`), starting at the shard
-//! its address hashes to, created there with that `locationHint`. A relay that passes the
-//! socket on (it is full, or it passed this client on before: [`relay::Marks`]) answers 503
-//! with `relay-full: <the client's sockets there>`; the edge then tries the next shard,
-//! passing on how many sockets the client holds on the relays it passed, so
-//! `WS_CONNECTIONS_PER_CLIENT` holds across relays ([`relay::Walk`]). With
-//! `RELAY_SOCKETS_PER_RELAY = 0` there are no relays: sockets go to the counter as before.
+//! its address hashes to among the region's `RELAY_SHARDS` (its home), created there with that
+//! `locationHint`. A relay that passes the socket on (it is full, or it passed this client on
+//! before: [`relay::Marks`]) answers 503 with `relay-full: <the client's sockets there>`; the
+//! edge then tries the client's relay on the next level of the region ([`relay::shard_order`]:
+//! one relay per level, the levels growing up to `RELAY_MAX_SHARDS`), passing on how many
+//! sockets the client holds on the relays it passed, so `WS_CONNECTIONS_PER_CLIENT` holds
+//! across relays ([`relay::Walk`]). A connect asks at most one relay per level (4 in
+//! production) and the edge keeps no state: a region grows where its relays are full and
+//! shrinks as its grown relays go idle. With `RELAY_SOCKETS_PER_RELAY = 0` there are no relays:
+//! sockets go to the counter as before.
 
 use std::cell::OnceCell;
 
@@ -22,7 +26,7 @@ use worker::Env;
 use crate::bindings::{binding, counter_stub};
 use crate::core::json::JsonWriter;
 use crate::core::problem::Problem;
-use crate::core::relay::{self, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
+use crate::core::relay::{self, Mode, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
 use crate::core::routes::Route;
 use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event};
@@ -34,8 +38,10 @@ use super::config::string_var;
 pub struct Settings {
     /// `RELAY_SOCKETS_PER_RELAY`: 0 = no relays.
     pub per_relay: u32,
-    /// `RELAY_SHARDS`: relays per region.
+    /// `RELAY_SHARDS`: the relays a region starts with (every client's home is one of them).
     pub shards: u32,
+    /// `RELAY_MAX_SHARDS`: the most relays a region grows to (at least `shards`).
+    pub max_shards: u32,
     /// `ADMIN_TEST_HOOKS = "1"`: the admin test hooks exist.
     pub hooks: bool,
 }
@@ -73,9 +79,12 @@ pub fn settings(env: &Env) -> Settings {
                 );
                 per_relay = 0;
             }
+            let shards = read("RELAY_SHARDS", relay::DEFAULT_SHARDS, relay::MAX_SHARDS).max(1);
             Settings {
                 per_relay,
-                shards: read("RELAY_SHARDS", relay::DEFAULT_SHARDS, relay::MAX_SHARDS).max(1),
+                shards,
+                max_shards: read("RELAY_MAX_SHARDS", relay::MAX_RELAYS, relay::MAX_RELAYS)
+                    .max(shards),
                 hooks: string_var(env, "ADMIN_TEST_HOOKS").as_deref() == Some("1"),
             }
         })
@@ -181,17 +190,19 @@ async fn connect(
     client: &str,
     (since, events): (Option<u64>, bool),
 ) -> Result<Response, JsValue> {
-    let shards = settings(env).shards;
+    let Settings {
+        shards, max_shards, ..
+    } = settings(env);
     let mut walk = Walk::default();
     let mut last = None;
-    let ask = |shard: u32, held: u32, force: bool| {
+    let ask = |shard: u32, held: u32, mode: Mode| {
         let name = relay::relay_name(region, shard);
         let url = RelayCall::Connect {
             relay: name.clone(),
             client: client.to_owned(),
             since,
             held,
-            force,
+            mode,
             events,
         }
         .encode();
@@ -200,23 +211,28 @@ async fn connect(
         let internal = Request::new_with_str_and_init(&url, &init);
         async move { fetch(relay_stub(env, &name)?, &internal?).await }
     };
-    for shard in relay::shard_order(client, shards) {
-        let resp = ask(shard, walk.held(), false).await?;
+    for shard in relay::shard_order(client, shards, max_shards) {
+        let mode = walk.mode();
+        let resp = ask(shard, walk.held(), mode).await?;
         match resp.headers().get(FULL_HEADER)? {
             Some(here) => {
                 let room = resp.headers().has(ROOM_HEADER)?;
                 walk.passed(shard, here.parse().unwrap_or(0), room);
-                last = Some(resp);
+                if mode == Mode::Take {
+                    last = Some(resp);
+                }
             }
+            // Only a relay asked to take answers without the header (a count always has it);
+            // anything else is that relay's own failure, passed on.
             None => return Ok(resp),
         }
     }
-    // Every relay passed the socket on: the first that has room takes it, counting the
-    // client's sockets on all the others.
+    // Every relay of the walk passed the socket on: the first that has room takes it,
+    // counting the client's sockets on all the others.
     if let Some((shard, held)) = walk.fallback() {
-        return ask(shard, held, true).await;
+        return ask(shard, held, Mode::Force).await;
     }
-    // Every relay of the region is full: the last one's 503 (with Retry-After).
+    // Every relay of the client's walk is full: the last one's 503 (with Retry-After).
     match last {
         Some(r) => Ok(r),
         None => http::problem(&Problem::Unavailable {
@@ -231,9 +247,7 @@ async fn nearby(
     client: &str,
     min_version: Option<u64>,
 ) -> Result<Response, JsValue> {
-    let shard = relay::shard_order(client, settings(env).shards)
-        .next()
-        .unwrap_or(0);
+    let shard = relay::home(client, settings(env).shards);
     let name = relay::relay_name(region, shard);
     let url = RelayCall::Value {
         relay: name.clone(),

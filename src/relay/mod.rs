@@ -48,8 +48,8 @@ use crate::core::audit::{AuditEntry, AuditQuery};
 use crate::core::problem::Problem;
 use crate::core::relay::{
     self, backoff_ms, deadline_tag, mark_key, parse_audit_page, parse_deadline_tag, parse_upstream,
-    report_message, socket_deadline, CatchUp, Feed, Known, Marks, RelayCall, Upstream, FULL_HEADER,
-    MARK_PREFIX, ROOM_HEADER, SEVER_ALARM_MS,
+    report_message, socket_deadline, CatchUp, Feed, Known, Marks, Mode, RelayCall, Upstream,
+    FULL_HEADER, MARK_PREFIX, ROOM_HEADER, SEVER_ALARM_MS,
 };
 use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event, now_ms};
@@ -242,14 +242,17 @@ impl Relay {
                 client,
                 since,
                 held,
-                force,
+                mode,
                 events,
                 ..
             } => {
+                if mode == Mode::Count {
+                    return inner.tally(&client).map(Into::into);
+                }
                 let inner = inner.clone();
                 let kind = Kind {
                     held,
-                    force,
+                    force: mode == Mode::Force,
                     events,
                 };
                 Ok(future_to_promise(connect(inner, client, since, kind)).into())
@@ -388,7 +391,7 @@ impl Relay {
 
 impl Inner {
     /// Refuses a browser when this relay is full (503 with [`FULL_HEADER`]: the edge moves on
-    /// to the next shard) or its client is at its cap (429). `held`: the client's sockets on
+    /// to the client's relay on the next level) or its client is at its cap (429). `held`: the client's sockets on
     /// the relays the edge passed because they were full.
     ///
     /// A relay that is full marks the client (memory and storage), and passes a marked client
@@ -409,14 +412,7 @@ impl Inner {
             if full {
                 self.mark(client, now);
             }
-            let r = http::problem(&Problem::Unavailable {
-                retry_after_secs: 5,
-            })?;
-            r.headers().set(FULL_HEADER, &here.to_string())?;
-            if !full {
-                r.headers().set(ROOM_HEADER, "1")?;
-            }
-            return Ok(Some(r));
+            return Ok(Some(passed_on(here, !full)?));
         }
         if self.client_cap > 0 && held as usize + here >= self.client_cap as usize {
             self.refused.set(self.refused.get() + 1);
@@ -429,6 +425,15 @@ impl Inner {
             })?));
         }
         Ok(None)
+    }
+
+    /// The answer to [`Mode::Count`]: the client's sockets here and whether there is room, as
+    /// a relay that passes the socket on says them; nothing is taken or marked (the edge's
+    /// walk places the socket on an earlier relay once it has counted this one).
+    fn tally(&self, client: &str) -> Result<Response, JsValue> {
+        let here = sockets::count_for(&self.state, client) + self.streams.count_for(client);
+        let full = self.socket_cap > 0 && self.browsers() >= self.socket_cap as usize;
+        passed_on(here, !full)
     }
 
     /// Browser sockets and event streams.
@@ -1059,6 +1064,19 @@ async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<JsValue, Js
             .map(Into::into)
         }
     }
+}
+
+/// A relay's 503 that passes a socket on: [`FULL_HEADER`] with the client's sockets here, and
+/// [`ROOM_HEADER`] when it has room.
+fn passed_on(here: usize, room: bool) -> Result<Response, JsValue> {
+    let r = http::problem(&Problem::Unavailable {
+        retry_after_secs: 5,
+    })?;
+    r.headers().set(FULL_HEADER, &here.to_string())?;
+    if room {
+        r.headers().set(ROOM_HEADER, "1")?;
+    }
+    Ok(r)
 }
 
 /// A relay setting (absent: `default`; malformed: logged, `default`).
