@@ -168,3 +168,47 @@ fn history_reads_are_limited_per_client_at_the_edge() {
     assert_eq!(s.request("GET", "/api/audit?limit=1", &b, None).status, 200);
     assert_eq!(s.request("GET", "/api/value", &a, None).status, 200);
 }
+
+#[test]
+fn a_client_refused_a_socket_for_its_cap_is_held_off_at_the_edge() {
+    let s = Server::start(Options {
+        vars: vec![
+            ("ADMIN_TOKEN".into(), ADMIN.into()),
+            ("WS_CONNECTIONS_PER_CLIENT".into(), "2".into()),
+        ],
+        ..Options::default()
+    });
+    let url = format!("ws://127.0.0.1:{}/api/ws", s.port);
+    let ip = [("cf-connecting-ip", "10.68.0.1")];
+    let mut held: Vec<common::Socket> =
+        (0..2).map(|_| common::Socket::connect(&url, &ip)).collect();
+    for sock in &mut held {
+        assert_eq!(sock.next_json()["type"], "snapshot");
+    }
+    let refused_by_relays =
+        |s: &Server| metric(s, "acidizer_rate_limited_total{limit=\"sockets\"}");
+    let before = refused_by_relays(&s);
+    // A burst of connects over the cap: the first is the relay's refusal, the rest the edge's.
+    for i in 0..20 {
+        let r = common::Socket::try_connect(&url, &ip);
+        assert_eq!(
+            r.err().as_deref(),
+            Some("status 429"),
+            "connect {i} over the cap"
+        );
+    }
+    // The relays report their refusals to the counter once a second.
+    std::thread::sleep(Duration::from_secs(3));
+    let relays = refused_by_relays(&s) - before;
+    assert!(
+        (1..=3).contains(&relays),
+        "the relays refused {relays} of 20 connects: the edge did not hold the client off"
+    );
+    // Other clients connect; and once the client closed one socket and the hold passed, so does it.
+    let mut other = common::Socket::connect(&url, &[("cf-connecting-ip", "10.68.0.2")]);
+    assert_eq!(other.next_json()["type"], "snapshot");
+    held.pop().unwrap().close();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut again = common::Socket::connect(&url, &ip);
+    assert_eq!(again.next_json()["type"], "snapshot");
+}

@@ -108,11 +108,11 @@ pub(super) fn finish_change(
     problem: Option<&str>,
 ) -> Result<Response, JsValue> {
     let status = response.status();
-    if let (Some(tag), Some(config)) = (shield, Config::loaded()) {
+    if let Some(tag) = shield {
         let retry_after = (status == 429)
             .then(|| response.headers().get("retry-after").ok().flatten())
             .flatten();
-        shield::learn_change(tag, status, retry_after.as_deref(), config.history_reads);
+        shield::learn_change(tag, status, retry_after.as_deref());
     }
     let problem = problem.or_else(|| {
         (status >= 400)

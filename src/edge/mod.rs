@@ -157,7 +157,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
     };
     let plan = if history && config.history_reads > 0 {
         facts.read_client(&headers);
-        shield::history_read(&facts.client, config.history_reads).and(plan)
+        shield::history_read(&facts.client).and(plan)
     } else {
         plan
     };

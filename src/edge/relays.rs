@@ -136,7 +136,17 @@ pub fn run(env: Env, req: Request, call: Call) -> js_sys::Promise {
                 client,
                 since,
                 events,
-            } => connect(&env, &req, region, &client, (since, events)).await,
+            } => {
+                // A client a relay just refused for its cap is refused here, before any call.
+                if let Err(p) = super::shield::check_socket(&client) {
+                    return http::problem(&p).map(Into::into);
+                }
+                let answer = connect(&env, &req, region, &client, (since, events)).await;
+                if answer.as_ref().is_ok_and(|r| r.status() == 429) {
+                    super::shield::learn_socket_refused(&client);
+                }
+                answer
+            }
             Call::Nearby {
                 region,
                 client,

@@ -1,6 +1,7 @@
 //! The isolate's shield ([`crate::core::shield`] holds its rules): a client the counter
-//! refused is refused here, before any call, until the counter's `Retry-After` passed; history
-//! reads are limited per client. One per isolate: what one isolate learned, its requests use.
+//! refused is refused here, before any call, until the counter's `Retry-After` passed; a client
+//! a relay refused a socket for its cap is held off briefly; history reads are limited per
+//! client. One per isolate: what one isolate learned, its requests use.
 
 use std::cell::RefCell;
 
@@ -12,10 +13,13 @@ thread_local! {
     static SHIELD: RefCell<Option<Shield>> = const { RefCell::new(None) };
 }
 
-fn with<R>(history_reads_per_10s: u32, f: impl FnOnce(&mut Shield) -> R) -> R {
+/// The isolate's shield, made on first use with the settings every request loads first.
+fn with<R>(f: impl FnOnce(&mut Shield) -> R) -> R {
     SHIELD.with(|s| {
         let mut s = s.borrow_mut();
-        f(s.get_or_insert_with(|| Shield::new(history_reads_per_10s)))
+        f(s.get_or_insert_with(|| {
+            Shield::new(super::config::Config::loaded().map_or(0, |c| c.history_reads))
+        }))
     })
 }
 
@@ -30,20 +34,18 @@ fn refusal(retry_after_secs: u32) -> Problem {
 }
 
 /// Refuses `client`'s change with `key` if the counter refused the client lately.
-pub fn check_change(client: &str, key: &str, history: u32) -> Result<(), Problem> {
-    with(history, |s| s.check_change(client, key, now_ms())).map_err(refusal)
+pub fn check_change(client: &str, key: &str) -> Result<(), Problem> {
+    with(|s| s.check_change(client, key, now_ms())).map_err(refusal)
 }
 
 /// Learns from the counter's answer to a change: `tag` is [`tag`]'s, `status` and
 /// `retry_after` the answer's.
-pub fn learn_change(tag: &str, status: u16, retry_after: Option<&str>, history: u32) {
+pub fn learn_change(tag: &str, status: u16, retry_after: Option<&str>) {
     let Some((client, key)) = tag.split_once(' ') else {
         return;
     };
     let secs = retry_after.and_then(|s| s.trim().parse::<u32>().ok());
-    with(history, |s| {
-        s.learn_change(client, key, status, secs, now_ms())
-    });
+    with(|s| s.learn_change(client, key, status, secs, now_ms()));
 }
 
 /// What [`learn_change`] needs of a change, as one string (client ids and keys hold no space).
@@ -52,8 +54,8 @@ pub fn tag(client: &str, key: &str) -> String {
 }
 
 /// Counts one history read of `client` (audit pages, export, proofs, past values).
-pub fn history_read(client: &str, history: u32) -> Result<(), Problem> {
-    with(history, |s| s.history_read(client, now_ms())).map_err(|retry_after_secs| {
+pub fn history_read(client: &str) -> Result<(), Problem> {
+    with(|s| s.history_read(client, now_ms())).map_err(|retry_after_secs| {
         Problem::TooManyRequests {
             retry_after_secs,
             detail: format!(
@@ -61,4 +63,20 @@ pub fn history_read(client: &str, history: u32) -> Result<(), Problem> {
             ),
         }
     })
+}
+
+/// Refuses `client`'s socket or event stream if a relay refused it one for its cap moments ago.
+pub fn check_socket(client: &str) -> Result<(), Problem> {
+    with(|s| s.check_socket(client, now_ms())).map_err(|retry_after_secs| {
+        Problem::TooManyRequests {
+            retry_after_secs,
+            detail: "This client already has the most open connections allowed; close one first."
+                .into(),
+        }
+    })
+}
+
+/// A relay (or the counter) refused `client`'s socket for its cap.
+pub fn learn_socket_refused(client: &str) {
+    with(|s| s.learn_socket_refused(client, now_ms()));
 }
