@@ -4,7 +4,8 @@
 //! `/api/*` request [`handle`]:
 //! 1. finds the route (404/405 otherwise), applies the cross-origin rules and validates
 //!    everything about the request (body size, media type, JSON, amount, key, `If-Match`,
-//!    query) into a [`Plan`], most often one [`ObjectCall`] (`plan.rs`);
+//!    query) into a [`Plan`], most often one [`ObjectCall`](crate::core::wire::ObjectCall)
+//!    (`plan.rs`);
 //! 2. gives every mutation its idempotency key *before* the first attempt (the client's, or a
 //!    new UUID), so that retrying the call to the object can never apply a change twice;
 //! 3. refuses a change from a client the counter refused lately, and history reads past their
@@ -47,55 +48,19 @@ mod settle;
 mod shield;
 
 use wasm_bindgen::prelude::*;
-use web_sys::{Request, Response};
+use web_sys::Request;
 use worker::Env;
 
-use crate::core::command::{IfMatch, MAX_BODY_BYTES};
+use crate::core::command::MAX_BODY_BYTES;
 use crate::core::cors::{self, Access};
-use crate::core::idempotency::RequestKey;
 use crate::core::problem::Problem;
 use crate::core::routes::Route;
 use crate::core::vocab::Operation;
-use crate::core::wire::ObjectCall;
 use crate::http::{self, now_ms};
 use config::Config;
 use finish::{finish, Facts};
-use plan::{mutation, plan, Incoming};
+use plan::{mutation, plan, Incoming, Pending, Plan};
 use settle::settle;
-
-/// What to do with a validated request.
-enum Plan {
-    /// Answer now, without the counter.
-    Answer(Response),
-    /// Ask the counter.
-    Call(ObjectCall),
-    /// Open a socket: the counter needs the upgrade request itself.
-    Connect(ObjectCall),
-    /// An event stream without relays: the edge follows the counter ([`events`]).
-    Events(ObjectCall),
-    /// The value as an SVG badge ([`badge`]).
-    Badge(badge::Ask),
-    /// Serve a static file from the assets (the OpenAPI description).
-    Static(String),
-    /// Make (and sign) the ledger's checkpoint.
-    Checkpoint,
-    /// Serve the checkpoint verifier key.
-    CheckpointKey,
-    /// Stream an export of the audit trail (`true`: headers only).
-    Export(crate::core::ledger::ExportQuery, bool),
-    /// Read the body first: the only step that has to wait for the client.
-    ReadBody(Pending),
-    /// Ask the relay tier (a socket or nearby read through a relay, the relay admin views).
-    Relay(relays::Call),
-}
-
-/// A mutation waiting for its body.
-struct Pending {
-    route: Route,
-    key: RequestKey,
-    if_match: Option<IfMatch>,
-    content_type: Option<String>,
-}
 
 /// Handles one request to the Worker; returns a `Response` or a `Promise` of one.
 pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {

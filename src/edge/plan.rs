@@ -18,12 +18,46 @@ use crate::http;
 
 use super::config::Config;
 use super::finish::Facts;
-use super::{badge, body, relays, shield, Pending, Plan};
+use super::{badge, body, relays, shield};
 
 /// The longest `If-Match` header read, in bytes.
 const MAX_IF_MATCH_BYTES: usize = 512;
 /// The longest URL accepted, in bytes.
 const MAX_URL_BYTES: usize = 2048;
+
+/// What to do with a validated request.
+pub(super) enum Plan {
+    /// Answer now, without the counter.
+    Answer(Response),
+    /// Ask the counter.
+    Call(ObjectCall),
+    /// Open a socket: the counter needs the upgrade request itself.
+    Connect(ObjectCall),
+    /// An event stream without relays: the edge follows the counter ([`super::events`]).
+    Events(ObjectCall),
+    /// The value as an SVG badge ([`badge`]).
+    Badge(badge::Ask),
+    /// Serve a static file from the assets (the OpenAPI description).
+    Static(String),
+    /// Make (and sign) the ledger's checkpoint.
+    Checkpoint,
+    /// Serve the checkpoint verifier key.
+    CheckpointKey,
+    /// Stream an export of the audit trail (`true`: headers only).
+    Export(crate::core::ledger::ExportQuery, bool),
+    /// Read the body first: the only step that has to wait for the client.
+    ReadBody(Pending),
+    /// Ask the relay tier (a socket or nearby read through a relay, the relay admin views).
+    Relay(relays::Call),
+}
+
+/// A mutation waiting for its body.
+pub(super) struct Pending {
+    pub(super) route: Route,
+    pub(super) key: RequestKey,
+    pub(super) if_match: Option<IfMatch>,
+    pub(super) content_type: Option<String>,
+}
 
 /// One request as routing sees it, and the facts it fills in for the log line (the client,
 /// a change's key as the request id).
