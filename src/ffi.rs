@@ -17,6 +17,14 @@
 //! [`Thenable`] and [`Callback`] let it attach one long-lived Rust function to a promise with
 //! its per-request arguments bound (`fn.bind(null, …)`), which costs two crossings instead of
 //! the closures and task wake-ups of an `async` handler.
+//!
+//! Everything else the service needs comes from the `worker`, `web-sys` and `js-sys` crates
+//! (R2, Analytics Engine, streams, the Cache API, stubs). What stays bound here is on the
+//! request path and measured to pay (BENCHMARKS.md, "Measured design decisions"): the SQL
+//! calls and `transactionSync` of every change; `then`/`bind` for returning the object's promise
+//! instead of awaiting it (about 130 µs of CPU per request); and `setTimeout`/`clearTimeout`,
+//! one binding for the waiting requests' keep-alive timers and the relays' waits. Where no
+//! request waits on it (the archive's test pause), `worker::Delay` does the same.
 
 use wasm_bindgen::prelude::*;
 
