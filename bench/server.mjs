@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { unstable_readConfig } from 'wrangler';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,9 +23,18 @@ export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as i
 // `ours` keeps every socket on the counter (RELAY_SOCKETS_PER_RELAY=0, the design before relays);
 // `ours-relays` is the same build with relays on: sockets go through Relay objects, each with one
 // upstream socket to the counter (RELAY_SHARDS is set per fan-out run).
-// Ours is one script, as deployed: the Worker's fetch handler and its classes (Counter, Relay).
+// Ours is one script, as deployed, read from the one config (wrangler.toml, through wrangler's own
+// reader): its Durable Object classes (the first, the counter, as --do; the rest as --extra-do)
+// and its top-level vars, then the benchmark's own settings on top.
 const ENTRY = 'build/entry.js';
-const BASE_ARGS = ['--do', 'Counter', '--binding', 'COUNTER', '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
+const CONFIG = unstable_readConfig({ config: path.join(ROOT, 'wrangler.toml') }, { hideWarnings: true });
+const [FIRST_DO, ...MORE_DO] = CONFIG.durable_objects.bindings;
+const CONFIG_ARGS = [
+  '--do', FIRST_DO.class_name, '--binding', FIRST_DO.name,
+  ...MORE_DO.flatMap((b) => ['--extra-do', `${b.class_name}:${b.name}`]),
+  ...Object.entries(CONFIG.vars ?? {}).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
+];
+const BASE_ARGS = [...CONFIG_ARGS, '--wasm', '--var', 'RATE_LIMIT_PER_10S=0', '--var', 'WS_CONNECTIONS_PER_CLIENT=0'];
 const OURS_ARGS = [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=0'];
 // `ours` and `ours-nolog` batch (the default BATCH_MAX_IN_FLIGHT); `ours-unbatched` does not.
 export const TARGETS = {
@@ -36,7 +46,7 @@ export const TARGETS = {
   'ours-nolog': { script: ENTRY, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
   // As deployed: a METRICS dataset bound (its points discarded), so every request writes one.
   'ours-metrics': { script: ENTRY, args: [...OURS_ARGS, '--metrics'] },
-  'ours-relays': { script: ENTRY, args: [...BASE_ARGS, '--extra-do', 'Relay:RELAY', '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
+  'ours-relays': { script: ENTRY, args: [...BASE_ARGS, '--var', 'RELAY_SOCKETS_PER_RELAY=1000'] },
   // Batching off (BATCH_MAX_IN_FLIGHT=off): every request is its own call to the object, as
   // before group commit; without log lines, so it compares with ours-nolog.
   'ours-unbatched': { script: ENTRY, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0', '--var', 'BATCH_MAX_IN_FLIGHT=off'] },
