@@ -190,8 +190,6 @@ impl Inner {
     }
 }
 
-/// A browser's socket: waits until the relay can start it exactly as the counter would,
-/// then accepts it and sends the catch-up in one step.
 /// How a browser connects: `held` and `force` as in
 /// [`RelayCall::Connect`](crate::core::relay::RelayCall::Connect); `events`: an event stream
 /// instead of a socket.
@@ -202,6 +200,8 @@ pub(super) struct Kind {
     pub(super) events: bool,
 }
 
+/// A browser's socket: waits until the relay can start it exactly as the counter would,
+/// then accepts it and sends the catch-up in one step.
 pub(super) async fn connect(
     this: Rc<Inner>,
     client: String,

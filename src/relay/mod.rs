@@ -26,6 +26,11 @@
 //!   Server-Sent Events: they start like a socket, count like one against both caps, and get
 //!   every forwarded update as an event, with a comment line every 15 s while they last.
 //!
+//! The rooms: `mod.rs` holds the class, its state and the dispatch of each call;
+//! `upstream.rs` the socket to the counter, the gap fills and backfills, the reports;
+//! `browsers.rs` admission (the caps and the marks) and the start of each socket or stream;
+//! `nearby.rs` nearby reads; `watchdog.rs` the alarm; `events.rs` the event streams.
+//!
 //! Like the counter, a plain `#[wasm_bindgen]` class; the request handlers that must wait
 //! (for the upstream, a backfill, a nearby read's `min_version`) return promises.
 

@@ -7,7 +7,7 @@
 //! the relay object ([`crate::relay`]) feeds upstream messages and audit pages in and sends
 //! what comes out.
 //!
-//! - [`region`]: a caller's `request.cf` (continent, longitude) → a location hint.
+//! - [`region()`]: a caller's `request.cf` (continent, longitude) → a location hint.
 //! - [`shard_order`]: the relays of a region a caller may use, in the order it tries them: one
 //!   per [`levels`] of the region, chosen by its address (so one client's sockets stay
 //!   together, and a region grows into more relays only where its relays are full).
@@ -15,6 +15,14 @@
 //!   the audit trail; drop duplicates; serve `since` from the last updates in memory.
 //! - [`RelayCall`]: the edge → relay call, encoded in one URL like [`super::wire`].
 //! - [`ValueRead`]: `GET /api/value?consistency=…&min_version=…`.
+//!
+//! The rooms, each with its tests; their names are re-exported here. `region`: the regions,
+//! the relays' names, a region's levels and a client's shard order. `walk`: the marks and the
+//! edge's [`Walk`], which keep the per-client count exact across relays. `life`: a browser
+//! socket's deadline, which comes before its mark can expire. `feed`: the counter's messages,
+//! the [`Feed`] and its memory, the reconnect backoff. `call`: [`RelayCall`]. `report`: the
+//! refusals a relay reports, its line in the admin view. `nearby`: [`ValueRead`]. `settings`:
+//! the defaults and [`parse_setting`].
 
 mod call;
 mod feed;
