@@ -365,12 +365,38 @@ function sseVsSocket(r) {
   return rows.length ? `Event streams beside sockets, through relays (latency p50 and p99, sockets / streams, and streams over sockets):\n\n${table(['clients', 'p50 ms', 'p50 ×', 'p99 ms', 'p99 ×'], rows)}\n` : '';
 }
 
+// The fault storm's long run (make soak → bench/results/soak.json).
+const soakPath = path.join(ROOT, 'bench/results/soak.json');
+const soakText = fs.existsSync(soakPath) ? (() => {
+  const raw = fs.readFileSync(soakPath, 'utf8');
+  const k = JSON.parse(raw);
+  // The seed is a 64-bit integer: read it as written, not as a JavaScript number.
+  const seed = /"seed":\s*(\d+)/.exec(raw)?.[1] ?? k.seed;
+  return `
+## The fault storm
+
+\`make soak\` (\`SOAK_SECONDS=${k.seconds}\`, \`SOAK_SEED=${seed}\`${k.commit ? ` at ${k.commit}` : ''}; tests/soak.rs, whose 60 s version runs in \`make test\`): ${n(k.changes)} keyed changes from 64 clients, ${n(k.linearizable_reads)} linearizable and ${n(k.nearby_reads)} nearby reads, ${n(k.socket_updates)} socket updates over ${n(k.sockets)} sockets through relays (${n(k.socket_reconnects ?? 0)} resumes), while one fault at a time was injected.
+
+${table(['fault', 'injected'], Object.entries(k.faults).map(([f, c]) => [f.replaceAll('_', ' '), n(c)]))}
+
+| afterwards | |
+| --- | --- |
+| faults survived | ${n(k.faults_survived)} of ${n(k.faults_injected)} |
+| operations checked for linearizability | ${n(k.operations)} (directly by version in ${n(k.check_ms.direct)} ms, and in pieces by the WGL checker in ${n(k.check_ms.wgl / 1000, 1)} s) |
+| acknowledged changes lost / applied twice / socket gaps | ${k.lost} / ${k.doubled} / ${k.gaps} |
+| checkpoints taken, chained through \`audit-verify --state\` | ${n(k.checkpoints)}, ${n(k.checkpoints_through_audit_verify)} |
+| archival runs failed while R2 was broken (and caught up) | ${n(k.r2_failed_archival_runs)} |
+| the flooder's changes: sent, applied, refused | ${n(k.flood.sent)}, ${n(k.flood.applied)}, ${n(k.flood.refused)} |
+| most hot entries (bound) / largest database (bound) | ${n(k.max_hot_entries)} (${n(k.hot_entries_bound)}) / ${n(k.max_database_bytes)} B (${n(k.database_bytes_bound)} B) |
+`;
+})() : '';
+
 // The hand-kept section at the end (the A/B figures behind design decisions, which no single
 // run produces) is carried over from the file as it stands, from its heading on.
 const KEPT = '\n## Measured design decisions';
 const before = fs.existsSync(path.join(ROOT, 'BENCHMARKS.md')) ? fs.readFileSync(path.join(ROOT, 'BENCHMARKS.md'), 'utf8') : '';
 const kept = before.includes(KEPT) ? before.slice(before.indexOf(KEPT)) : '';
-fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), doc + floodText + storage + ledgerText + json + kept);
+fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), doc + floodText + soakText + storage + ledgerText + json + kept);
 if (ledgerText) console.log(ledgerText);
 console.log(`\n${tables}\nwritten: BENCHMARKS.md`);
 
