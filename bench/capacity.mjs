@@ -3,7 +3,7 @@
 //   node bench/capacity.mjs --script <build/entry.js> [--sizes 1,16,64] [--seconds 5] [--lanes 4]
 //        [--kinds changes,reads] [--via rpc,fetch,pass]
 // `rpc` sends every call through the object's method `batch`, as the edge sends a batch; `fetch`
-// sends them as requests (`/mutate`, `/value`, `/batch?…`) whose answer's body the caller reads;
+// (size 1 only) sends a request (`/mutate`, `/value`) whose answer's body the caller reads;
 // `pass` (size 1 only) sends a request whose body the caller never reads, as the edge sends a
 // request alone (and every request with BATCH_MAX_IN_FLIGHT=off): its response goes to the
 // client as it is.
@@ -104,8 +104,8 @@ try {
   const warm = await mf.dispatchFetch(new URL(`?size=1&seconds=0.5&lanes=1&run=warm`, url));
   if (!warm.ok) throw new Error(`warm-up failed: ${warm.status} ${await warm.text()}`);
   for (const via of vias) for (const kind of kinds) for (const size of sizes) {
-    // Only a request alone goes unread: a batch's answer must be split.
-    if (via === 'pass' && size !== 1) continue;
+    // A batch is only a method call; only a request alone goes unread.
+    if (via !== 'rpc' && size !== 1) continue;
     const cpu0 = workerdCpu();
     const t0 = performance.now();
     const res = await mf.dispatchFetch(new URL(`?size=${size}&seconds=${seconds}&lanes=${lanes}&run=${via}-${kind}${size}&kind=${kind}&via=${via}`, url));

@@ -18,8 +18,9 @@
 // The classes. wasm-bindgen exports the Rust objects as plain classes, which can be called
 // only through `fetch`; the platform's RPC (calling a method on a stub) needs a class that
 // extends `DurableObject`. So `Counter` here is that class around the Rust one: RPC is how the
-// edge sends a batch (`batch(url)` → the replies as one string), because reading a response
-// body costs the edge more than the whole call (docs/ARCHITECTURE.md, "Batching").
+// edge sends a batch (`batch(json)` → the replies as one JSON string, both typed in
+// src/core/batch.rs), because reading a response body costs the edge more than the whole call
+// (docs/ARCHITECTURE.md, "Batching").
 import { DurableObject } from 'cloudflare:workers';
 import Worker, { Counter as CounterObject, Relay } from './index.js';
 
@@ -66,8 +67,8 @@ export class Counter extends DurableObject {
     return this.object.fetch(request);
   }
 
-  batch(url) {
-    return this.object.batch(url);
+  batch(json) {
+    return this.object.batch(json);
   }
 
   alarm(info) {

@@ -10,7 +10,7 @@
 use wasm_bindgen::JsValue;
 use web_sys::{Headers, Response, ResponseInit};
 
-use crate::core::batch::Reply;
+use crate::core::batch::{Media, Reply};
 use crate::core::problem::{Problem, PROBLEM_CONTENT_TYPE};
 
 /// `application/json` for successful bodies.
@@ -88,10 +88,10 @@ pub fn reply(r: &Reply) -> Result<Response, JsValue> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    if r.status == 200 && r.content_type == JSON {
+    if r.status == 200 && r.content_type == Media::Json {
         json(&r.body, &extra)
     } else {
-        respond(r.status, r.content_type, &r.body, &extra)
+        respond(r.status, r.content_type.as_str(), &r.body, &extra)
     }
 }
 

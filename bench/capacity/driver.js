@@ -2,11 +2,12 @@
 // directly with ready-made calls, so the edge (routing, validation, keys, logging, splitting
 // answers) costs nothing and the figure is what the one object can apply. Each call carries
 // `size` changes (`kind=changes`) or reads (`kind=reads`): size 1 is the single call every
-// request makes alone (`/mutate?…`, `/value`), larger sizes are batch calls (`/batch?m,…&m,…`
-// or `/batch?v&v…`, src/core/batch.rs), every change with its own fresh key, sent as the edge
-// sends them: the object's method `batch` (`via=rpc`, the default) or, for comparison, a
-// request whose body the caller reads (`via=fetch`), or a request whose body it never reads
-// (`via=pass`: how the edge passes a lone request's response through to its client). `lanes` calls are kept in flight. Only the benchmark runs this Worker;
+// request makes alone (`/mutate?…`, `/value`), larger sizes are batch calls (a JSON array of
+// `{"mutate":…}` or `"value"`, src/core/batch.rs), every change with its own fresh key, sent as
+// the edge sends them: the object's method `batch` (`via=rpc`, the default); a call alone may
+// also be a request whose body the caller reads (`via=fetch`, size 1 only: batches are only
+// method calls), or a request whose body it never reads (`via=pass`: how the edge passes a
+// lone request's response through to its client). `lanes` calls are kept in flight. Only the benchmark runs this Worker;
 // it is never deployed.
 //
 //   GET /?size=16&seconds=5&lanes=4&run=<id>[&kind=reads][&via=fetch|pass]
@@ -22,7 +23,7 @@ export default {
     const run = q.get('run') ?? 'cap';
     const kind = q.get('kind') ?? 'changes';
     const via = q.get('via') ?? 'rpc';
-    if (!(size >= 1 && size <= 64 && seconds > 0 && lanes >= 1) || !['changes', 'reads'].includes(kind) || !['rpc', 'fetch', 'pass'].includes(via)) {
+    if (!(size >= 1 && size <= 64 && seconds > 0 && lanes >= 1) || !['changes', 'reads'].includes(kind) || !['rpc', 'fetch', 'pass'].includes(via) || (via !== 'rpc' && size !== 1)) {
       return new Response('bad parameters', { status: 400 });
     }
     const stub = env.COUNTER.get(env.COUNTER.idFromName('global'));
@@ -31,8 +32,10 @@ export default {
     const call = () => {
       if (size === 1 && via !== 'rpc') return kind === 'reads' ? `${ORIGIN}/value` : `${ORIGIN}/mutate?op=increment&n=1&key=${run}.${next++}&client=unknown`;
       const items = [];
-      for (let i = 0; i < size; i++) items.push(kind === 'reads' ? 'v' : `m,increment,1,${run}.${next++},unknown`);
-      return `${ORIGIN}/batch?${items.join('&')}`;
+      for (let i = 0; i < size; i++) {
+        items.push(kind === 'reads' ? 'value' : { mutate: { mutation: { op: 'increment', operand: 1, key: `${run}.${next++}` }, client: 'unknown' } });
+      }
+      return JSON.stringify(items);
     };
     // One call: true when it was answered in full.
     const send = async () => {

@@ -6,36 +6,35 @@
 //! separately; the edge splits the answers so that each request gets its own response, byte
 //! for byte the one it would have got alone.
 //!
-//! The call is one URL, like every other edge → object call ([`super::wire`]), so the object
-//! can still answer synchronously without reading a body:
+//! A batch is JSON, typed on both sides with serde: an array of [`Call`]s (only reads of the
+//! value and mutations travel in batches, and the type says so), at most [`MAX_CALLS`] of them
+//! in at most [`MAX_BYTES`]. The object decodes strictly: JSON of another shape, an unknown
+//! member, a key outside the idempotency alphabet, a client that is not an address or an
+//! operand beyond ±(2^53 − 1) refuses the whole call with a [`CallError`] that says which.
 //!
-//! `https://counter/batch?<item>&<item>…` where an item is `v` (read the value) or
-//! `m,<op>,<n>,<key>,<client>[,<if>]` (a mutation). None of the fields can contain `,` or `&`
-//! (operation names, integers, keys of the idempotency alphabet, client identifiers, `If-Match`
-//! in its wire form), and the object decodes strictly: any deviation refuses the whole call.
-//!
-//! The answer is one body that holds every request's [`Reply`], in order:
-//! `<status> <content-type> <header count> <body bytes>\n`, then each header as
-//! `<name>: <value>\n`, then exactly that many body bytes.
+//! The answer is a JSON array holding every request's [`Reply`], in order, checked as strictly
+//! by the edge: the exact count, a status and media type the object sends, only the headers it
+//! sends. Both travel as strings over the object's method `batch` (`edge/forward.rs`), so
+//! neither side reads a body. Measured against the comma-separated URL and length-prefixed
+//! framing this replaced: no slower within the noise in two A/B runs, changes at 64 connections
+//! 2–9% faster, at 28 KB gzipped of module (BENCHMARKS.md, "Typed batches"). A call alone stays
+//! a URL ([`super::wire`]).
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::audit::AuditEntry;
-use super::command::{IfMatch, Mutation};
-use super::idempotency::RequestKey;
+use super::command::Mutation;
 use super::problem::{Problem, PROBLEM_CONTENT_TYPE};
 use super::state::Snapshot;
-use super::vocab::{Operation, MAX_VALUE};
-use super::wire::{is_client_id, ObjectCall};
+use super::vocab::MAX_VALUE;
+use super::wire::{is_client_id, CallError, ObjectCall};
 
 /// The most requests one call carries.
 pub const MAX_CALLS: usize = 64;
-/// The longest batch URL, in bytes (a long key makes a batch hold fewer requests).
-pub const MAX_URL_BYTES: usize = 8192;
-/// The media type of a batch answer (internal: only the edge reads it).
-pub const CONTENT_TYPE: &str = "application/x-counter-batch";
+/// The longest batch, in bytes of JSON (a long key makes a batch hold fewer requests).
+pub const MAX_BYTES: usize = 8192;
 /// `application/json`, the media type of every successful answer.
 pub const JSON: &str = "application/json";
-
-const PREFIX: &str = "https://counter/batch?";
 
 /// Calls to the counter one isolate keeps in flight by default when batching is on.
 pub const DEFAULT_IN_FLIGHT: u32 = 2;
@@ -57,35 +56,84 @@ pub fn parse_in_flight(var: Option<&str>) -> Result<u32, String> {
     }
 }
 
-/// The item for `call` in a batch URL, or `None` for calls that never travel in a batch
-/// (audit pages, sockets, health).
-pub fn item(call: &ObjectCall) -> Option<String> {
-    match call {
-        ObjectCall::Value => Some("v".to_owned()),
-        ObjectCall::Mutate {
-            mutation: m,
-            client,
-        } => {
-            let mut s = format!(
-                "m,{},{},{},{client}",
-                m.op.as_str(),
-                m.operand,
-                m.key.as_str()
-            );
-            if let Some(cond) = &m.if_match {
-                s.push(',');
-                s.push_str(&cond.encode());
-            }
-            Some(s)
-        }
-        _ => None,
+/// One request in a batch: a read of the value or a mutation, as JSON `"value"` or
+/// `{"mutate":{"mutation":{"op":…,"operand":…,"key":…[,"if_match":…]},"client":…}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Call {
+    /// Read the current value.
+    Value,
+    /// Apply one mutation exactly once; `client` identifies the caller for per-client limits.
+    Mutate {
+        mutation: Mutation,
+        #[serde(deserialize_with = "client_id")]
+        client: String,
+    },
+}
+
+/// A client identifier, refused unless [`is_client_id`].
+fn client_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if is_client_id(&s) {
+        Ok(s)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "client {s:?} is not an address"
+        )))
     }
 }
 
-/// Builds a batch URL from items, within [`MAX_CALLS`] and [`MAX_URL_BYTES`].
+impl Call {
+    /// `call` as a batch's request, or `None` for calls that never travel in a batch (audit
+    /// pages, sockets, health).
+    pub fn of(call: &ObjectCall) -> Option<Call> {
+        match call {
+            ObjectCall::Value => Some(Call::Value),
+            ObjectCall::Mutate { mutation, client } => Some(Call::Mutate {
+                mutation: mutation.clone(),
+                client: client.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// What the type cannot say: an operand the edge could not have sent.
+    fn check(&self) -> Result<(), CallError> {
+        match self {
+            Call::Value => Ok(()),
+            Call::Mutate { mutation: m, .. } => {
+                let versions_ok = match &m.if_match {
+                    Some(super::command::IfMatch::Versions(vs)) => {
+                        vs.iter().all(|v| *v <= MAX_VALUE as u64)
+                    }
+                    _ => true,
+                };
+                if m.operand.abs() > MAX_VALUE {
+                    Err(CallError::Invalid(format!(
+                        "operand {} beyond 2^53 - 1",
+                        m.operand
+                    )))
+                } else if !versions_ok {
+                    Err(CallError::Invalid("a version beyond 2^53 - 1".into()))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// The JSON of `call` in a batch, or `None` for calls that never travel in a batch (audit
+/// pages, sockets, health).
+pub fn item(call: &ObjectCall) -> Option<String> {
+    // Serializing these types (strings, integers, unit variants) cannot fail.
+    Call::of(call).and_then(|c| serde_json::to_string(&c).ok())
+}
+
+/// Builds a batch (a JSON array of [`item`]s), within [`MAX_CALLS`] and [`MAX_BYTES`].
 #[derive(Debug)]
 pub struct Builder {
-    url: String,
+    json: String,
     count: usize,
 }
 
@@ -98,23 +146,23 @@ impl Default for Builder {
 impl Builder {
     /// An empty batch.
     pub fn new() -> Self {
-        Builder {
-            url: String::with_capacity(1024),
-            count: 0,
-        }
+        let mut json = String::with_capacity(1024);
+        json.push('[');
+        Builder { json, count: 0 }
     }
 
     /// Whether `item` still fits.
     pub fn fits(&self, item: &str) -> bool {
-        self.count < MAX_CALLS && PREFIX.len() + self.url.len() + 1 + item.len() <= MAX_URL_BYTES
+        // The array so far, a comma and the item, then the closing bracket.
+        self.count < MAX_CALLS && self.json.len() + 1 + item.len() < MAX_BYTES
     }
 
     /// Adds `item`; the caller checked [`Builder::fits`].
     pub fn push(&mut self, item: &str) {
         if self.count > 0 {
-            self.url.push('&');
+            self.json.push(',');
         }
-        self.url.push_str(item);
+        self.json.push_str(item);
         self.count += 1;
     }
 
@@ -128,85 +176,43 @@ impl Builder {
         self.count == 0
     }
 
-    /// The URL of the call.
-    pub fn url(&self) -> String {
-        format!("{PREFIX}{}", self.url)
+    /// The batch's JSON.
+    pub fn json(&self) -> String {
+        let mut out = String::with_capacity(self.json.len() + 1);
+        out.push_str(&self.json);
+        out.push(']');
+        out
     }
 }
 
-/// Whether `url` is a batch call (as opposed to one of [`ObjectCall`]'s).
-pub fn is_batch(url: &str) -> bool {
-    url.starts_with(PREFIX)
-}
-
-/// Decodes a batch URL into its calls (only [`ObjectCall::Value`] and
-/// [`ObjectCall::Mutate`]). Strict: an empty or oversized batch, an unknown item or any field
-/// that the edge could not have sent refuses the whole call ([`Problem::Internal`]).
-pub fn decode(url: &str) -> Result<Vec<ObjectCall>, Problem> {
-    if url.len() > MAX_URL_BYTES {
-        return Err(Problem::Internal);
+/// Decodes a batch into its calls. Strict: an empty or oversized batch, JSON of another shape
+/// or any field that the edge could not have sent refuses the whole call, with its cause.
+pub fn decode(json: &str) -> Result<Vec<Call>, CallError> {
+    if json.len() > MAX_BYTES {
+        return Err(CallError::Invalid(format!(
+            "a batch of {} bytes, more than {MAX_BYTES}",
+            json.len()
+        )));
     }
-    let items = url.strip_prefix(PREFIX).ok_or(Problem::Internal)?;
-    let calls = items
-        .split('&')
-        .map(decode_item)
-        .collect::<Result<Vec<_>, _>>()?;
+    let calls: Vec<Call> = serde_json::from_str(json)?;
     if calls.is_empty() || calls.len() > MAX_CALLS {
-        return Err(Problem::Internal);
+        return Err(CallError::Invalid(format!(
+            "a batch of {} calls, not 1 to {MAX_CALLS}",
+            calls.len()
+        )));
     }
+    calls.iter().try_for_each(Call::check)?;
     Ok(calls)
 }
 
-fn decode_item(item: &str) -> Result<ObjectCall, Problem> {
-    if item == "v" {
-        return Ok(ObjectCall::Value);
-    }
-    let mut fields = item.split(',');
-    if fields.next() != Some("m") {
-        return Err(Problem::Internal);
-    }
-    let (Some(op), Some(n), Some(key), Some(client)) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        return Err(Problem::Internal);
-    };
-    let if_match = match fields.next() {
-        Some(s) => Some(IfMatch::decode(s).ok_or(Problem::Internal)?),
-        None => None,
-    };
-    if fields.next().is_some() {
-        return Err(Problem::Internal);
-    }
-    let op = Operation::parse(op).ok_or(Problem::Internal)?;
-    let operand = canonical_int(n).ok_or(Problem::Internal)?;
-    let key = RequestKey::parse(key, "Idempotency-Key").map_err(|_| Problem::Internal)?;
-    if !is_client_id(client) {
-        return Err(Problem::Internal);
-    }
-    Ok(ObjectCall::Mutate {
-        mutation: Mutation {
-            op,
-            operand,
-            key,
-            if_match,
-        },
-        client: client.to_owned(),
-    })
-}
-
-/// An integer as `i64::to_string` writes it (no `+`, no leading zeros), within ±(2^53 − 1).
-fn canonical_int(s: &str) -> Option<i64> {
-    let n = s.parse::<i64>().ok()?;
-    (n.to_string() == s && n.abs() <= MAX_VALUE).then_some(n)
-}
-
 /// What the object answers to one request: everything of the HTTP response that is not the
-/// baseline every answer carries (`Cache-Control: no-store`, `X-Content-Type-Options`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// baseline every answer carries (`Cache-Control: no-store`, `X-Content-Type-Options`). As JSON:
+/// `{"status":…,"content_type":…,"headers":[[name,value],…],"body":…}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reply {
     pub status: u16,
-    /// `application/json` or `application/problem+json`.
-    pub content_type: &'static str,
+    pub content_type: Media,
     /// The other headers that matter: `etag`, `idempotent-replayed`, `retry-after`, …
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -217,7 +223,7 @@ impl Reply {
     pub fn json(body: String, extra: &[(&str, &str)]) -> Reply {
         Reply {
             status: 200,
-            content_type: JSON,
+            content_type: Media::Json,
             headers: extra
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -243,7 +249,7 @@ impl Reply {
     pub fn problem(p: &Problem) -> Reply {
         Reply {
             status: p.status(),
-            content_type: PROBLEM_CONTENT_TYPE,
+            content_type: Media::Problem,
             headers: p
                 .headers()
                 .into_iter()
@@ -254,99 +260,73 @@ impl Reply {
     }
 }
 
-/// The body of a batch answer: every reply, in order.
-pub fn encode_replies(replies: &[Reply]) -> String {
-    let size: usize = replies.iter().map(|r| r.body.len() + 64).sum();
-    let mut out = String::with_capacity(size);
-    for r in replies {
-        out.push_str(&format!(
-            "{} {} {} {}\n",
-            r.status,
-            r.content_type,
-            r.headers.len(),
-            r.body.len()
-        ));
-        for (k, v) in &r.headers {
-            out.push_str(k);
-            out.push_str(": ");
-            out.push_str(v);
-            out.push('\n');
-        }
-        out.push_str(&r.body);
-    }
-    out
+/// The media type of a [`Reply`]: one of the two the object answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Media {
+    /// `application/json`
+    #[serde(rename = "application/json")]
+    Json,
+    /// `application/problem+json`
+    #[serde(rename = "application/problem+json")]
+    Problem,
 }
 
-/// Splits a batch answer into exactly `expected` replies. Strict: anything else (a short or
-/// long answer, a header the object never sends, a malformed line) is an error, and the edge
-/// then retries the batch's requests one by one.
-pub fn decode_replies(text: &str, expected: usize) -> Result<Vec<Reply>, Problem> {
-    let bad = || Problem::Internal;
-    let mut rest = text;
-    let mut out = Vec::with_capacity(expected);
-    while !rest.is_empty() {
-        if out.len() == expected {
-            return Err(bad());
+impl Media {
+    /// The media type's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Media::Json => JSON,
+            Media::Problem => PROBLEM_CONTENT_TYPE,
         }
-        let (line, after) = rest.split_once('\n').ok_or_else(bad)?;
-        let mut parts = line.split(' ');
-        let (Some(status), Some(ct), Some(count), Some(len), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(bad());
-        };
-        let status = status
-            .parse::<u16>()
-            .ok()
-            .filter(|s| (200..=599).contains(s))
-            .ok_or_else(bad)?;
-        let content_type = match ct {
-            JSON => JSON,
-            PROBLEM_CONTENT_TYPE => PROBLEM_CONTENT_TYPE,
-            _ => return Err(bad()),
-        };
-        let count = count
-            .parse::<usize>()
-            .ok()
-            .filter(|c| *c <= 8)
-            .ok_or_else(bad)?;
-        let len = len.parse::<usize>().map_err(|_| bad())?;
-        rest = after;
-        let mut headers = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (line, after) = rest.split_once('\n').ok_or_else(bad)?;
-            let (name, value) = line.split_once(": ").ok_or_else(bad)?;
+    }
+}
+
+impl Reply {
+    /// What the type cannot say: a status, or a header, that the object never sends.
+    fn check(&self) -> Result<(), CallError> {
+        if !(200..=599).contains(&self.status) {
+            return Err(CallError::Invalid(format!("status {}", self.status)));
+        }
+        if self.headers.len() > 8 {
+            return Err(CallError::Invalid(format!(
+                "{} headers in one reply",
+                self.headers.len()
+            )));
+        }
+        for (name, value) in &self.headers {
             if !matches!(
-                name,
+                name.as_str(),
                 "etag" | "idempotent-replayed" | "retry-after" | "allow" | "www-authenticate"
-            ) || value.bytes().any(|b| b.is_ascii_control())
-            {
-                return Err(bad());
+            ) {
+                return Err(CallError::Invalid(format!("header {name:?}")));
             }
-            headers.push((name.to_owned(), value.to_owned()));
-            rest = after;
+            if value.bytes().any(|b| b.is_ascii_control()) {
+                return Err(CallError::Invalid(format!("a control byte in {name}")));
+            }
         }
-        if rest.len() < len || !rest.is_char_boundary(len) {
-            return Err(bad());
-        }
-        let (body, after) = rest.split_at(len);
-        out.push(Reply {
-            status,
-            content_type,
-            headers,
-            body: body.to_owned(),
-        });
-        rest = after;
+        Ok(())
     }
-    if out.len() == expected {
-        Ok(out)
-    } else {
-        Err(bad())
+}
+
+/// The answer to a batch: every reply, in order, as JSON.
+pub fn encode_replies(replies: &[Reply]) -> String {
+    // Serializing strings and integers cannot fail.
+    serde_json::to_string(replies).unwrap_or_default()
+}
+
+/// Reads a batch answer as exactly `expected` replies. Strict: anything else (a short or long
+/// answer, a header the object never sends, JSON of another shape) is an error with its cause,
+/// and the edge then sends the batch's requests one by one.
+pub fn decode_replies(text: &str, expected: usize) -> Result<Vec<Reply>, CallError> {
+    let replies: Vec<Reply> = serde_json::from_str(text)?;
+    if replies.len() != expected {
+        return Err(CallError::Invalid(format!(
+            "{} replies to {expected} calls",
+            replies.len()
+        )));
     }
+    replies.iter().try_for_each(Reply::check)?;
+    Ok(replies)
 }
 
 /// Batch sizes in power-of-two buckets (`1`, `2-3`, `4-7`, … `64`), for `/api/health`: how
@@ -375,7 +355,26 @@ impl SizeHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::command::Amount;
+    use crate::core::command::{Amount, IfMatch};
+    use crate::core::idempotency::RequestKey;
+    use crate::core::vocab::Operation;
+
+    /// Decodes and keeps only what a client would see of an error: [`Problem::Internal`].
+    fn decoded(json: &str) -> Result<Vec<ObjectCall>, Problem> {
+        decode(json)
+            .map(|calls| {
+                calls
+                    .into_iter()
+                    .map(|c| match c {
+                        Call::Value => ObjectCall::Value,
+                        Call::Mutate { mutation, client } => {
+                            ObjectCall::Mutate { mutation, client }
+                        }
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.problem())
+    }
 
     fn key(s: &str) -> RequestKey {
         RequestKey::parse(s, "Idempotency-Key").unwrap()
@@ -433,8 +432,7 @@ mod tests {
             b.push(&i);
         }
         assert_eq!(b.len(), 6);
-        assert!(is_batch(&b.url()));
-        assert_eq!(decode(&b.url()), Ok(calls()));
+        assert_eq!(decoded(&b.json()), Ok(calls()));
     }
 
     #[test]
@@ -457,8 +455,9 @@ mod tests {
             b.push(&i);
         }
         assert_eq!(b.len(), MAX_CALLS);
-        assert_eq!(decode(&b.url()).map(|c| c.len()), Ok(MAX_CALLS));
-        assert_eq!(decode(&format!("{}&v", b.url())), Err(Problem::Internal));
+        assert_eq!(decoded(&b.json()).map(|c| c.len()), Ok(MAX_CALLS));
+        let one_more = format!("{},\"value\"]", b.json().trim_end_matches(']'));
+        assert_eq!(decoded(&one_more), Err(Problem::Internal));
 
         let long = item(&ObjectCall::Mutate {
             mutation: Mutation::step(
@@ -475,35 +474,62 @@ mod tests {
             b.push(&long);
         }
         assert!(b.len() < MAX_CALLS && b.len() > 20, "{}", b.len());
-        assert!(b.url().len() <= MAX_URL_BYTES);
-        assert_eq!(decode(&b.url()).map(|c| c.len()), Ok(b.len()));
+        assert!(b.json().len() <= MAX_BYTES);
+        assert_eq!(decoded(&b.json()).map(|c| c.len()), Ok(b.len()));
     }
 
     #[test]
     fn anything_else_refuses_the_whole_batch() {
+        let m = |fields: &str| format!(r#"[{{"mutate":{{{fields}}}}}]"#);
+        let ok = r#""mutation":{"op":"increment","operand":1,"key":"k"},"client":"unknown""#;
+        assert!(decode(&m(ok)).is_ok());
         for bad in [
-            "https://counter/batch?",
-            "https://counter/batch?v&",
-            "https://counter/batch?&v",
-            "https://counter/batch?x",
-            "https://counter/batch?V",
-            "https://counter/batch?v&m,increment,1,k",
-            "https://counter/batch?m,increment,1,k,unknown,3,4",
-            "https://counter/batch?m,explode,1,k,unknown",
-            "https://counter/batch?m,increment,01,k,unknown",
-            "https://counter/batch?m,increment,+1,k,unknown",
-            "https://counter/batch?m,increment,9007199254740992,k,unknown",
-            "https://counter/batch?m,increment,1,bad key,unknown",
-            "https://counter/batch?m,increment,1,,unknown",
-            "https://counter/batch?m,increment,1,k,<script>",
-            "https://counter/batch?m,increment,1,k,unknown,x",
-            "https://counter/batchv",
-            "https://other/batch?v",
+            "".to_owned(),
+            "[]".into(),
+            "[\"value\",]".into(),
+            "[\"value\"".into(),
+            "[\"x\"]".into(),
+            "[\"Value\"]".into(),
+            "{\"value\":null}".into(),
+            "v".into(),
+            m(r#""mutation":{"op":"increment","operand":1,"key":"k"}"#),
+            m(r#""mutation":{"op":"increment","operand":1,"key":"k"},"client":"unknown","x":1"#),
+            m(r#""mutation":{"op":"increment","operand":1,"key":"k","x":1},"client":"unknown""#),
+            m(r#""mutation":{"op":"explode","operand":1,"key":"k"},"client":"unknown""#),
+            m(r#""mutation":{"op":"increment","operand":"1","key":"k"},"client":"unknown""#),
+            m(r#""mutation":{"op":"increment","operand":1.5,"key":"k"},"client":"unknown""#),
+            m(
+                r#""mutation":{"op":"increment","operand":9007199254740992,"key":"k"},"client":"unknown""#,
+            ),
+            m(r#""mutation":{"op":"increment","operand":1,"key":"bad key"},"client":"unknown""#),
+            m(r#""mutation":{"op":"increment","operand":1,"key":""},"client":"unknown""#),
+            m(r#""mutation":{"op":"increment","operand":1,"key":"k"},"client":"<script>""#),
+            m(
+                r#""mutation":{"op":"increment","operand":1,"key":"k","if_match":"x"},"client":"unknown""#,
+            ),
+            m(
+                r#""mutation":{"op":"increment","operand":1,"key":"k","if_match":{"versions":[-1]}},"client":"unknown""#,
+            ),
+            m(
+                r#""mutation":{"op":"increment","operand":1,"key":"k","if_match":{"versions":[9007199254740992]}},"client":"unknown""#,
+            ),
+            "https://counter/batch?v".into(),
         ] {
-            assert_eq!(decode(bad), Err(Problem::Internal), "{bad}");
+            assert_eq!(decoded(&bad), Err(Problem::Internal), "{bad}");
         }
-        let huge = format!("https://counter/batch?{}", ["v"; 5000].join("&"));
-        assert_eq!(decode(&huge), Err(Problem::Internal));
+        let huge = format!("[{}]", ["\"value\""; 5000].join(","));
+        assert_eq!(decoded(&huge), Err(Problem::Internal));
+        // The cause is kept for the log.
+        let e = decode(&m(
+            r#""mutation":{"op":"explode","operand":1,"key":"k"},"client":"unknown""#,
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(e, CallError::Json(_)) && e.to_string().contains("explode"),
+            "{e}"
+        );
+        let e = decode(&huge).unwrap_err();
+        assert!(e.to_string().contains("bytes"), "{e}");
     }
 
     fn replies() -> Vec<Reply> {
@@ -530,9 +556,10 @@ mod tests {
     fn replies_roundtrip_byte_for_byte() {
         let r = replies();
         let text = encode_replies(&r);
-        assert_eq!(decode_replies(&text, r.len()), Ok(r.clone()));
-        assert_eq!(decode_replies(&text, r.len() - 1), Err(Problem::Internal));
-        assert_eq!(decode_replies(&text, r.len() + 1), Err(Problem::Internal));
+        let read = |text: &str, n: usize| decode_replies(text, n).map_err(|e| e.problem());
+        assert_eq!(read(&text, r.len()), Ok(r.clone()));
+        assert_eq!(read(&text, r.len() - 1), Err(Problem::Internal));
+        assert_eq!(read(&text, r.len() + 1), Err(Problem::Internal));
         // Truncated anywhere: refused, never a short or altered reply.
         for cut in 0..text.len() {
             if text.is_char_boundary(cut) {
@@ -546,16 +573,32 @@ mod tests {
 
     #[test]
     fn replies_with_foreign_parts_are_refused() {
+        let r = |fields: &str| format!("[{{{fields}}}]");
+        let ok = r#""status":200,"content_type":"application/json","headers":[],"body":"""#;
+        assert!(decode_replies(&r(ok), 1).is_ok());
         for bad in [
-            "200 text/html 0 0\n",
-            "200 application/json 1 0\nset-cookie: a=b\n",
-            "200 application/json 1 0\netag \"1\"\n",
-            "99 application/json 0 0\n",
-            "200 application/json 0 5\nabc",
-            "200 application/json 0 0 extra\n",
-            "200 application/json 9 0\n",
+            r(r#""status":200,"content_type":"text/html","headers":[],"body":"""#),
+            r(
+                r#""status":200,"content_type":"application/json","headers":[["set-cookie","a=b"]],"body":"""#,
+            ),
+            r(
+                r#""status":200,"content_type":"application/json","headers":[["etag","\"1\"\n"]],"body":"""#,
+            ),
+            r(r#""status":200,"content_type":"application/json","headers":[["etag"]],"body":"""#),
+            r(r#""status":99,"content_type":"application/json","headers":[],"body":"""#),
+            r(r#""status":200,"content_type":"application/json","headers":[]"#),
+            r(r#""status":200,"content_type":"application/json","headers":[],"body":"","extra":1"#),
+            r(&format!(
+                r#""status":200,"content_type":"application/json","headers":[{}],"body":"""#,
+                [r#"["etag","1"]"#; 9].join(",")
+            )),
+            "200 application/json 0 0\n".to_owned(),
         ] {
-            assert_eq!(decode_replies(bad, 1), Err(Problem::Internal), "{bad:?}");
+            assert_eq!(
+                decode_replies(&bad, 1).map_err(|e| e.problem()),
+                Err(Problem::Internal),
+                "{bad:?}"
+            );
         }
     }
 

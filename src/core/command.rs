@@ -46,8 +46,10 @@ impl Amount {
     }
 }
 
-/// A validated change request: the unit the counter object applies exactly once.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A validated change request: the unit the counter object applies exactly once. In a batch it
+/// travels as JSON (`core::batch`); the key is checked again as it is read.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mutation {
     /// What to do.
     pub op: Operation,
@@ -56,6 +58,7 @@ pub struct Mutation {
     /// The key that makes the mutation exactly-once: the client's, or one the edge made.
     pub key: RequestKey,
     /// Apply only if the current version is one of these (`If-Match`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<IfMatch>,
 }
 
@@ -253,8 +256,10 @@ pub fn check_json_media_type(content_type: Option<&str>, body_len: usize) -> Res
     }
 }
 
-/// The parsed `If-Match` header: apply only if the current version is listed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The parsed `If-Match` header: apply only if the current version is listed. As JSON (in a
+/// batch): `"any"` or `{"versions":[…]}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IfMatch {
     /// `*`: any current version.
     Any,

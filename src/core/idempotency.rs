@@ -21,9 +21,19 @@ pub const MAX_KEY_LEN: usize = 255;
 /// A validated idempotency key: 1–255 characters of `A-Z a-z 0-9 . _ : -`.
 ///
 /// The alphabet needs no escaping in URLs, headers, JSON or log lines, which is why it is this
-/// narrow.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// narrow. As JSON it is its text, validated again as it is read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct RequestKey(String);
+
+impl TryFrom<String> for RequestKey {
+    type Error = Problem;
+
+    fn try_from(s: String) -> Result<Self, Problem> {
+        RequestKey::parse(&s, "Idempotency-Key")?;
+        Ok(RequestKey(s))
+    }
+}
 
 impl RequestKey {
     /// Validates `s` as a key; `header` names the header for the error message.

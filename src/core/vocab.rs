@@ -8,8 +8,9 @@ use std::fmt;
 /// client (JavaScript included) and the platform's SQL bindings represent exactly.
 pub const MAX_VALUE: i64 = (1 << 53) - 1;
 
-/// What a mutation does to the counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What a mutation does to the counter. As JSON: its name ([`Operation::as_str`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Operation {
     /// Adds the amount.
     Increment,

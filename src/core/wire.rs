@@ -1,11 +1,22 @@
-//! The call from the edge to the counter object, as one URL.
+//! The call from the edge to the counter object, as one URL, and the error of every internal
+//! call ([`CallError`]).
 //!
 //! The edge validates a request completely and then asks the object to do one [`ObjectCall`].
-//! The whole call travels in the URL of the internal request (`https://counter/<call>?<args>`):
-//! no body to stream, no headers to read, so the object reads one string, decodes it here and
-//! can answer synchronously. Every value in it is ASCII that needs no escaping (operation names,
-//! integers, keys of the restricted idempotency alphabet, IP addresses), and decoding checks
-//! each again, so a malformed call can never reach the counter's logic.
+//! A call sent alone travels in the URL of a plain internal request
+//! (`https://counter/<call>?<args>`): no body to stream, no headers to read, so the object reads
+//! one string, decodes it here and can answer synchronously. Every value in it is ASCII that
+//! needs no escaping (operation names, integers, keys of the restricted idempotency alphabet, IP
+//! addresses), and decoding checks each again, so a malformed call can never reach the counter's
+//! logic.
+//!
+//! Why a URL and not JSON, when a batch of calls is typed JSON ([`super::batch`]): every version
+//! of the object decodes this URL, so it is what reaches an object of another version during a
+//! rollout (the edge falls back to plain requests when a batch fails as a whole, and an object
+//! that predates the batch method answers nothing else), and the relays call the counter the
+//! same way. It is also the cheapest call: the object's response to it passes through the edge
+//! unread.
+
+use std::fmt;
 
 use super::audit::AuditQuery;
 use super::command::{IfMatch, Mutation};
@@ -14,6 +25,52 @@ use super::ledger::{AsOfQuery, ConsistencyQuery, ExportQuery, InclusionQuery};
 use super::problem::Problem;
 use super::query;
 use super::vocab::Operation;
+
+/// Why an internal call (a URL, a batch or its answer) could not be decoded. Only the edge and
+/// the object make these, so any of them is a bug or a version skew: whoever meets one logs it
+/// with its cause and answers [`Problem::Internal`] ([`CallError::problem`]).
+#[derive(Debug)]
+pub enum CallError {
+    /// A URL that is not one of [`ObjectCall`]'s: what is wrong with it.
+    Url(String),
+    /// JSON that is not the expected type (a batch, or its replies).
+    Json(serde_json::Error),
+    /// Well-formed, but holding what the other side never sends: what.
+    Invalid(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Url(why) => write!(f, "malformed call URL: {why}"),
+            CallError::Json(e) => write!(f, "malformed JSON: {e}"),
+            CallError::Invalid(why) => write!(f, "invalid call: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Json(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<serde_json::Error> for CallError {
+    fn from(e: serde_json::Error) -> Self {
+        CallError::Json(e)
+    }
+}
+
+impl CallError {
+    /// What a client of the service sees of it: an internal error (the cause is for the log,
+    /// not for the client).
+    pub fn problem(&self) -> Problem {
+        Problem::Internal
+    }
+}
 
 /// The origin of internal URLs; the object ignores it.
 pub const ORIGIN: &str = "https://counter";
@@ -100,11 +157,15 @@ impl ObjectCall {
         }
     }
 
-    /// Decodes an internal URL. Any deviation is an internal error: only the edge makes these.
-    pub fn decode(url: &str) -> Result<Self, Problem> {
-        let rest = url.strip_prefix(ORIGIN).ok_or(Problem::Internal)?;
+    /// Decodes an internal URL. Any deviation is a [`CallError::Url`] naming it: only the edge
+    /// and the relays make these.
+    pub fn decode(url: &str) -> Result<Self, CallError> {
+        let rest = url
+            .strip_prefix(ORIGIN)
+            .ok_or_else(|| CallError::Url("not the counter's origin".into()))?;
         let (path, q) = rest.split_once('?').unwrap_or((rest, ""));
-        let bad = |_| Problem::Internal;
+        let bad = |p: Problem| CallError::Url(format!("{path}: {}", p.detail()));
+        let missing = |what: &str| CallError::Url(format!("{path}: {what}"));
         match path {
             "/value" if q.is_empty() => Ok(ObjectCall::Value),
             "/health" if q.is_empty() => Ok(ObjectCall::Health),
@@ -125,7 +186,7 @@ impl ObjectCall {
                             && r.bytes()
                                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     })
-                    .ok_or(Problem::Internal)?;
+                    .ok_or_else(|| missing("no relay name, or not one"))?;
                 Ok(ObjectCall::Upstream { since, relay })
             }
             "/audit" => AuditQuery::parse(q).map(ObjectCall::Audit).map_err(bad),
@@ -137,13 +198,13 @@ impl ObjectCall {
                 .map(ObjectCall::Consistency)
                 .map_err(bad),
             "/as_of" => AsOfQuery::parse(q).map(ObjectCall::ValueAsOf).map_err(bad),
-            "/export" => match ExportQuery::parse(q) {
-                Ok(ExportQuery {
+            "/export" => match ExportQuery::parse(q).map_err(bad)? {
+                ExportQuery {
                     csv,
                     after,
                     until: Some(until),
-                }) => Ok(ObjectCall::ExportPage { csv, after, until }),
-                _ => Err(Problem::Internal),
+                } => Ok(ObjectCall::ExportPage { csv, after, until }),
+                _ => Err(missing("no end of the page")),
             },
             "/connect" => {
                 let pairs = query::parse(q, &["client", "since"]).map_err(bad)?;
@@ -151,7 +212,7 @@ impl ObjectCall {
                     .map_err(bad)?;
                 Ok(ObjectCall::Connect {
                     since,
-                    client: client(&pairs)?,
+                    client: client(&pairs).map_err(missing)?,
                 })
             }
             "/mutate" => {
@@ -164,14 +225,14 @@ impl ObjectCall {
                 };
                 let op = get("op")
                     .and_then(Operation::parse)
-                    .ok_or(Problem::Internal)?;
+                    .ok_or_else(|| missing("no operation, or not one"))?;
                 let operand = get("n")
                     .and_then(|n| n.parse::<i64>().ok())
-                    .ok_or(Problem::Internal)?;
+                    .ok_or_else(|| missing("no operand, or not an integer"))?;
                 let key =
                     RequestKey::parse(get("key").unwrap_or(""), "Idempotency-Key").map_err(bad)?;
                 let if_match = match get("if") {
-                    Some(s) => Some(IfMatch::decode(s).ok_or(Problem::Internal)?),
+                    Some(s) => Some(IfMatch::decode(s).ok_or_else(|| missing("a malformed if"))?),
                     None => None,
                 };
                 Ok(ObjectCall::Mutate {
@@ -181,25 +242,25 @@ impl ObjectCall {
                         key,
                         if_match,
                     },
-                    client: client(&pairs)?,
+                    client: client(&pairs).map_err(missing)?,
                 })
             }
-            _ => Err(Problem::Internal),
+            _ => Err(missing("an unknown call, or arguments it does not take")),
         }
     }
 }
 
 /// A client identifier: an IP address (v4 or v6) or `unknown`.
-fn client(pairs: &[(&str, String)]) -> Result<String, Problem> {
+fn client(pairs: &[(&str, String)]) -> Result<String, &'static str> {
     let c = pairs
         .iter()
         .find(|(n, _)| *n == "client")
         .map(|(_, v)| v.clone())
-        .ok_or(Problem::Internal)?;
+        .ok_or("no client")?;
     if is_client_id(&c) {
         Ok(c)
     } else {
-        Err(Problem::Internal)
+        Err("a client that is not an address")
     }
 }
 
@@ -293,8 +354,8 @@ mod tests {
         ];
         for c in calls {
             assert_eq!(
-                ObjectCall::decode(&c.encode()),
-                Ok(c.clone()),
+                ObjectCall::decode(&c.encode()).ok(),
+                Some(c.clone()),
                 "{}",
                 c.encode()
             );
@@ -322,7 +383,9 @@ mod tests {
             "https://counter/upstream?since=1",
             "https://counter/restart?x=1",
         ] {
-            assert_eq!(ObjectCall::decode(bad), Err(Problem::Internal), "{bad}");
+            let e = ObjectCall::decode(bad).unwrap_err();
+            assert!(matches!(e, CallError::Url(_)), "{bad}: {e}");
+            assert_eq!(e.problem(), Problem::Internal, "{bad}");
         }
     }
 

@@ -43,7 +43,7 @@ use worker::worker_sys::{DurableObjectState, WebSocketRequestResponsePair};
 use worker::Env;
 
 use crate::core::archive::{backoff_ms, pointer_json, ProofQuery, Settings, POINTER_HEADER};
-use crate::core::batch::{self, SizeHistogram};
+use crate::core::batch::SizeHistogram;
 use crate::core::limits::{self, RateLimiter};
 use crate::core::problem::Problem;
 use crate::core::prometheus::Tally;
@@ -208,31 +208,32 @@ impl Counter {
     }
 
     /// A batch call from the edge as a method (the platform's RPC, through the class in
-    /// `entry.js`): the encoded replies, or an error that fails the whole call (the edge
-    /// then sends each request alone). The answer is a string the edge splits at once: no
-    /// response body to read, which costs the edge more than the call itself.
+    /// `entry.js`): the batch as JSON ([`batch::Call`]s) in, the replies as one JSON string
+    /// out, or an error that fails the whole call (the edge then sends each request alone, as
+    /// a plain request). The answer is a string the edge reads at once: no response body to
+    /// read, which costs the edge more than the call itself. A batch the object cannot decode
+    /// (an edge of another version, say) is logged with its cause and refused as a whole.
     ///
     /// Like a response, the returned value leaves the object only once its writes are durable
     /// (the runtime holds every RPC reply behind the output gate).
     #[wasm_bindgen(js_name = batch)]
-    pub fn batch_call(&self, url: String) -> Result<String, JsValue> {
-        self.batch_replies(&url)
+    pub fn batch_call(&self, json: String) -> Result<String, JsValue> {
+        self.batch_replies(&json)
             .map_err(|p| js_sys::Error::new(&format!("batch refused: {}", p.status())).into())
     }
 
-    /// One call from the edge. Never yields: see the module doc.
+    /// One call from the edge, a relay or an edge of another version (plain requests, the
+    /// URLs of [`ObjectCall`]). Never yields: see the module doc.
     pub fn fetch(&self, req: Request) -> Result<Response, JsValue> {
         let url = req.url();
-        if batch::is_batch(&url) {
-            // The batch call as a request (an edge from before batches were a method).
-            return match self.batch_replies(&url) {
-                Ok(text) => http::respond(200, batch::CONTENT_TYPE, &text, &[]),
-                Err(p) => http::problem(&p),
-            };
-        }
         let call = match ObjectCall::decode(&url) {
             Ok(call) => call,
-            Err(p) => return http::problem(&p),
+            Err(e) => {
+                log_event("error", "counter call refused", |w| {
+                    w.string("error", &e.to_string());
+                });
+                return http::problem(&e.problem());
+            }
         };
         let current = match &*self.current.borrow() {
             Ok(s) => s.clone(),

@@ -5,14 +5,13 @@ use wasm_bindgen::JsValue;
 use web_sys::Response;
 
 use crate::core::audit::AuditEntry;
-use crate::core::batch::{self, Reply};
+use crate::core::batch::{self, Call, Reply};
 use crate::core::command::Mutation;
 use crate::core::idempotency::{self, Seen};
 use crate::core::problem::Problem;
 use crate::core::state::Snapshot;
 use crate::core::time::rfc3339_millis;
 use crate::core::vocab::Operation;
-use crate::core::wire::ObjectCall;
 use crate::http::{self, log_event, now_ms};
 use crate::sockets;
 
@@ -125,9 +124,16 @@ impl Counter {
     /// change broadcast, in version order. If the outer transaction fails, nothing of the
     /// batch happened: its rate-limit counts, metric counts and the Merkle tree's right edge are
     /// put back and the whole call gets 500, which
-    /// the edge answers by sending each request again alone, with the same key.
-    pub(super) fn batch_replies(&self, url: &str) -> Result<String, Problem> {
-        let calls = batch::decode(url)?;
+    /// the edge answers by sending each request again alone, with the same key. So does a
+    /// batch that does not decode, logged with its cause.
+    pub(super) fn batch_replies(&self, json: &str) -> Result<String, Problem> {
+        let calls = batch::decode(json).map_err(|e| {
+            log_event("error", "counter batch refused", |w| {
+                w.uint("bytes", json.len() as u64)
+                    .string("error", &e.to_string());
+            });
+            e.problem()
+        })?;
         let current = match &*self.current.borrow() {
             Ok(s) => s.clone(),
             Err(_) => {
@@ -138,19 +144,19 @@ impl Counter {
         };
         self.sizes.borrow_mut().record(calls.len());
         // Reads alone change nothing: no transaction to open and commit.
-        if calls.iter().all(|c| matches!(c, ObjectCall::Value)) {
+        if calls.iter().all(|c| matches!(c, Call::Value)) {
             let reply = Reply::value(&current);
             return Ok(batch::encode_replies(&vec![reply; calls.len()]));
         }
         // A change alone: exactly the single call's step, in its own transaction.
-        if let [ObjectCall::Mutate { mutation, client }] = calls.as_slice() {
+        if let [Call::Mutate { mutation, client }] = calls.as_slice() {
             let reply = self.mutate_alone(&current, mutation, client);
             return Ok(batch::encode_replies(std::slice::from_ref(&reply)));
         }
         self.batch(&current, &calls)
     }
 
-    fn batch(&self, current: &Snapshot, calls: &[ObjectCall]) -> Result<String, Problem> {
+    fn batch(&self, current: &Snapshot, calls: &[Call]) -> Result<String, Problem> {
         let now = now_ms();
         let mut working = current.clone();
         // What to put back should the whole transaction fail.
@@ -160,7 +166,7 @@ impl Counter {
         let outcome = self.store.transaction(&mut || {
             for call in calls {
                 let reply = match call {
-                    ObjectCall::Mutate { mutation, client } => {
+                    Call::Mutate { mutation, client } => {
                         match self.step(&working, mutation, client, now) {
                             Step::Applied(entry) => {
                                 working = Snapshot::after(&entry);
@@ -171,9 +177,7 @@ impl Counter {
                             Step::Answered(reply) => reply,
                         }
                     }
-                    ObjectCall::Value => Reply::value(&working),
-                    // `batch::decode` only yields values and mutations.
-                    _ => Reply::problem(&Problem::Internal),
+                    Call::Value => Reply::value(&working),
                 };
                 replies.push(reply);
             }

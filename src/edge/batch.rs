@@ -5,7 +5,7 @@
 //! waits. Otherwise it joins the *open batch* (no timer decides when it leaves): the first
 //! request of an open batch is its *leader*, the others its members. When a call in flight
 //! comes back, the leader sends the open batch as the next call: itself alone, or up to
-//! [`batch::MAX_CALLS`] requests ([`batch::MAX_URL_BYTES`]). So under load batches grow by
+//! [`batch::MAX_CALLS`] requests ([`batch::MAX_BYTES`]). So under load batches grow by
 //! themselves, and a queued read only ever shares a call issued after it arrived, which keeps
 //! reads linearizable.
 //!
@@ -36,16 +36,22 @@
 //! then (its sender was cancelled) no longer holds a place in flight.
 //!
 //! A request sent alone (nobody waiting, or a leader whose batch is itself) is its own call as a
-//! plain request, whose response is passed through unread, exactly as with batching off. A
-//! batch is a call of the counter's method `batch` (the platform's RPC, [`forward::send_batch`]):
-//! its argument is the batch URL, its answer the replies as one string, so no response body is
-//! read.
+//! plain request (its URL, [`ObjectCall::encode`]), whose response is passed through unread,
+//! exactly as with batching off. A batch is a call of the counter's method `batch` (the
+//! platform's RPC, [`forward::send_batch`]): its argument is the batch as JSON
+//! ([`batch::Call`]s), its answer the replies as one JSON string ([`Reply`]s), so no response
+//! body is read.
+//!
+//! Why the lone request keeps its URL while the batch is typed JSON: the URL is what every
+//! version of the object answers, so it is also the fallback when a batch fails, and it is what
+//! reaches an object that predates the method or this JSON (during a rollout, or a rollback); it
+//! also stays the cheapest call. BENCHMARKS.md, "Typed batches", has the A/B of the change.
 //!
 //! A batch's answer is split into one response per request ([`http::reply`], the same function
 //! that builds a single call's answer at the object). A batch call that fails as a whole (the
-//! call rejects, or its answer is not a batch answer) is sent again request by request with the
-//! same keys, each with the usual retries; when the object is overloaded, every request gets
-//! the overload answer instead.
+//! call rejects, or its answer is not a batch answer: logged with its cause) is sent again
+//! request by request with the same keys, each with the usual retries; when the object is
+//! overloaded, every request gets the overload answer instead.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -416,7 +422,7 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
             .map_err(|p| JsValue::from_str(&format!("counter call not sent: {}", p.status())));
     }
     let call = with(new_id);
-    match forward::send_batch(&builder.url()) {
+    match forward::send_batch(&builder.json()) {
         Ok(p) => {
             with(|b| {
                 b.calls.push(Call {
@@ -465,12 +471,14 @@ fn answered(call: u32, leader: u32, answer: JsValue) -> Result<JsValue, JsValue>
                 None => Err(JsValue::from_str("an empty batch answer")),
             }
         }
-        Err(_) => {
-            let e = JsValue::from_str("malformed batch answer");
-            log_error(
+        Err(e) => {
+            log_event(
+                "error",
                 "counter batch failed; sending its requests one by one",
-                &e,
-                members.len(),
+                |w| {
+                    w.uint("requests", members.len() as u64)
+                        .string("error", &format!("the batch answer: {e}"));
+                },
             );
             let url = members[0].url.clone();
             finish_batch(members, resolve, |_| Outcome::Alone);

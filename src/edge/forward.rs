@@ -76,17 +76,17 @@ extern "C" {
     /// The counter's stub seen as an RPC target (`src/entry.js`).
     type CounterRpc;
 
-    /// `stub.batch(url)`: the batch's encoded replies (a string), or a rejection.
+    /// `stub.batch(json)`: the batch's replies (a JSON string), or a rejection.
     #[wasm_bindgen(method, catch, js_name = batch)]
-    fn batch(this: &CounterRpc, url: &str) -> Result<js_sys::Promise, JsValue>;
+    fn batch(this: &CounterRpc, json: &str) -> Result<js_sys::Promise, JsValue>;
 }
 
-/// A batch call (the namespace is loaded): the object's method `batch`, whose answer is the
-/// replies as one string, with no response body to read. The call's own promise is a
-/// special RPC promise; other requests wait on the plain promise made from it here, in the
-/// sender's context, exactly as on a `fetch` promise.
-pub(super) fn send_batch(url: &str) -> Result<js_sys::Promise, JsValue> {
-    let rpc = stub().and_then(|s| s.unchecked_into::<CounterRpc>().batch(url))?;
+/// A batch call (the namespace is loaded): the object's method `batch` with the batch's JSON
+/// (`core::batch`), whose answer is the replies as one JSON string, with no response body to
+/// read. The call's own promise is a special RPC promise; other requests wait on the plain
+/// promise made from it here, in the sender's context, exactly as on a `fetch` promise.
+pub(super) fn send_batch(json: &str) -> Result<js_sys::Promise, JsValue> {
+    let rpc = stub().and_then(|s| s.unchecked_into::<CounterRpc>().batch(json))?;
     Ok(js_sys::Promise::resolve(&rpc))
 }
 
