@@ -17,7 +17,7 @@
 use web_sys::Response;
 use worker::Env;
 
-use crate::core::archive::{self, AsOfPointer, ProofPointer, Segment};
+use crate::core::archive::{self, AsOfPointer, ProofPointer, Segment, SegmentPointer};
 use crate::core::audit::AuditEntry;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
@@ -73,23 +73,10 @@ pub async fn resolve(
         );
         return Err(Problem::Internal);
     };
-    let pointer: Option<(Segment, u64)> = text
-        .as_deref()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .and_then(|v| {
-            Some((
-                Segment::from_json(v.get("segment")?)?,
-                v.get("version")?.as_u64()?,
-            ))
-        });
-    let Some((seg, version)) = pointer else {
-        log_event(
-            "error",
-            "the counter's archive pointer is malformed",
-            |_| {},
-        );
-        return Err(Problem::Internal);
-    };
+    let SegmentPointer {
+        segment: seg,
+        version,
+    } = read_pointer(text.as_deref(), SegmentPointer::from_json, "archive")?;
     let entries = read(env, &seg).await.map_err(|e| {
         log_event("error", "archive read failed", |w| {
             w.string("segment", &seg.name()).string("error", &e);
@@ -104,22 +91,38 @@ pub async fn resolve(
 
 /// The checked entries of the segment an object pointer (a [`archive::pointer_json`]) names.
 pub async fn segment_entries(env: &Env, pointer: &str) -> Result<Vec<AuditEntry>, String> {
-    let seg = serde_json::from_str::<serde_json::Value>(pointer)
-        .ok()
-        .and_then(|v| Segment::from_json(v.get("segment")?))
-        .ok_or_else(|| "the counter's archive pointer is malformed".to_string())?;
+    let seg = SegmentPointer::from_json(pointer)
+        .map_err(|e| format!("the counter's archive pointer is malformed: {e}"))?
+        .segment;
     read(env, &seg).await
+}
+
+/// The pointer the object answered with (`text`, its body), or, logged with its cause, an
+/// internal error.
+fn read_pointer<P>(
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Result<P, serde_json::Error>,
+    what: &str,
+) -> Result<P, Problem> {
+    let parsed = match text {
+        Some(t) => parse(t).map_err(|e| e.to_string()),
+        None => Err("no body".to_owned()),
+    };
+    parsed.map_err(|e| {
+        log_event(
+            "error",
+            &format!("the counter's {what} pointer is malformed"),
+            |w| {
+                w.string("error", &e);
+            },
+        );
+        Problem::Internal
+    })
 }
 
 /// A proof from its pointer and the segments it names.
 async fn prove(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
-    let Some(pointer) = text
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .and_then(|v| ProofPointer::from_json(&v))
-    else {
-        log_event("error", "the counter's proof pointer is malformed", |_| {});
-        return Err(Problem::Internal);
-    };
+    let pointer = read_pointer(text, ProofPointer::from_json, "proof")?;
     let mut blocks = Vec::with_capacity(pointer.segments.len());
     let failed = |e: String| {
         log_event("error", "archive read failed", |w| {
@@ -139,13 +142,7 @@ async fn prove(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
 /// A past value from an archived segment: the segment read and checked against the record,
 /// its entries against the segment root the counter holds, then the entry (and its proof).
 async fn as_of(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
-    let Some(pointer) = text
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .and_then(|v| AsOfPointer::from_json(&v))
-    else {
-        log_event("error", "the counter's as-of pointer is malformed", |_| {});
-        return Err(Problem::Internal);
-    };
+    let pointer = read_pointer(text, AsOfPointer::from_json, "as-of")?;
     let failed = |e: String| {
         log_event("error", "archive read failed", |w| {
             w.string("segment", &pointer.segment().name())

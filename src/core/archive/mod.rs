@@ -36,7 +36,7 @@ pub mod segment;
 
 pub use pointer::{
     archived_blocks, block_root, pointer_json, AsOfPointer, AsOfTarget, ProofPointer, ProofQuery,
-    POINTER_HEADER,
+    SegmentPointer, POINTER_HEADER,
 };
 pub use policy::{
     backoff_ms, next_segment, Settings, BACKOFF_MS, DEFAULT_RETENTION_SECS, DELAY_MS, EXPIRE_CHUNK,

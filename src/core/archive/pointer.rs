@@ -2,22 +2,46 @@
 //! for an audit page ([`pointer_json`]), the hashes and segments a proof needs
 //! ([`ProofPointer`]), and a past value's segment ([`AsOfPointer`]); and how the Worker
 //! completes each from the segments it read.
+//!
+//! The pointers are JSON written and read with serde derive; what the types cannot say (a
+//! segment's bounds, a hash's encoding, an as-of pointer's one segment) is checked as they are
+//! read, and a pointer that fails is a [`serde_json::Error`] naming the cause.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::segment::Segment;
 use super::{SEGMENT_ENTRIES, SEGMENT_LEVEL};
 use crate::core::audit::AuditEntry;
-use crate::core::json::JsonWriter;
 use crate::core::ledger;
 use crate::core::ledger::checkpoint::{decode_hash, encode_hash};
 use crate::core::ledger::merkle::{self, Hash, MemoryTree, Node};
 
 /// The object's answer to an audit read that starts in the archive: the segment to read and
-/// the counter's version (so the Worker knows whether another page follows the segment).
+/// the counter's version (so the Worker knows whether another page follows the segment). As
+/// JSON: `{"segment":…,"version":…}` ([`pointer_json`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentPointer {
+    #[serde(with = "segment")]
+    pub segment: Segment,
+    pub version: u64,
+}
+
+impl SegmentPointer {
+    /// A pointer from its JSON, or why not.
+    pub fn from_json(text: &str) -> Result<SegmentPointer, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// The JSON of a [`SegmentPointer`] to `seg` at `version`.
 pub fn pointer_json(seg: &Segment, version: u64) -> String {
-    JsonWriter::object()
-        .raw("segment", &seg.to_json())
-        .uint("version", version)
-        .finish()
+    // Integers and strings: serializing cannot fail.
+    serde_json::to_string(&SegmentPointer {
+        segment: seg.clone(),
+        version,
+    })
+    .unwrap_or_default()
 }
 
 /// The header that marks an object answer as a [`pointer_json`] rather than a page.
@@ -28,16 +52,20 @@ pub const POINTER_HEADER: &str = "x-archive-segment";
 /// entries). The counter sends this instead: the query, every needed hash it still holds
 /// (including each segment's root, level 10, which it always keeps), and the segments; the
 /// Worker rebuilds the missing hashes from the segments and makes the proof
-/// ([`ProofPointer::prove`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// ([`ProofPointer::prove`]). As JSON: `{"query":…,"segments":[…],"nodes":[[level,index,hash],…]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofPointer {
     pub query: ProofQuery,
+    #[serde(with = "segments")]
     pub segments: Vec<Segment>,
+    #[serde(with = "nodes")]
     pub nodes: Vec<(Node, Hash)>,
 }
 
-/// The proof asked for, with its sizes resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The proof asked for, with its sizes resolved. As JSON: `{"kind":"inclusion","version":…,
+/// "tree_size":…}` or `{"kind":"consistency","from":…,"to":…}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ProofQuery {
     Inclusion { version: u64, tree_size: u64 },
     Consistency { from: u64, to: u64 },
@@ -82,68 +110,109 @@ pub fn block_root(j: u64) -> Node {
     }
 }
 
-impl ProofPointer {
-    pub fn to_json(&self) -> String {
-        let query = match self.query {
-            ProofQuery::Inclusion { version, tree_size } => JsonWriter::object()
-                .string("kind", "inclusion")
-                .uint("version", version)
-                .uint("tree_size", tree_size)
-                .finish(),
-            ProofQuery::Consistency { from, to } => JsonWriter::object()
-                .string("kind", "consistency")
-                .uint("from", from)
-                .uint("to", to)
-                .finish(),
-        };
-        let segments: Vec<String> = self.segments.iter().map(Segment::to_json).collect();
-        let nodes: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|(n, h)| format!("[{},{},\"{}\"]", n.level, n.index, encode_hash(h)))
-            .collect();
-        JsonWriter::object()
-            .raw("query", &query)
-            .raw("segments", &format!("[{}]", segments.join(",")))
-            .raw("nodes", &format!("[{}]", nodes.join(",")))
-            .finish()
+/// A segment record in a pointer: [`Segment::to_json`]'s members (`name`, which the reader
+/// does not need, included), read back with [`Segment::from_json`]'s checks.
+#[derive(Serialize, Deserialize)]
+struct SegmentRecord {
+    #[serde(default, skip_deserializing)]
+    name: String,
+    first: u64,
+    last: u64,
+    bytes: u64,
+    sha256: String,
+}
+
+impl SegmentRecord {
+    fn of(seg: &Segment) -> SegmentRecord {
+        SegmentRecord {
+            name: seg.name(),
+            first: seg.first,
+            last: seg.last,
+            bytes: seg.bytes,
+            sha256: seg.sha256.clone(),
+        }
     }
 
-    pub fn from_json(v: &serde_json::Value) -> Option<ProofPointer> {
-        let q = v.get("query")?;
-        let int = |k: &str| q.get(k).and_then(serde_json::Value::as_u64);
-        let query = match q.get("kind")?.as_str()? {
-            "inclusion" => ProofQuery::Inclusion {
-                version: int("version")?,
-                tree_size: int("tree_size")?,
-            },
-            "consistency" => ProofQuery::Consistency {
-                from: int("from")?,
-                to: int("to")?,
-            },
-            _ => return None,
+    fn segment<E: serde::de::Error>(self) -> Result<Segment, E> {
+        let seg = Segment {
+            first: self.first,
+            last: self.last,
+            bytes: self.bytes,
+            sha256: self.sha256,
         };
-        let segments = v
-            .get("segments")?
-            .as_array()?
-            .iter()
-            .map(Segment::from_json)
-            .collect::<Option<Vec<_>>>()?;
-        let nodes = v
-            .get("nodes")?
-            .as_array()?
-            .iter()
-            .map(|n| {
-                let level = u32::try_from(n.get(0)?.as_u64()?).ok()?;
-                let index = n.get(1)?.as_u64()?;
-                Some((Node { level, index }, decode_hash(n.get(2)?.as_str()?)?))
+        if seg.first >= 1 && seg.last >= seg.first && seg.sha256.len() == 64 {
+            Ok(seg)
+        } else {
+            Err(E::custom(format!(
+                "segment {}..={} is not a segment record",
+                seg.first, seg.last
+            )))
+        }
+    }
+}
+
+mod segment {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(seg: &Segment, s: S) -> Result<S::Ok, S::Error> {
+        SegmentRecord::of(seg).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
+        SegmentRecord::deserialize(d)?.segment()
+    }
+}
+
+mod segments {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(segs: &[Segment], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(segs.iter().map(SegmentRecord::of))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Segment>, D::Error> {
+        Vec::<SegmentRecord>::deserialize(d)?
+            .into_iter()
+            .map(SegmentRecord::segment)
+            .collect()
+    }
+}
+
+/// Nodes and their hashes as `[level, index, "<base64>"]`.
+mod nodes {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(nodes: &[(Node, Hash)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            nodes
+                .iter()
+                .map(|(n, h)| (n.level, n.index, encode_hash(h))),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Node, Hash)>, D::Error> {
+        Vec::<(u32, u64, String)>::deserialize(d)?
+            .into_iter()
+            .map(|(level, index, hash)| {
+                let h = decode_hash(&hash).ok_or_else(|| {
+                    D::Error::custom(format!("the hash of node {level}/{index} is not one"))
+                })?;
+                Ok((Node { level, index }, h))
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some(ProofPointer {
-            query,
-            segments,
-            nodes,
-        })
+            .collect()
+    }
+}
+
+impl ProofPointer {
+    /// The pointer as JSON.
+    pub fn to_json(&self) -> String {
+        // Integers, strings and sequences: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A pointer from its JSON, or why not.
+    pub fn from_json(text: &str) -> Result<ProofPointer, serde_json::Error> {
+        serde_json::from_str(text)
     }
 
     /// The proof's JSON (exactly what the counter renders for a proof it makes alone), from
@@ -214,14 +283,17 @@ fn checked_tree(
     Ok(tree)
 }
 
-/// Which past state a [`AsOfPointer`] asks of its segment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Which past state a [`AsOfPointer`] asks of its segment. As JSON, a member of the pointer:
+/// `"version":…` or `"at":…`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AsOfTarget {
     /// The entry of this version (in the segment).
     Version(u64),
     /// The last entry at or before this instant (RFC 3339 UTC with milliseconds, as the trail
     /// writes `at`). The counter chose the segment so that this entry is in it: the segment's
     /// first entry is at or before the instant, and the entry after the segment is not.
+    #[serde(rename = "at")]
     Time(String),
 }
 
@@ -230,40 +302,36 @@ pub enum AsOfTarget {
 /// [`ProofPointer`] for an inclusion proof of the segment's first version in the current tree,
 /// naming the one segment and holding its segment root and every hash above it. Every entry
 /// of a complete, aligned segment has the same hashes above the segment's root on its path,
-/// so the same pointer proves whichever entry the Worker finds in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// so the same pointer proves whichever entry the Worker finds in it. As JSON:
+/// `{"version"|"at":…,"proof":…,"pointer":…}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AsOfPointer {
+    #[serde(flatten)]
     pub target: AsOfTarget,
     pub proof: bool,
     pub pointer: ProofPointer,
 }
 
 impl AsOfPointer {
+    /// The pointer as JSON.
     pub fn to_json(&self) -> String {
-        let mut w = JsonWriter::object();
-        match &self.target {
-            AsOfTarget::Version(v) => w.uint("version", *v),
-            AsOfTarget::Time(t) => w.string("at", t),
-        };
-        w.bool("proof", self.proof)
-            .raw("pointer", &self.pointer.to_json())
-            .finish()
+        // Integers, strings and sequences: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn from_json(v: &serde_json::Value) -> Option<AsOfPointer> {
-        let target = match (v.get("version"), v.get("at")) {
-            (Some(n), None) => AsOfTarget::Version(n.as_u64()?),
-            (None, Some(t)) => AsOfTarget::Time(t.as_str()?.to_owned()),
-            _ => return None,
-        };
-        let pointer = ProofPointer::from_json(v.get("pointer")?)?;
-        let one = pointer.segments.len() == 1
-            && matches!(pointer.query, ProofQuery::Inclusion { version, .. } if version == pointer.segments[0].first);
-        one.then_some(AsOfPointer {
-            target,
-            proof: v.get("proof")?.as_bool()?,
-            pointer,
-        })
+    /// A pointer from its JSON, or why not: it must name one segment, with an inclusion query
+    /// for the segment's first version.
+    pub fn from_json(text: &str) -> Result<AsOfPointer, serde_json::Error> {
+        let p: AsOfPointer = serde_json::from_str(text)?;
+        let one = p.pointer.segments.len() == 1
+            && matches!(p.pointer.query, ProofQuery::Inclusion { version, .. } if version == p.pointer.segments[0].first);
+        if one {
+            Ok(p)
+        } else {
+            Err(serde_json::Error::custom(
+                "an as-of pointer must name one segment and prove its first version",
+            ))
+        }
     }
 
     /// The segment to read.
@@ -378,9 +446,92 @@ mod tests {
             segments: segs,
             nodes: with_roots,
         };
-        let back = ProofPointer::from_json(&serde_json::from_str(&p.to_json()).unwrap()).unwrap();
+        let back = ProofPointer::from_json(&p.to_json()).unwrap();
         assert_eq!(back, p);
         (p, parts)
+    }
+
+    #[test]
+    fn pointers_keep_their_json() {
+        let seg = Segment {
+            first: 1025,
+            last: 2048,
+            bytes: 123,
+            sha256: "ab".repeat(32),
+        };
+        let sp = pointer_json(&seg, 7);
+        assert_eq!(
+            sp,
+            format!(r#"{{"segment":{},"version":7}}"#, seg.to_json())
+        );
+        let back = SegmentPointer::from_json(&sp).unwrap();
+        assert_eq!((back.segment, back.version), (seg.clone(), 7));
+        let hash: Hash = [7u8; 32];
+        let p = ProofPointer {
+            query: ProofQuery::Inclusion {
+                version: 1025,
+                tree_size: 4000,
+            },
+            segments: vec![seg.clone()],
+            nodes: vec![(
+                Node {
+                    level: 10,
+                    index: 1,
+                },
+                hash,
+            )],
+        };
+        let proof_json = format!(
+            r#"{{"query":{{"kind":"inclusion","version":1025,"tree_size":4000}},"segments":[{}],"nodes":[[10,1,"{}"]]}}"#,
+            seg.to_json(),
+            encode_hash(&hash)
+        );
+        assert_eq!(p.to_json(), proof_json);
+        let c = ProofPointer {
+            query: ProofQuery::Consistency { from: 2, to: 9 },
+            segments: vec![],
+            nodes: vec![],
+        };
+        assert_eq!(
+            c.to_json(),
+            r#"{"query":{"kind":"consistency","from":2,"to":9},"segments":[],"nodes":[]}"#
+        );
+        for (target, member) in [
+            (AsOfTarget::Version(1030), r#""version":1030"#.to_owned()),
+            (
+                AsOfTarget::Time("2026-11-29T20:00:00.000Z".into()),
+                r#""at":"2026-11-29T20:00:00.000Z""#.to_owned(),
+            ),
+        ] {
+            let a = AsOfPointer {
+                target,
+                proof: false,
+                pointer: p.clone(),
+            };
+            assert_eq!(
+                a.to_json(),
+                format!(r#"{{{member},"proof":false,"pointer":{proof_json}}}"#)
+            );
+            assert_eq!(AsOfPointer::from_json(&a.to_json()).unwrap(), a);
+        }
+        // What the types cannot say is checked as they are read, and the error says what.
+        let bad_hash = proof_json.replace(&encode_hash(&hash), "not base64");
+        let e = ProofPointer::from_json(&bad_hash).unwrap_err();
+        assert!(e.to_string().contains("node 10/1"), "{e}");
+        let bad_seg = proof_json.replace(r#""first":1025"#, r#""first":0"#);
+        assert!(ProofPointer::from_json(&bad_seg).is_err());
+        let two = AsOfPointer {
+            target: AsOfTarget::Version(1030),
+            proof: false,
+            pointer: ProofPointer {
+                segments: vec![seg.clone(), seg.clone()],
+                ..p.clone()
+            },
+        };
+        assert!(AsOfPointer::from_json(&two.to_json())
+            .unwrap_err()
+            .to_string()
+            .contains("one segment"));
     }
 
     #[test]
@@ -465,7 +616,7 @@ mod tests {
                         proof: true,
                         pointer: pointer.clone(),
                     };
-                    let back = AsOfPointer::from_json(&serde_json::from_str(&p.to_json()).unwrap());
+                    let back = AsOfPointer::from_json(&p.to_json()).ok();
                     assert_eq!(back.as_ref(), Some(&p));
                     let v: serde_json::Value =
                         serde_json::from_str(&p.answer(&parts[0]).unwrap()).unwrap();
