@@ -30,6 +30,7 @@ mod connect;
 mod history;
 mod ledger;
 mod mutate;
+mod segments;
 mod store;
 
 use std::cell::{Cell, RefCell};

