@@ -67,6 +67,8 @@ if (!cfg.connections.length || cfg.connections.some((x) => !Number.isInteger(x) 
 if (cfg.capacity.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) throw new Error('BENCH_CAPACITY must list sizes 1..64');
 /** Targets whose Worker alone (no object call) is also measured. */
 const EDGE_ALONE = ['noop', 'ours-nolog'];
+// Paths the peers' Workers answer without their object (the cold start's first request).
+const ISOLATE_ONLY = { noop: '/', 'js-counter': '/' };
 const ORDER = ['noop', 'floor', 'floor-rpc', 'js-counter', 'ours', 'ours-nolog', 'ours-unbatched']; // interleaved in this order every round
 const problems = []; // correctness failures: reported at the end, and the run fails
 const running = new Set(); // servers to stop if we die half-way
@@ -280,7 +282,6 @@ async function capacityRuns() {
 // and instantiated. Then the first GET builds the object (and runs its schema migrations); the
 // second shows the warm path. The floors send every path to their object, so they have no
 // isolate-only figure.
-const ISOLATE_ONLY = { noop: '/', 'js-counter': '/' };
 async function coldStarts() {
   for (let i = 1; i <= cfg.cold_runs; i++) {
     for (const target of ORDER) {
