@@ -110,3 +110,17 @@ pub fn log_line(line: &str) {
 pub fn log_event(level: &str, msg: &str, fields: impl FnOnce(&mut crate::core::json::JsonWriter)) {
     log_line(&crate::core::log::event(level, msg, fields));
 }
+
+/// A `200 text/event-stream` response reading `body`, with the event stream's headers
+/// ([`crate::core::sse::HEADERS`]): the relays' streams and the edge's (relays off) alike.
+pub fn event_stream(body: &web_sys::ReadableStream) -> Result<Response, JsValue> {
+    let headers = Headers::new()?;
+    headers.set("content-type", crate::core::sse::CONTENT_TYPE)?;
+    for (k, v) in crate::core::sse::HEADERS {
+        headers.set(k, v)?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(200);
+    init.set_headers(&headers);
+    Response::new_with_opt_readable_stream_and_init(Some(body), &init)
+}

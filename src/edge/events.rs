@@ -18,8 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 use web_sys::{
-    Headers, Request, RequestInit, Response, ResponseInit, TransformStream,
-    WritableStreamDefaultWriter as Writer,
+    Headers, Request, RequestInit, Response, TransformStream, WritableStreamDefaultWriter as Writer,
 };
 use worker::{Delay, Env};
 
@@ -107,17 +106,6 @@ pub fn follow(env: Env, call: ObjectCall) -> js_sys::Promise {
                 write(&writer, sse::HEARTBEAT);
             }
         });
-        let headers = Headers::new()?;
-        headers.set("content-type", sse::CONTENT_TYPE)?;
-        for (k, v) in sse::HEADERS {
-            headers.set(k, v)?;
-        }
-        let init = ResponseInit::new();
-        init.set_status(200);
-        init.set_headers(&headers);
-        Ok(
-            Response::new_with_opt_readable_stream_and_init(Some(&stream.readable()), &init)?
-                .into(),
-        )
+        Ok(crate::http::event_stream(&stream.readable())?.into())
     })
 }

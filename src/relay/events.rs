@@ -15,9 +15,7 @@
 use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
-use web_sys::{
-    Headers, Response, ResponseInit, TransformStream, WritableStreamDefaultWriter as Writer,
-};
+use web_sys::{Response, TransformStream, WritableStreamDefaultWriter as Writer};
 
 use crate::core::sse;
 
@@ -77,15 +75,7 @@ impl Streams {
             client: client.to_owned(),
             until,
         });
-        let headers = Headers::new()?;
-        headers.set("content-type", sse::CONTENT_TYPE)?;
-        for (k, v) in sse::HEADERS {
-            headers.set(k, v)?;
-        }
-        let init = ResponseInit::new();
-        init.set_status(200);
-        init.set_headers(&headers);
-        Response::new_with_opt_readable_stream_and_init(Some(&stream.readable()), &init)
+        crate::http::event_stream(&stream.readable())
     }
 
     /// Writes `messages` (socket messages, in order) to every stream as events; returns how
