@@ -169,6 +169,14 @@ Ours over the JavaScript counter (\`bench/peers/js-counter\`, the platform's own
 
 ${sweepTable}
 
+Goals for ours-nolog at 16 and 64 connections: GET and keyed POST req/s ≥ 1.00, server CPU per request ≤ 1.00, keyed POST p99 ≤ 1.5 (all over the JS counter). On this run: ${[16, 64].filter((c) => summaries[c]).map((c) => {
+  const A = summaries[c]['ours-nolog'];
+  const J = summaries[c]['js-counter'];
+  const checks = [['GET req/s', A.get.rps / J.get.rps, (x) => x >= 1], ['POST req/s', A.post.rps / J.post.rps, (x) => x >= 1],
+    ['GET CPU', A.get.cpu / J.get.cpu, (x) => x <= 1], ['POST CPU', A.post.cpu / J.post.cpu, (x) => x <= 1], ['POST p99', A.post.p99 / J.post.p99, (x) => x <= 1.5]];
+  return `at ${c}, ${checks.map(([k, v, ok]) => `${k} ${v.toFixed(2)} ${ok(v) ? 'met' : '**not met**'}`).join(', ')}`;
+}).join('; ')}.
+
 The log line's cost, server CPU of ours minus ours-nolog: ${logCost}. Production writes it for one request in ten, decided before the line is built (\`REQUEST_LOG_SAMPLE_RATE=0.1\`), which leaves a tenth of that per request on average.
 
 The curve, req/s:
