@@ -19,7 +19,7 @@
 //! | the mutation path: one change or a batch, a key seen before | `counter/mutate.rs`, [`core::idempotency`] | yes / **no** |
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
 //! | counter + audit entry + the key's record + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`] (`leaf.rs`, `merkle/`) | yes / **no** |
-//! | push to every socket (with relays: to every relay, which pushes to its browsers) | [`sockets`] (fan-out, shared by both objects), `counter/connect.rs` (accept, catch up), [`relay`] (`relay/mod.rs`: the class and dispatch; `upstream.rs`, `browsers.rs`, `nearby.rs`, `watchdog.rs`, `events.rs`), [`core::realtime`], [`core::relay`] (`region.rs`, `walk.rs`, `life.rs`, `feed.rs`, `call.rs`, `report.rs`, `nearby.rs`, `settings.rs`) | yes / **no** |
+//! | push to every socket (with relays: to every relay, which pushes to its browsers) | [`sockets`] (fan-out, shared by both objects), `counter/connect.rs` (accept, catch up), [`relay`] (`relay/mod.rs`: the class and dispatch; `upstream.rs`, `browsers.rs`, `nearby.rs`, `watchdog.rs`, `events.rs`), [`streams`] (event streams' bytes, shared by the relays and the edge), [`core::realtime`], [`core::relay`] (`region.rs`, `walk.rs`, `life.rs`, `feed.rs`, `call.rs`, `report.rs`, `nearby.rs`, `settings.rs`) | yes / **no** |
 //! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
 //! | the answer's way out: one log line and one metrics data point per request, CORS, the shield's learning | `edge/settle.rs` (chained onto the counter's promise), `edge/finish.rs`, `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
 //! | reads of the past: audit pages, `value_as_of`, the export | `counter/history.rs`, `edge/history.rs` (with this location's cache), `edge/export.rs`, [`core::audit`], [`core::ledger`] (`as_of.rs`, `export.rs`) | yes / **no** |
@@ -72,6 +72,8 @@ pub mod r2;
 pub mod relay;
 #[cfg(target_arch = "wasm32")]
 pub mod sockets;
+#[cfg(target_arch = "wasm32")]
+pub mod streams;
 
 #[cfg(target_arch = "wasm32")]
 pub use counter::Counter;

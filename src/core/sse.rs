@@ -25,10 +25,6 @@ pub const HEARTBEAT_MS: u32 = 15_000;
 /// The comment line sent every [`HEARTBEAT_MS`].
 pub const HEARTBEAT: &str = ": heartbeat\n\n";
 
-/// The most chunks (events) a stream may have waiting to be written before it counts as stuck
-/// and is closed (its browser reconnects with `Last-Event-ID` and misses nothing).
-pub const MAX_BACKLOG_CHUNKS: f64 = 512.0;
-
 /// What a stream starts with: the reconnect delay and a comment (which also makes every
 /// proxy on the way send the response headers at once).
 pub fn preamble() -> String {

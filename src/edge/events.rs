@@ -17,14 +17,12 @@ use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
-use web_sys::{
-    Headers, Request, RequestInit, Response, TransformStream, WritableStreamDefaultWriter as Writer,
-};
+use web_sys::{Headers, Request, RequestInit, Response};
 use worker::{Delay, Env};
 
 use crate::core::sse;
 use crate::core::wire::ObjectCall;
-use crate::relay::events::{swallow, write};
+use crate::streams::{self, Writer};
 
 #[wasm_bindgen]
 extern "C" {
@@ -61,9 +59,9 @@ pub fn follow(env: Env, call: ObjectCall) -> js_sys::Promise {
         }
         let ws: Rc<Followed> = Rc::new(ws.unchecked_into());
         ws.accept()?;
-        let stream = TransformStream::new()?;
-        let writer: Rc<Writer> = Rc::new(stream.writable().get_writer()?);
-        write(&writer, &sse::preamble());
+        let (writer, body) = streams::open()?;
+        let writer: Rc<Writer> = Rc::new(writer);
+        writer.write_text(&sse::preamble());
         let on_message = {
             let writer = writer.clone();
             Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
@@ -71,7 +69,7 @@ pub fn follow(env: Env, call: ObjectCall) -> js_sys::Promise {
                     .ok()
                     .and_then(|d| d.as_string());
                 if let Some(event) = text.as_deref().and_then(sse::event) {
-                    write(&writer, &event);
+                    writer.write_text(&event);
                 }
             })
         };
@@ -81,7 +79,7 @@ pub fn follow(env: Env, call: ObjectCall) -> js_sys::Promise {
             let (writer, ended) = (writer.clone(), ended.clone());
             Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
                 if !ended.replace(true) {
-                    swallow(&writer.close());
+                    writer.close();
                 }
             })
         };
@@ -95,17 +93,15 @@ pub fn follow(env: Env, call: ObjectCall) -> js_sys::Promise {
                 if ended.get() {
                     return;
                 }
-                let alive =
-                    matches!(writer.desired_size(), Ok(Some(d)) if d > -sse::MAX_BACKLOG_CHUNKS);
-                if !alive {
+                if writer.alive() != Some(true) {
                     ended.set(true);
                     let _ = ws.close(1000, "stream closed");
-                    swallow(&writer.abort());
+                    writer.abort("gone or too slow");
                     return;
                 }
-                write(&writer, sse::HEARTBEAT);
+                writer.write_text(sse::HEARTBEAT);
             }
         });
-        Ok(crate::http::event_stream(&stream.readable())?.into())
+        Ok(crate::http::event_stream(&body)?.into())
     })
 }
