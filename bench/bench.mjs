@@ -42,7 +42,7 @@ const cfg = {
   capacity: (env.BENCH_CAPACITY ?? '1,16,64').split(',').filter(Boolean).map(Number),
   capacity_seconds: Number(env.BENCH_CAPACITY_SECONDS ?? 5),
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
-  fanout: (env.BENCH_FANOUT ?? 'floor:1000,js-counter:1000,ours:1000,ours-relays:1000,ours-relays:1000:sse,floor:10000,js-counter:10000,ours:10000,ours-relays:10000,ours-relays:10000:sse').split(',').filter(Boolean)
+  fanout: (env.BENCH_FANOUT ?? 'floor:1000,floor:1000:sse,js-counter:1000,ours:1000,ours-relays:1000,ours-relays:1000:sse,floor:10000,floor:10000:sse,js-counter:10000,ours:10000,ours-relays:10000,ours-relays:10000:sse').split(',').filter(Boolean)
     .map((s) => { const [target, n, transport] = s.split(':'); return { target, clients: Number(n), sse: transport === 'sse' }; }),
   fanout_changes: Number(env.BENCH_FANOUT_CHANGES ?? 20),
   fanout_interval_ms: 150,

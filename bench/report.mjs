@@ -377,10 +377,17 @@ function sseVsSocket(r) {
   const rows = (r.fanout ?? []).filter((f) => f.transport === 'sse').map((f) => {
     const ws = r.fanout.find((w) => w.target === f.target && w.clients === f.clients && (w.transport ?? 'websocket') === 'websocket');
     if (!ws) return null;
-    return [n(f.clients), `${n(ws.latency_ms.p50, 1)} / ${n(f.latency_ms.p50, 1)}`, ratio(f.latency_ms.p50, ws.latency_ms.p50),
-      `${n(ws.latency_ms.p99, 1)} / ${n(f.latency_ms.p99, 1)}`, ratio(f.latency_ms.p99, ws.latency_ms.p99)];
+    const perMessage = (x) => (x.server_cpu_us_per_message == null ? '–' : n(x.server_cpu_us_per_message, 1));
+    return [f.target, n(f.clients), `${n(ws.latency_ms.p50, 1)} / ${n(f.latency_ms.p50, 1)}`, ratio(f.latency_ms.p50, ws.latency_ms.p50),
+      `${n(ws.latency_ms.p99, 1)} / ${n(f.latency_ms.p99, 1)}`, ratio(f.latency_ms.p99, ws.latency_ms.p99),
+      `${perMessage(ws)} / ${perMessage(f)}`,
+      ws.server_cpu_us_per_message && f.server_cpu_us_per_message ? ratio(f.server_cpu_us_per_message, ws.server_cpu_us_per_message) : '–'];
   }).filter(Boolean);
-  return rows.length ? `Event streams beside sockets, through relays (latency p50 and p99, sockets / streams, and streams over sockets):\n\n${table(['clients', 'p50 ms', 'p50 ×', 'p99 ms', 'p99 ×'], rows)}\n` : '';
+  if (!rows.length) return '';
+  return `Event streams beside sockets (sockets / streams, and streams over sockets). **floor** is the least an event stream costs on this runtime: the floor object holding the runtime's identity streams and writing each update's bytes to every stream, beside its own sockets; ours go through the relays:
+
+${table(['target', 'clients', 'p50 ms', 'p50 ×', 'p99 ms', 'p99 ×', 'server CPU per message µs', 'CPU ×'], rows)}
+`;
 }
 
 // The fault storm's long run (make soak → bench/results/soak.json).
