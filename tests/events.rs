@@ -13,7 +13,8 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use common::{key, shared, try_request, Options, Resp, Server, Socket};
+use common::changes::{expected_updates, join_all as join, keyed_increments};
+use common::{key, shared, Options, Resp, Server, Socket};
 use serde_json::Value;
 
 const ADMIN: &str = "events-admin-token-0123456789abcdef";
@@ -288,58 +289,6 @@ fn increments(s: &Server, n: usize, tag: &str) -> u64 {
         last = r.json()["version"].as_u64().unwrap();
     }
     last
-}
-
-/// Changes from `threads` clients at once; retried with the same key through restarts.
-fn changes(base: &str, threads: usize, each: usize, tag: &str) -> Vec<std::thread::JoinHandle<()>> {
-    (0..threads)
-        .map(|t| {
-            let base = base.to_string();
-            let tag = format!("{tag}-{t}");
-            std::thread::spawn(move || {
-                for i in 0..each {
-                    let k = key(&format!("{tag}-{i}"));
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    loop {
-                        let r = try_request(
-                            &base,
-                            "POST",
-                            "/api/increment",
-                            &[("idempotency-key", &k)],
-                            None,
-                        );
-                        if matches!(&r, Ok(r) if r.status == 200) {
-                            break;
-                        }
-                        assert!(Instant::now() < deadline, "change never applied: {r:?}");
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            })
-        })
-        .collect()
-}
-
-fn join(handles: Vec<std::thread::JoinHandle<()>>) {
-    for h in handles {
-        h.join().expect("a change thread failed");
-    }
-}
-
-/// The socket message of every committed change, by version (what each event must carry).
-fn expected_updates(s: &Server) -> BTreeMap<u64, Value> {
-    s.audit_all()
-        .into_iter()
-        .map(|e| {
-            let v = e["version"].as_u64().unwrap();
-            let u = serde_json::json!({
-                "type": "update", "value": e["value"], "version": v,
-                "previous_value": e["previous_value"], "operation": e["operation"],
-                "amount": e["amount"], "at": e["at"],
-            });
-            (v, u)
-        })
-        .collect()
 }
 
 /// A reader that resumes with `Last-Event-ID` whenever its stream ends, as `EventSource`
@@ -715,4 +664,9 @@ fn without_relays_the_edge_follows_the_counter_for_the_stream() {
     reader.read_until(&s, last, &want, true);
     assert!(reader.resumes > 0);
     reader.close();
+}
+
+/// `threads` clients applying `each` keyed changes each, from the test's own address.
+fn changes(base: &str, threads: usize, each: usize, tag: &str) -> Vec<std::thread::JoinHandle<()>> {
+    keyed_increments(base, threads, each, tag, |_, _| None)
 }

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::changes::{expected_updates, join_all as join, keyed_increments};
 use common::{key, shared, try_request, Options, Server, Socket};
 use serde_json::Value;
 
@@ -90,58 +91,12 @@ fn open(s: &Server, ip: &str, query: &str) -> Socket {
     sock
 }
 
-/// Changes from `threads` clients at once, `each` per client; returns when all are applied.
-/// A change that meets the counter restarting is retried with the same key.
+/// Changes from `threads` clients at once, `each` per client, from addresses of their own; a
+/// change that meets the counter restarting is retried with the same key.
 fn changes(base: &str, threads: usize, each: usize, tag: &str) -> Vec<std::thread::JoinHandle<()>> {
-    (0..threads)
-        .map(|t| {
-            let base = base.to_string();
-            let tag = format!("{tag}-{t}");
-            std::thread::spawn(move || {
-                for i in 0..each {
-                    let k = key(&format!("{tag}-{i}"));
-                    let who = format!("10.200.{t}.{}", i % 250);
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    loop {
-                        let r = try_request(
-                            &base,
-                            "POST",
-                            "/api/increment",
-                            &[("idempotency-key", &k), ("cf-connecting-ip", &who)],
-                            None,
-                        );
-                        if matches!(&r, Ok(r) if r.status == 200) {
-                            break;
-                        }
-                        assert!(Instant::now() < deadline, "change never applied: {r:?}");
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            })
-        })
-        .collect()
-}
-
-fn join(handles: Vec<std::thread::JoinHandle<()>>) {
-    for h in handles {
-        h.join().expect("a change thread failed");
-    }
-}
-
-/// The update messages the audit trail says every socket must have seen, by version.
-fn expected_updates(s: &Server) -> BTreeMap<u64, Value> {
-    s.audit_all()
-        .into_iter()
-        .map(|e| {
-            let v = e["version"].as_u64().unwrap();
-            let u = serde_json::json!({
-                "type": "update", "value": e["value"], "version": v,
-                "previous_value": e["previous_value"], "operation": e["operation"],
-                "amount": e["amount"], "at": e["at"],
-            });
-            (v, u)
-        })
-        .collect()
+    keyed_increments(base, threads, each, tag, |t, i| {
+        Some(format!("10.200.{t}.{}", i % 250))
+    })
 }
 
 /// A browser that resumes with `since` whenever its socket drops, and checks that what it

@@ -11,7 +11,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{key, shared, try_request, Options, Server, Socket};
+use common::changes::{join_all, keyed_increments};
+use common::{key, shared, Options, Server, Socket};
 use number_acidizer::core::relay::shard_order;
 use serde_json::Value;
 
@@ -99,36 +100,9 @@ fn connect(s: &Server, who: &str) -> Result<Socket, String> {
 
 /// Applies `n` increments from `threads` clients at once.
 fn changes(s: &Server, threads: usize, n: usize, tag: &str) {
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let base = s.base.clone();
-            let tag = format!("{tag}-{t}");
-            std::thread::spawn(move || {
-                for i in 0..n {
-                    let k = key(&format!("{tag}-{i}"));
-                    let who = format!("10.250.{t}.{}", i % 250);
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    loop {
-                        let r = try_request(
-                            &base,
-                            "POST",
-                            "/api/increment",
-                            &[("idempotency-key", &k), ("cf-connecting-ip", &who)],
-                            None,
-                        );
-                        if matches!(&r, Ok(r) if r.status == 200) {
-                            break;
-                        }
-                        assert!(Instant::now() < deadline, "change never applied: {r:?}");
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().expect("a change thread failed");
-    }
+    join_all(keyed_increments(&s.base, threads, n, tag, |t, i| {
+        Some(format!("10.250.{t}.{}", i % 250))
+    }));
 }
 
 #[test]

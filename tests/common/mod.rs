@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod changes;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
