@@ -56,6 +56,7 @@ use crate::core::cors::{self, Access};
 use crate::core::problem::Problem;
 use crate::core::routes::Route;
 use crate::core::vocab::Operation;
+use crate::error::Context;
 use crate::http::{self, now_ms};
 use config::Config;
 use finish::{finish, Facts};
@@ -128,14 +129,14 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
     };
     let reply: Result<(js_sys::Promise, Option<String>), Problem> = match plan {
         Ok(Plan::Answer(r)) => {
-            return finish(
+            let finished = finish(
                 facts.arrival().as_deref(),
                 facts.start().as_deref(),
                 origin,
                 r,
                 None,
-            )
-            .map(Into::into)
+            )?;
+            return Ok(finished.into());
         }
         Ok(Plan::Call(call)) if history::is_read(&call) => {
             let if_none_match = headers.get("if-none-match")?;
@@ -169,15 +170,15 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         )
         .into()),
         Err(p) => {
-            let r = http::problem(&p)?;
-            finish(
+            let r = http::problem_response(&p)?;
+            let finished = finish(
                 facts.arrival().as_deref(),
                 facts.start().as_deref(),
                 origin,
                 r,
                 Some(p.slug()),
-            )
-            .map(Into::into)
+            )?;
+            Ok(finished.into())
         }
     }
 }
@@ -227,15 +228,15 @@ fn with_body(
             )
             .into()),
             Err(p) => {
-                let response = http::problem(&p)?;
-                finish(
+                let response = http::problem_response(&p)?;
+                let finished = finish(
                     arrival.as_deref(),
                     start.as_deref(),
                     origin.as_deref(),
                     response,
                     Some(p.slug()),
-                )
-                .map(Into::into)
+                )?;
+                Ok(finished.into())
             }
         }
     })
@@ -254,13 +255,8 @@ fn routes_path(route: Route) -> &'static str {
 /// A file from the static assets.
 fn static_file(env: &Env, url: &str) -> Result<js_sys::Promise, Problem> {
     config::assets(env)
-        .and_then(|a| a.fetch_with_str(url))
-        .map_err(|e| {
-            http::log_event("error", "static file failed", |w| {
-                w.string("error", &crate::ffi::error_text(&e));
-            });
-            Problem::Internal
-        })
+        .and_then(|a| a.fetch_with_str(url).js("fetching a static file"))
+        .map_err(|e| e.logged("static file failed"))
 }
 
 /// `(path, query)` of an absolute URL, without the fragment.
