@@ -97,5 +97,5 @@ pub fn fetch(
     env: worker::Env,
     _ctx: wasm_bindgen::JsValue,
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
-    edge::handle(req, env)
+    edge::handle(req, env).map_err(Into::into)
 }
