@@ -129,8 +129,8 @@ impl std::error::Error for Error {
             Error::Storage { cause, .. } | Error::Js { cause, .. } => Some(cause),
             Error::Migration { cause, .. } => Some(cause.as_ref()),
             Error::R2 { cause, .. } => Some(cause),
-            Error::Call(e) => Some(e),
-            Error::Problem(p) => Some(p),
+            // Shown as the error itself: its own cause, if any, comes next.
+            Error::Call(e) => e.source(),
             _ => None,
         }
     }
@@ -172,12 +172,12 @@ impl fmt::Display for Thrown {
 impl std::error::Error for Thrown {}
 
 /// What was being done when a JavaScript call threw, for its error: `.js("…")?` on the result
-/// of a runtime call, `.sql("…")?` on a storage call's.
+/// of a runtime call, `.storage("…")?` on a storage call's (SQL or not).
 pub trait Context<T> {
     /// A runtime call threw: [`Error::Js`].
     fn js(self, what: &'static str) -> Result<T>;
     /// A storage call threw: [`Error::Storage`].
-    fn sql(self, what: &'static str) -> Result<T>;
+    fn storage(self, what: &'static str) -> Result<T>;
 }
 
 impl<T, E: Into<JsValue>> Context<T> for std::result::Result<T, E> {
@@ -188,7 +188,7 @@ impl<T, E: Into<JsValue>> Context<T> for std::result::Result<T, E> {
         })
     }
 
-    fn sql(self, what: &'static str) -> Result<T> {
+    fn storage(self, what: &'static str) -> Result<T> {
         self.map_err(|e| Error::Storage {
             what,
             cause: Thrown(e.into()),

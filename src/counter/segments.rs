@@ -17,7 +17,7 @@ impl Store {
         let rows = self
             .sql
             .exec_nn(SELECT_RANGE, first as f64, last as f64)
-            .sql("reading audit entries to archive")?
+            .storage("reading audit entries to archive")?
             .rows();
         entries(&rows)
     }
@@ -32,7 +32,7 @@ impl Store {
                 cutoff,
                 chunk as f64,
             )
-            .sql("finding the entries past the hot window")?
+            .storage("finding the entries past the hot window")?
             .rows();
         let row = row_at(&rows, 0).ok_or_else(|| corrupt("a max query returned nothing"))?;
         Ok(int(&row.get(0))? as u64)
@@ -50,7 +50,7 @@ impl Store {
             .exec(
                 "SELECT first, last, bytes, sha256, archived FROM archive_segments ORDER BY first",
             )
-            .sql("reading the segment records")?
+            .storage("reading the segment records")?
             .rows();
         (0..rows.length())
             .map(|i| {
@@ -79,7 +79,7 @@ impl Store {
                 "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segment_times t JOIN archive_segments s ON s.first = t.first WHERE s.archived = 1 AND t.first_at <= ? ORDER BY t.first_at DESC, t.first DESC LIMIT 1",
                 at,
             )
-            .sql("finding a segment by time")?
+            .storage("finding a segment by time")?
             .rows();
         row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
     }
@@ -91,7 +91,7 @@ impl Store {
             .exec(
                 "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segments s LEFT JOIN archive_segment_times t ON t.first = s.first WHERE s.archived = 1 AND t.first IS NULL ORDER BY s.first LIMIT 1",
             )
-            .sql("finding a segment without its instant")?
+            .storage("finding a segment without its instant")?
             .rows();
         row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
     }
@@ -105,7 +105,7 @@ impl Store {
                 first as f64,
             )
             .map(|_| ())
-            .sql("recording a segment's instant")
+            .storage("recording a segment's instant")
     }
 
     /// Records a segment before it is written to R2 (not archived yet).
@@ -120,7 +120,7 @@ impl Store {
                 at,
             )
             .map(|_| ())
-            .sql("recording a segment")
+            .storage("recording a segment")
     }
 
     /// Forgets a recorded segment that was never archived (its entries are all still here).
@@ -131,7 +131,7 @@ impl Store {
                 first as f64,
             )
             .map(|_| ())
-            .sql("dropping a pending segment record")
+            .storage("dropping a pending segment record")
     }
 
     /// After the segment was read back and checked: marks it archived and deletes its entries
@@ -145,20 +145,20 @@ impl Store {
                     "UPDATE archive_segments SET archived = 1 WHERE first = ? AND archived = 0",
                     seg.first as f64,
                 )
-                .sql("marking the segment archived")?;
+                .storage("marking the segment archived")?;
             sql.exec_sn(
                 "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
                 first_at,
                 seg.first as f64,
             )
-            .sql("recording the segment's instant")?;
+            .storage("recording the segment's instant")?;
             let deleted = sql
                 .exec_nn(
                     "DELETE FROM audit WHERE version BETWEEN ? AND ?",
                     seg.first as f64,
                     seg.last as f64,
                 )
-                .sql("deleting the segment's entries")?;
+                .storage("deleting the segment's entries")?;
             // The segment's Merkle rows go too, but for its last, which holds the segment
             // root (level 10) and every higher node: the lower hashes are rebuilt from
             // the segment itself when a proof needs them (`core::archive::ProofPointer`).
@@ -167,7 +167,7 @@ impl Store {
                 seg.first as f64,
                 (seg.last - 1) as f64,
             )
-            .sql("deleting the segment's Merkle rows")?;
+            .storage("deleting the segment's Merkle rows")?;
             if marked.rows_written() != 1.0 || deleted.rows_written() != expected {
                 return Err(Error::Corrupt(format!(
                     "segment {}: {} record(s) pending, {} of {} entries present; nothing deleted",
@@ -186,7 +186,7 @@ impl Store {
         let rows = self
             .sql
             .exec("SELECT at, outcome, error, failures FROM archive_runs WHERE id = 1")
-            .sql("reading the last archival run")?
+            .storage("reading the last archival run")?
             .rows();
         Ok(match row_at(&rows, 0) {
             None => None,
@@ -208,7 +208,7 @@ impl Store {
             error.map_or(JsValue::NULL, JsValue::from_str),
             f64::from(failures),
         );
-        if let Err(e) = result.sql("recording the archival run") {
+        if let Err(e) = result.storage("recording the archival run") {
             e.log("recording the archival run failed");
         }
     }

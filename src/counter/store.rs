@@ -51,7 +51,7 @@ impl Store {
     /// Each migration runs in its own transaction together with the bump of the recorded
     /// version, so a crash mid-way leaves the database at the previous version, never between.
     pub fn migrate(&self) -> Result<u32> {
-        self.sql.exec(META_TABLE).sql("creating schema_meta")?;
+        self.sql.exec(META_TABLE).storage("creating schema_meta")?;
         let current = self.schema_version()?;
         let pending = schema::pending(current).ok_or(Error::NewerSchema {
             found: current,
@@ -60,13 +60,13 @@ impl Store {
         for m in pending {
             self.atomically("migrating the schema", &mut |sql| {
                 for stmt in m.statements {
-                    sql.exec(stmt).sql("running a migration statement")?;
+                    sql.exec(stmt).storage("running a migration statement")?;
                 }
                 sql.exec_n(
                     "INSERT INTO schema_meta (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                     f64::from(m.version),
                 )
-                .sql("recording the schema version")?;
+                .storage("recording the schema version")?;
                 Ok(())
             })
             .map_err(|e| Error::Migration {
@@ -87,7 +87,7 @@ impl Store {
         let rows = self
             .sql
             .exec("SELECT version FROM schema_meta WHERE id = 1")
-            .sql("reading the schema version")?
+            .storage("reading the schema version")?
             .rows();
         Ok(row_at(&rows, 0)
             .and_then(|r| r.get(0).as_f64())
@@ -99,7 +99,7 @@ impl Store {
         let rows = self
             .sql
             .exec("SELECT value, version, updated_at FROM counter WHERE id = 1")
-            .sql("reading the counter row")?
+            .storage("reading the counter row")?
             .rows();
         let row = row_at(&rows, 0).ok_or_else(|| corrupt("the counter row is missing"))?;
         Ok(Snapshot {
@@ -122,7 +122,7 @@ impl Store {
         let version = entry.version as f64;
         self.atomically("committing a change", &mut |sql| {
             sql.exec_nns(UPDATE_COUNTER, entry.value as f64, version, &entry.at)
-                .sql("updating the counter row")?;
+                .storage("updating the counter row")?;
             sql.exec_nsnnnss(
                 INSERT_AUDIT,
                 version,
@@ -133,7 +133,7 @@ impl Store {
                 &entry.request_id,
                 &entry.at,
             )
-            .sql("inserting the audit entry")?;
+            .storage("inserting the audit entry")?;
             // The key's record, last: a key seen within its retention fails this insert
             // (UNIQUE) and rolls back everything above.
             sql.exec_nsnnnss(
@@ -146,7 +146,7 @@ impl Store {
                 &entry.request_id,
                 &entry.at,
             )
-            .sql("recording the idempotency key")?;
+            .storage("recording the idempotency key")?;
             if let Some(hashes) = merkle {
                 write_merkle_row(sql, entry.version, hashes)?;
             }
@@ -224,7 +224,7 @@ impl Store {
             "SELECT version, hashes FROM merkle WHERE version IN ({})",
             list.join(",")
         );
-        let rows = self.sql.exec(&query).sql("reading Merkle rows")?.rows();
+        let rows = self.sql.exec(&query).storage("reading Merkle rows")?.rows();
         let mut by_version: Vec<(u64, Vec<u8>)> = Vec::with_capacity(nodes.len());
         for i in 0..rows.length() {
             let row = row_at(&rows, i).ok_or_else(|| corrupt("a merkle row is not an array"))?;
@@ -251,7 +251,7 @@ impl Store {
         let rows = self
             .sql
             .exec_s(SELECT_KEY, key)
-            .sql("looking up an idempotency key")?
+            .storage("looking up an idempotency key")?
             .rows();
         entries(&rows).map(|mut found| found.pop())
     }
@@ -261,7 +261,7 @@ impl Store {
         let rows = self
             .sql
             .exec_nn(SELECT_AUDIT, after as f64, limit as f64)
-            .sql("reading audit entries")?
+            .storage("reading audit entries")?
             .rows();
         entries(&rows)
     }
@@ -284,7 +284,7 @@ impl Store {
             let rows = self
                 .sql
                 .exec_n("SELECT at FROM audit WHERE version = ?", mid as f64)
-                .sql("reading an audit entry's instant")?
+                .storage("reading an audit entry's instant")?
                 .rows();
             let mid_at = row_at(&rows, 0)
                 .and_then(|r| r.get(0).as_string())
@@ -308,7 +308,7 @@ impl Store {
         self.storage
             .set_alarm(at_ms as f64)
             .map(|_| ())
-            .sql("setting the alarm")
+            .storage("setting the alarm")
     }
 
     /// Asks the runtime to run the object's `alarm()` right away (the next backfill chunk).
@@ -328,7 +328,7 @@ impl Store {
                 key,
                 cutoff,
             )
-            .sql("forgetting an expired key")?;
+            .storage("forgetting an expired key")?;
         Ok(c.rows_written() > 0.0)
     }
 
@@ -343,7 +343,7 @@ impl Store {
                 cutoff,
                 chunk as f64,
             )
-            .sql("expiring idempotency keys")?;
+            .storage("expiring idempotency keys")?;
         Ok(c.rows_written() as u64)
     }
 
@@ -353,14 +353,14 @@ impl Store {
         let rows = self
             .sql
             .exec("SELECT at FROM idempotency_keys ORDER BY version LIMIT 1")
-            .sql("reading the oldest key")?
+            .storage("reading the oldest key")?
             .rows();
         Ok(row_at(&rows, 0).and_then(|r| r.get(0).as_string()))
     }
 
     /// A one-integer query (a count, a maximum, a minimum).
     pub(super) fn count(&self, query: &str) -> Result<u64> {
-        let rows = self.sql.exec(query).sql("counting rows")?.rows();
+        let rows = self.sql.exec(query).storage("counting rows")?.rows();
         let row = row_at(&rows, 0).ok_or_else(|| corrupt("a count query returned nothing"))?;
         Ok(int(&row.get(0))? as u64)
     }
@@ -377,7 +377,7 @@ fn write_merkle_row(sql: &Sql, version: u64, hashes: &[Hash]) -> Result<()> {
     let bytes: Vec<u8> = hashes.concat();
     let blob = js_sys::Uint8Array::from(bytes.as_slice());
     sql.exec_nb(INSERT_MERKLE, version as f64, &blob.buffer())
-        .sql("inserting a Merkle row")?;
+        .storage("inserting a Merkle row")?;
     Ok(())
 }
 

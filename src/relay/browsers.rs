@@ -147,7 +147,7 @@ impl Inner {
         let map = storage
             .list_with_options(worker::ListOptions::new().prefix(MARK_PREFIX))
             .await
-            .sql("reading the marks")?;
+            .storage("reading the marks")?;
         let mut rows = Vec::new();
         map.for_each(&mut |v, k| {
             if let (Some(k), Some(at)) = (k.as_string(), v.as_f64()) {
