@@ -6,22 +6,24 @@ use worker::worker_sys::{DurableObject, DurableObjectNamespace};
 use worker::Env;
 
 use crate::core::wire::OBJECT_NAME;
+use crate::error::{Context, Error, Result};
 
 /// The binding `name` of `env` as a `T`, or an error that names it when it is missing.
-pub fn binding<T: JsCast>(env: &Env, name: &str) -> Result<T, JsValue> {
-    let v = js_sys::Reflect::get(env, &JsValue::from_str(name))?;
+pub fn binding<T: JsCast>(env: &Env, name: &'static str) -> Result<T> {
+    let v = js_sys::Reflect::get(env, &JsValue::from_str(name)).js("reading a binding")?;
     if v.is_undefined() {
-        return Err(JsValue::from_str(&format!("the binding {name} is missing")));
+        return Err(Error::Unbound(name));
     }
     Ok(v.unchecked_into())
 }
 
-/// The stub of the one counter object in `ns`, the `COUNTER` namespace.
-pub fn counter_in(ns: &DurableObjectNamespace) -> Result<DurableObject, JsValue> {
+/// The stub of the one counter object in `ns`, the `COUNTER` namespace. The thrown value as
+/// it is: the edge's transport (`edge/forward.rs`) reads the platform's flags on it.
+pub fn counter_in(ns: &DurableObjectNamespace) -> std::result::Result<DurableObject, JsValue> {
     ns.get_by_name(OBJECT_NAME)
 }
 
 /// The stub of the one counter object, through `env`'s `COUNTER` binding.
-pub fn counter_stub(env: &Env) -> Result<DurableObject, JsValue> {
-    counter_in(&binding(env, "COUNTER")?)
+pub fn counter_stub(env: &Env) -> Result<DurableObject> {
+    counter_in(&binding(env, "COUNTER")?).js("getting the counter's stub")
 }

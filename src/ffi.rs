@@ -25,6 +25,10 @@
 //! instead of awaiting it (about 130 µs of CPU per request); and `setTimeout`/`clearTimeout`,
 //! one binding for the waiting requests' keep-alive timers and the relays' waits. Where no
 //! request waits on it (the archive's test pause), `worker::Delay` does the same.
+//!
+//! This is where `JsValue` errors belong: the bindings here, and the callbacks and promises
+//! handed to the runtime, keep them; the rest of the platform code returns
+//! [`crate::error::Error`], which keeps the thrown value as its cause ([`crate::error::Thrown`]).
 
 use wasm_bindgen::prelude::*;
 

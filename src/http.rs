@@ -12,6 +12,7 @@ use web_sys::{Headers, Response, ResponseInit};
 
 use crate::core::batch::{Media, Reply};
 use crate::core::problem::{Problem, PROBLEM_CONTENT_TYPE};
+use crate::error::{Context, Result};
 
 /// `application/json` for successful bodies.
 pub const JSON: &str = "application/json";
@@ -24,20 +25,23 @@ pub fn respond(
     content_type: &str,
     body: &str,
     extra: &[(&str, &str)],
-) -> Result<Response, JsValue> {
-    let headers = Headers::new()?;
-    headers.set("content-type", content_type)?;
-    headers.set("cache-control", "no-store")?;
-    headers.set("x-content-type-options", "nosniff")?;
-    for (name, value) in extra {
-        headers.set(name, value)?;
-    }
-    let init = ResponseInit::new();
-    init.set_status(status);
-    init.set_headers(&headers);
-    // 204 and 304 must not have a body at all, not even an empty one.
-    let body = (!matches!(status, 204 | 304)).then_some(body);
-    Response::new_with_opt_str_and_init(body, &init)
+) -> Result<Response> {
+    let build = || {
+        let headers = Headers::new()?;
+        headers.set("content-type", content_type)?;
+        headers.set("cache-control", "no-store")?;
+        headers.set("x-content-type-options", "nosniff")?;
+        for (name, value) in extra {
+            headers.set(name, value)?;
+        }
+        let init = ResponseInit::new();
+        init.set_status(status);
+        init.set_headers(&headers);
+        // 204 and 304 must not have a body at all, not even an empty one.
+        let body = (!matches!(status, 204 | 304)).then_some(body);
+        Response::new_with_opt_str_and_init(body, &init)
+    };
+    build().js("building a response")
 }
 
 thread_local! {
@@ -58,23 +62,27 @@ thread_local! {
 /// A `200 application/json` response with the baseline headers and `extra` ones. This is the
 /// answer to almost every request, so it is built from a prepared init: one crossing for the
 /// response, two per extra header.
-pub fn json(body: &str, extra: &[(&str, &str)]) -> Result<Response, JsValue> {
-    let response = JSON_OK.with(|init| match init {
-        Ok(init) => Response::new_with_opt_str_and_init(Some(body), init),
-        Err(e) => Err(e.clone()),
-    })?;
-    if !extra.is_empty() {
-        let headers = response.headers();
-        for (name, value) in extra {
-            headers.set(name, value)?;
+pub fn json(body: &str, extra: &[(&str, &str)]) -> Result<Response> {
+    let build = || -> Result<Response, JsValue> {
+        let response = JSON_OK.with(|init| match init {
+            Ok(init) => Response::new_with_opt_str_and_init(Some(body), init),
+            Err(e) => Err(e.clone()),
+        })?;
+        if !extra.is_empty() {
+            let headers = response.headers();
+            for (name, value) in extra {
+                headers.set(name, value)?;
+            }
         }
-    }
-    Ok(response)
+        Ok(response)
+    };
+    build().js("building a response")
 }
 
 /// The `application/problem+json` response for `p`, with the headers its status needs
-/// (`Allow`, `Retry-After`, `WWW-Authenticate`, ...).
-pub fn problem(p: &Problem) -> Result<Response, JsValue> {
+/// (`Allow`, `Retry-After`, `WWW-Authenticate`, ...). An [`Error`](crate::error::Error)
+/// becomes a problem first ([`Error::problem`](crate::error::Error::problem)).
+pub fn problem_response(p: &Problem) -> Result<Response> {
     let extra = p.headers();
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
     respond(p.status(), PROBLEM_CONTENT_TYPE, &p.to_json(), &extra)
@@ -82,7 +90,7 @@ pub fn problem(p: &Problem) -> Result<Response, JsValue> {
 
 /// The response for one request's [`Reply`]: the same bytes and headers whether the reply
 /// came alone or split out of a batch answer.
-pub fn reply(r: &Reply) -> Result<Response, JsValue> {
+pub fn reply_response(r: &Reply) -> Result<Response> {
     let extra: Vec<(&str, &str)> = r
         .headers
         .iter()
@@ -93,6 +101,17 @@ pub fn reply(r: &Reply) -> Result<Response, JsValue> {
     } else {
         respond(r.status, r.content_type.as_str(), &r.body, &extra)
     }
+}
+
+/// [`problem_response`] for a caller that hands the result straight to JavaScript (a
+/// callback's or a promise's value): its error is the value thrown.
+pub fn problem(p: &Problem) -> Result<Response, JsValue> {
+    problem_response(p).map_err(Into::into)
+}
+
+/// [`reply_response`] for a caller that hands the result straight to JavaScript.
+pub fn reply(r: &Reply) -> Result<Response, JsValue> {
+    reply_response(r).map_err(Into::into)
 }
 
 /// Milliseconds since the epoch from the platform clock (which, by design, only advances
@@ -112,7 +131,8 @@ pub fn log_event(level: &str, msg: &str, fields: impl FnOnce(&mut crate::core::j
 }
 
 /// A `200 text/event-stream` response reading `body`, with the event stream's headers
-/// ([`crate::core::sse::HEADERS`]): the relays' streams and the edge's (relays off) alike.
+/// ([`crate::core::sse::HEADERS`]): the relays' streams and the edge's (relays off) alike,
+/// both of which hand it straight to JavaScript.
 pub fn event_stream(body: &web_sys::ReadableStream) -> Result<Response, JsValue> {
     let headers = Headers::new()?;
     headers.set("content-type", crate::core::sse::CONTENT_TYPE)?;

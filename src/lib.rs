@@ -20,7 +20,7 @@
 //! | the rule: precondition, range, new version | [`core::state`] | **no** |
 //! | counter + audit entry + the key's record + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`] (`leaf.rs`, `merkle/`) | yes / **no** |
 //! | push to every socket (with relays: to every relay, which pushes to its browsers) | [`sockets`] (fan-out, shared by both objects), `counter/connect.rs` (accept, catch up), [`relay`] (`relay/mod.rs`: the class and dispatch; `upstream.rs`, `browsers.rs`, `nearby.rs`, `watchdog.rs`, `events.rs`), [`streams`] (event streams' bytes, shared by the relays and the edge), [`core::realtime`], [`core::relay`] (`region.rs`, `walk.rs`, `life.rs`, `feed.rs`, `call.rs`, `report.rs`, `nearby.rs`, `settings.rs`) | yes / **no** |
-//! | the response, or problem+json | [`http`], [`core::problem`] | yes / **no** |
+//! | the response, or problem+json (the platform's errors: [`error`]) | [`http`], [`error`], [`core::problem`] | yes / **no** |
 //! | the answer's way out: one log line and one metrics data point per request, CORS, the shield's learning | `edge/settle.rs` (chained onto the counter's promise), `edge/finish.rs`, `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
 //! | reads of the past: audit pages, `value_as_of`, the export | `counter/history.rs`, `edge/history.rs` (with this location's cache), `edge/export.rs`, [`core::audit`], [`core::ledger`] (`as_of.rs`, `export.rs`) | yes / **no** |
 //! | old audit entries to R2 (the alarm), and reading them back | `counter/archive.rs`, `edge/archive.rs`, [`r2`], [`core::archive`] (`policy.rs`, `segment.rs`, `pointer.rs`) | yes / **no** |
@@ -63,6 +63,8 @@ pub mod counter;
 #[cfg(target_arch = "wasm32")]
 pub mod edge;
 #[cfg(target_arch = "wasm32")]
+pub mod error;
+#[cfg(target_arch = "wasm32")]
 pub mod ffi;
 #[cfg(target_arch = "wasm32")]
 pub mod http;
@@ -97,5 +99,5 @@ pub fn fetch(
     env: worker::Env,
     _ctx: wasm_bindgen::JsValue,
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
-    edge::handle(req, env)
+    edge::handle(req, env).map_err(Into::into)
 }

@@ -1,8 +1,15 @@
-//! The one error type of the service and its `application/problem+json` form (RFC 9457).
+//! What a client is told when a request fails, and its `application/problem+json` form
+//! (RFC 9457).
 //!
-//! Every failure anywhere (edge validation, the object's checks, a storage error) is a
-//! [`Problem`]. The platform glue turns it into an HTTP response in exactly one place
-//! (`http::problem`), so every error has the same shape: `type`, `title`,
+//! Each layer has one error type. This is the one clients see: every refusal (edge validation,
+//! the object's checks) is a [`Problem`], and so is every failure, as told to the client. The
+//! core's other error is for internal calls that do not decode
+//! ([`CallError`](super::wire::CallError)); its pure parsers of settings and checks of stored
+//! data return a message (`String`), which is the whole cause. The platform code has its own
+//! error (`error::Error`: what failed, with its cause), which becomes a `Problem` in one place
+//! (`Error::problem`: a problem a step decided, otherwise [`Problem::Internal`]) while its cause
+//! goes to the log. The platform glue turns a `Problem` into an HTTP response in exactly one
+//! place (`http::problem_response`), so every error has the same shape: `type`, `title`,
 //! `status` (always equal to the HTTP status) and `detail`, plus the extension members listed
 //! on each variant. Nothing internal (stack traces, SQL, JavaScript error text) ever reaches
 //! `detail`: internal causes are logged, not returned.

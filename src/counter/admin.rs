@@ -1,7 +1,7 @@
 //! What the object says about itself and the operator's hooks: health, the Prometheus
 //! metrics, the relays connected upstream, and the restart test hook.
 
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use web_sys::Response;
 
 use crate::core::json::JsonWriter;
@@ -10,6 +10,7 @@ use crate::core::prometheus::{self, Tally};
 use crate::core::relay::UPSTREAM_TAG;
 use crate::core::schema;
 use crate::core::state::Snapshot;
+use crate::error::{Context, Result};
 use crate::http::{self, log_event};
 use crate::sockets;
 
@@ -17,7 +18,7 @@ use super::{connect, Counter};
 
 impl Counter {
     /// The relays connected upstream now, by name, and the counter's version (admin).
-    pub(super) fn relays(&self, current: &Snapshot) -> Result<Response, JsValue> {
+    pub(super) fn relays(&self, current: &Snapshot) -> Result<Response> {
         let names = connect::relay_names(&self.state);
         let body = JsonWriter::object()
             .uint("version", current.version)
@@ -28,26 +29,24 @@ impl Counter {
 
     /// Test hook: resets the object the way a deploy does (every socket is dropped; the next
     /// request builds it again from storage). The call itself fails with the reason.
-    pub(super) fn restart(&self) -> Result<Response, JsValue> {
+    pub(super) fn restart(&self) -> Result<Response> {
         log_event("info", "counter restart requested", |_| {});
         self.state
             .as_raw()
             .unchecked_ref::<crate::ffi::ObjectContext>()
-            .abort("restart requested")?;
-        http::problem(&Problem::Internal)
+            .abort("restart requested")
+            .js("resetting the object")?;
+        http::problem_response(&Problem::Internal)
     }
 
-    pub(super) fn health(&self, current: &Snapshot) -> Result<Response, JsValue> {
-        let hot = self
-            .store
-            .audit_count()
-            .map_err(|e| JsValue::from_str(&e))?;
+    pub(super) fn health(&self, current: &Snapshot) -> Result<Response> {
+        let hot = self.store.audit_count()?;
         let mut sizes = JsonWriter::object();
         for (label, calls) in self.sizes.borrow().buckets() {
             sizes.uint(label, calls);
         }
         let sizes = sizes.finish();
-        let oldest_hot = self.store.oldest_hot().map_err(|e| JsValue::from_str(&e))?;
+        let oldest_hot = self.store.oldest_hot()?;
         let (archived, segments) = self.archive.totals();
         let audit_rows = hot + archived;
         let last_archival = match self.archive.last_run() {
@@ -74,13 +73,7 @@ impl Counter {
             .uint("database_bytes", self.store.size_bytes())
             .raw("calls_by_size", &sizes)
             .uint("hot_entries", hot)
-            .opt_string(
-                "oldest_key_at",
-                self.store
-                    .oldest_key_at()
-                    .map_err(|e| JsValue::from_str(&e))?
-                    .as_deref(),
-            )
+            .opt_string("oldest_key_at", self.store.oldest_key_at()?.as_deref())
             .uint("archived_entries", archived)
             .uint("archive_segments", segments)
             .opt_uint("oldest_hot_version", (oldest_hot > 0).then_some(oldest_hot))
@@ -97,11 +90,8 @@ impl Counter {
     }
 
     /// `GET /api/metrics`: the object's gauges and counters as Prometheus text.
-    pub(super) fn metrics(&self, current: &Snapshot) -> Result<Response, JsValue> {
-        let hot_entries = self
-            .store
-            .audit_count()
-            .map_err(|e| JsValue::from_str(&e))?;
+    pub(super) fn metrics(&self, current: &Snapshot) -> Result<Response> {
+        let hot_entries = self.store.audit_count()?;
         let (archived_entries, archive_segments) = self.archive.totals();
         let gauges = prometheus::Gauges {
             value: current.value,

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::archive::{self, ProofPointer, ProofQuery, Segment, Settings};
 use crate::core::time::rfc3339_millis;
+use crate::error::{Error, Result};
 use crate::http::{log_event, now_ms};
 use worker::Bucket;
 
@@ -97,9 +98,7 @@ impl Archiver {
             timed: Cell::new(false),
         };
         if let Err(e) = a.reload() {
-            log_event("error", "reading the archive's record failed", |w| {
-                w.string("error", &e);
-            });
+            e.log("reading the archive's record failed");
         }
         if let Ok(Some((at, outcome, error, failures))) = a.store.last_run() {
             *a.last.borrow_mut() = Some(LastRun {
@@ -116,7 +115,7 @@ impl Archiver {
         Rc::new(a)
     }
 
-    fn reload(&self) -> Result<(), String> {
+    fn reload(&self) -> Result<()> {
         let (mut through, mut entries, mut count) = (0, 0, 0);
         for (seg, archived) in self.store.segments()? {
             if archived {
@@ -147,7 +146,7 @@ impl Archiver {
     }
 
     /// The archived segment holding `version`, if any.
-    pub fn segment_of(&self, version: u64) -> Result<Option<Segment>, String> {
+    pub fn segment_of(&self, version: u64) -> Result<Option<Segment>> {
         if version == 0 || version > self.archived_through.get() {
             return Ok(None);
         }
@@ -166,7 +165,7 @@ impl Archiver {
 
     /// The pointer for a proof that needs hashes the object gave up with archived segments;
     /// `None` when it holds every hash the proof needs.
-    pub fn proof_pointer(&self, q: ProofQuery) -> Result<Option<ProofPointer>, String> {
+    pub fn proof_pointer(&self, q: ProofQuery) -> Result<Option<ProofPointer>> {
         let through = self.archived_through.get();
         let nodes = q.nodes();
         let blocks = archive::archived_blocks(&nodes, through);
@@ -187,7 +186,7 @@ impl Archiver {
                     .iter()
                     .find(|(s, archived)| *archived && s.first == first)
                     .map(|(s, _)| s.clone())
-                    .ok_or_else(|| format!("no archived segment starts at {first}"))
+                    .ok_or_else(|| Error::Corrupt(format!("no archived segment starts at {first}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(ProofPointer {
@@ -227,9 +226,7 @@ impl Archiver {
     pub fn set_alarm(&self, at: i64) {
         match self.store.set_alarm(at) {
             Ok(()) => self.alarm_at.set(Some(at)),
-            Err(e) => log_event("error", "set alarm failed", |w| {
-                w.string("error", &e);
-            }),
+            Err(e) => e.log("set alarm failed"),
         }
     }
 
@@ -247,9 +244,7 @@ impl Archiver {
                 Ok(n) if n == archive::EXPIRE_CHUNK => continue,
                 Ok(_) => return false,
                 Err(e) => {
-                    log_event("error", "expiring idempotency keys failed", |w| {
-                        w.string("error", &e);
-                    });
+                    e.log("expiring idempotency keys failed");
                     return false;
                 }
             }
@@ -277,7 +272,7 @@ impl Archiver {
     /// do not (the oldest of them is after `at`): the last one whose first entry is at or
     /// before it; `None` when every entry is after it. `Err(None)` while a segment archived
     /// before schema 6 still lacks the instant of its first entry (the alarm is filling it in).
-    pub fn segment_at(&self, at: &str) -> Result<Option<Segment>, Option<String>> {
+    pub fn segment_at(&self, at: &str) -> Result<Option<Segment>, Option<Error>> {
         if !self.all_timed() {
             return Err(None);
         }
@@ -286,16 +281,18 @@ impl Archiver {
 
     /// Gives one segment archived before schema 6 the instant of its first entry, read back
     /// from R2 and checked against the record like every read. `false` when none lacks it.
-    async fn fill_first_at(&self, bucket: &Bucket) -> Result<bool, String> {
+    async fn fill_first_at(&self, bucket: &Bucket) -> Result<bool> {
         let Some(seg) = self.store.segment_without_first_at()? else {
             return Ok(false);
         };
         let name = seg.name();
         let bytes = crate::r2::read(bucket, &name)
             .await?
-            .ok_or_else(|| format!("{name} is missing from R2"))?;
-        let entries = archive::read_segment(&seg, &bytes)?;
-        let first = entries.first().ok_or_else(|| format!("{name} is empty"))?;
+            .ok_or_else(|| Error::Archive(format!("{name} is missing from R2")))?;
+        let entries = archive::read_segment(&seg, &bytes).map_err(Error::Archive)?;
+        let first = entries
+            .first()
+            .ok_or_else(|| Error::Archive(format!("{name} is empty")))?;
         self.store.set_first_at(seg.first, &first.at)?;
         log_event("info", "archive segment indexed by time", |w| {
             w.string("segment", &name).string("first_at", &first.at);
@@ -303,7 +300,7 @@ impl Archiver {
         Ok(true)
     }
 
-    fn plan(&self, version: u64) -> Result<Option<(u64, u64)>, String> {
+    fn plan(&self, version: u64) -> Result<Option<(u64, u64)>> {
         if let Some((seg, _)) = self.store.segments()?.into_iter().find(|(_, a)| !a) {
             return Ok(Some((seg.first, seg.last)));
         }
@@ -323,11 +320,11 @@ impl Archiver {
     }
 
     /// One archival step (see the module doc).
-    pub async fn step(&self, version: u64) -> Result<Step, String> {
+    pub async fn step(&self, version: u64) -> Result<Step> {
         let bucket = self
             .bucket
             .as_ref()
-            .ok_or_else(|| "the AUDIT_ARCHIVE bucket is not bound".to_string())?;
+            .ok_or(Error::Unbound(crate::r2::BINDING))?;
         if self.fill_first_at(bucket).await? {
             return Ok(Step::Archived);
         }
@@ -337,11 +334,11 @@ impl Archiver {
         // 1. Record (or find the record of) the segment.
         let entries = self.store.audit_range(first, last)?;
         if entries.len() as u64 != last + 1 - first {
-            return Err(format!(
+            return Err(Error::Corrupt(format!(
                 "entries {first}..={last}: {} of {} are in the object",
                 entries.len(),
                 last + 1 - first
-            ));
+            )));
         }
         let bytes = archive::segment_bytes(&entries);
         let seg = Segment::of(first, last, &bytes);
@@ -393,10 +390,10 @@ impl Archiver {
             }
         }
         // 3. Read it back and check it against the record.
-        let back = crate::r2::read(bucket, &name)
-            .await?
-            .ok_or_else(|| format!("{name} is not in R2 right after it was written"))?;
-        archive::read_segment(&seg, &back)?;
+        let back = crate::r2::read(bucket, &name).await?.ok_or_else(|| {
+            Error::Archive(format!("{name} is not in R2 right after it was written"))
+        })?;
+        archive::read_segment(&seg, &back).map_err(Error::Archive)?;
         // 4. Delete the entries and mark the record, in one transaction.
         self.store.complete_segment(&seg, &entries[0].at)?;
         self.archived_through.set(seg.last);
@@ -413,7 +410,7 @@ impl Archiver {
     }
 
     /// Records the outcome of a run (in memory and in the database) and logs a failure.
-    pub fn finish_run(&self, result: &Result<u64, String>) -> u32 {
+    pub fn finish_run(&self, result: &Result<u64>) -> u32 {
         let at = rfc3339_millis(now_ms());
         let failures = match result {
             Ok(_) => 0,
@@ -422,9 +419,9 @@ impl Archiver {
         let (outcome, error) = match result {
             Ok(0) => ("idle", None),
             Ok(_) => ("ok", None),
-            Err(e) => ("failed", Some(e.clone())),
+            Err(e) => ("failed", Some(e.to_string())),
         };
-        if let Err(e) = result {
+        if let Some(e) = &error {
             log_event("error", "archival failed", |w| {
                 w.string("error", e).uint("failures", u64::from(failures));
             });

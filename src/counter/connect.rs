@@ -9,7 +9,8 @@ use crate::core::problem::Problem;
 use crate::core::realtime::{self, Start};
 use crate::core::relay::UPSTREAM_TAG;
 use crate::core::state::Snapshot;
-use crate::http::{self, log_event};
+use crate::error::{Context, Result};
+use crate::http;
 use crate::sockets::{self, send};
 
 use super::store::Store;
@@ -21,12 +22,12 @@ impl Counter {
         current: &Snapshot,
         since: Option<u64>,
         client: &str,
-    ) -> Result<Response, JsValue> {
+    ) -> Result<Response> {
         if self.socket_cap > 0
             && sockets::count_for(&self.state, client) >= self.socket_cap as usize
         {
             self.count(|t| t.rate_limited_sockets += 1);
-            return http::problem(&Problem::TooManyRequests {
+            return http::problem_response(&Problem::TooManyRequests {
                 retry_after_secs: 10,
                 detail: format!(
                     "This client already has {} open connections, the most allowed; close one first.",
@@ -34,15 +35,13 @@ impl Counter {
                 ),
             });
         }
-        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
+        let pair = worker::WebSocketPair::new().js("making a socket pair")?;
         let server: &web_sys::WebSocket = pair.server.as_ref();
         if let Err(e) = accept(&self.state, &self.store, server, client, since, current) {
-            log_event("error", "socket accept failed", |w| {
-                w.string("error", &e);
-            });
-            return http::problem(&Problem::Internal);
+            return http::problem_response(&e.logged("socket accept failed"));
         }
-        let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
+        let response =
+            worker::Response::from_websocket(pair.client).js("answering with a socket")?;
         Ok(response.into())
     }
 
@@ -54,22 +53,20 @@ impl Counter {
         current: &Snapshot,
         since: Option<u64>,
         relay: &str,
-    ) -> Result<Response, JsValue> {
-        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
+    ) -> Result<Response> {
+        let pair = worker::WebSocketPair::new().js("making a socket pair")?;
         let server: &web_sys::WebSocket = pair.server.as_ref();
         let tags = [UPSTREAM_TAG, &format!("{UPSTREAM_TAG}:{relay}")];
         if let Err(e) = accept_tagged(&self.state, &self.store, server, &tags, since, current) {
-            log_event("error", "relay accept failed", |w| {
-                w.string("error", &e);
-            });
-            return http::problem(&Problem::Internal);
+            return http::problem_response(&e.logged("relay accept failed"));
         }
         // A resume ends with the counter's state, so the relay knows it is caught up (its
         // nearby reads wait for that); a fresh upstream already started with it.
         if since.is_some() {
             let _ = server.send_with_str(&current.snapshot_message());
         }
-        let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
+        let response =
+            worker::Response::from_websocket(pair.client).js("answering with a socket")?;
         Ok(response.into())
     }
 }
@@ -84,7 +81,7 @@ pub fn accept(
     client: &str,
     since: Option<u64>,
     current: &Snapshot,
-) -> Result<(), String> {
+) -> Result<()> {
     accept_tagged(state, store, server, &[client], since, current)
 }
 
@@ -96,12 +93,12 @@ pub fn accept_tagged(
     tags: &[&str],
     since: Option<u64>,
     current: &Snapshot,
-) -> Result<(), String> {
+) -> Result<()> {
     let tags = tags.iter().map(|t| JsValue::from_str(t)).collect();
     state
         .as_raw()
         .accept_websocket_with_tags(server, tags)
-        .map_err(|e| crate::ffi::error_text(&e))?;
+        .js("accepting a socket")?;
     match realtime::start(since, current.version) {
         Start::Snapshot => send(server, &current.snapshot_message()),
         Start::Replay { after } => {

@@ -2,14 +2,14 @@
 //! past version or instant. What lies in the archive is answered with a pointer the Worker
 //! completes from R2 (`edge/archive.rs`).
 
-use wasm_bindgen::JsValue;
 use web_sys::Response;
 
 use crate::core::archive::{pointer_json, ProofQuery, POINTER_HEADER, SEGMENT_ENTRIES};
 use crate::core::audit::AuditQuery;
 use crate::core::problem::Problem;
 use crate::core::state::Snapshot;
-use crate::http::{self, log_event};
+use crate::error::{Error, Result};
+use crate::http;
 
 use super::Counter;
 
@@ -24,49 +24,31 @@ impl Counter {
     /// A proof that needs hashes of archived segments: the pointer the Worker completes from
     /// R2 (`edge/archive.rs`). `None` when the object can answer alone (or the query is
     /// invalid, or the tree is not live: the ledger answers those).
-    pub(super) fn archived_proof(
-        &self,
-        q: Option<ProofQuery>,
-    ) -> Option<Result<Response, JsValue>> {
+    pub(super) fn archived_proof(&self, q: Option<ProofQuery>) -> Option<Result<Response>> {
         if self.ledger.building() {
             return None;
         }
         match self.archive.proof_pointer(q?) {
             Ok(None) => None,
             Ok(Some(p)) => Some(http::json(&p.to_json(), &[(POINTER_HEADER, "proof")])),
-            Err(e) => {
-                log_event("error", "archived proof failed", |w| {
-                    w.string("error", &e);
-                });
-                Some(http::problem(&Problem::Internal))
-            }
+            Err(e) => Some(http::problem_response(&e.logged("archived proof failed"))),
         }
     }
 
     /// An audit page. When it starts in the archive, the answer is instead a pointer to the
     /// segment (marked by [`POINTER_HEADER`]), which the Worker reads from R2 itself.
-    pub(super) fn audit(&self, q: &AuditQuery) -> Result<Response, JsValue> {
+    pub(super) fn audit(&self, q: &AuditQuery) -> Result<Response> {
         match self.archive.segment_of(q.after + 1) {
             Ok(Some(seg)) => {
                 let version = self.archive.version();
                 return http::json(&pointer_json(&seg, version), &[(POINTER_HEADER, "segment")]);
             }
             Ok(None) => {}
-            Err(e) => {
-                log_event("error", "audit read failed", |w| {
-                    w.string("error", &e);
-                });
-                return http::problem(&Problem::Internal);
-            }
+            Err(e) => return http::problem_response(&e.logged("audit read failed")),
         }
         match self.store.audit_page(q) {
             Ok(body) => http::json(&body, &[]),
-            Err(e) => {
-                log_event("error", "audit read failed", |w| {
-                    w.string("error", &e);
-                });
-                http::problem(&Problem::Internal)
-            }
+            Err(e) => http::problem_response(&e.logged("audit read failed")),
         }
     }
 
@@ -82,12 +64,7 @@ impl Counter {
     ) -> Result<AsOf, Problem> {
         use crate::core::archive::{AsOfPointer, AsOfTarget};
         use crate::core::ledger::{self, AsOf as At, InclusionQuery};
-        let internal = |e: String| {
-            log_event("error", "as-of read failed", |w| {
-                w.string("error", &e);
-            });
-            Problem::Internal
-        };
+        let internal = |e: Error| e.logged("as-of read failed");
         let archived = self.archive.archived_through();
         let (version, target) = match &q.at {
             At::Version(v) if *v > current.version => {
@@ -132,7 +109,11 @@ impl Counter {
                 })
                 .map_err(internal)?
                 .filter(|p| p.segments.len() == 1)
-                .ok_or_else(|| internal(format!("no archived segment holds {version}")))?;
+                .ok_or_else(|| {
+                    internal(Error::Corrupt(format!(
+                        "no archived segment holds {version}"
+                    )))
+                })?;
             return Ok(AsOf::Pointer(AsOfPointer {
                 target,
                 proof: q.proof,
@@ -145,7 +126,7 @@ impl Counter {
             .map_err(internal)?
             .pop()
             .filter(|e| e.version == version)
-            .ok_or_else(|| internal(format!("audit entry {version} is missing")))?;
+            .ok_or_else(|| internal(Error::Corrupt(format!("audit entry {version} is missing"))))?;
         let proof = if q.proof {
             Some(self.ledger.inclusion(
                 &self.store,

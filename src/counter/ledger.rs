@@ -19,6 +19,7 @@ use crate::core::audit::AuditEntry;
 use crate::core::ledger::merkle::{self, Frontier, Hash};
 use crate::core::ledger::{self, ConsistencyQuery, InclusionQuery};
 use crate::core::problem::Problem;
+use crate::error::{Error, Result};
 use crate::http::log_event;
 
 use super::store::Store;
@@ -47,9 +48,7 @@ impl Ledger {
         let tree = match load_tree(store, version) {
             Ok(t) => t,
             Err(e) => {
-                log_event("error", "merkle tree unusable", |w| {
-                    w.string("error", &e);
-                });
+                e.log("merkle tree unusable");
                 Tree::Broken
             }
         };
@@ -96,16 +95,16 @@ impl Ledger {
             Tree::Building(f) => f.clone(),
             _ => return false,
         };
-        let result = (|| -> Result<(), String> {
+        let result = (|| -> Result<()> {
             let entries = store.audit(frontier.size(), CHUNK)?;
             let mut rows = Vec::with_capacity(entries.len());
             for e in &entries {
                 if e.version != frontier.size() + 1 {
-                    return Err(format!(
+                    return Err(Error::Corrupt(format!(
                         "the audit trail has version {} where {} was expected",
                         e.version,
                         frontier.size() + 1
-                    ));
+                    )));
                 }
                 rows.push((e.version, frontier.push(ledger::entry_hash(e))));
             }
@@ -114,9 +113,7 @@ impl Ledger {
         let mut tree = self.tree.borrow_mut();
         match result {
             Err(e) => {
-                log_event("error", "merkle backfill failed", |w| {
-                    w.string("error", &e);
-                });
+                e.log("merkle backfill failed");
                 *tree = Tree::Broken;
                 false
             }
@@ -197,12 +194,9 @@ fn find(nodes: &[(merkle::Node, Hash)], n: merkle::Node) -> Option<Hash> {
 
 /// The stored hashes the ranges need.
 fn read(store: &Store, ranges: &[merkle::Range]) -> Result<Vec<(merkle::Node, Hash)>, Problem> {
-    store.merkle_nodes(&merkle::nodes_for(ranges)).map_err(|e| {
-        log_event("error", "merkle read failed", |w| {
-            w.string("error", &e);
-        });
-        Problem::Internal
-    })
+    store
+        .merkle_nodes(&merkle::nodes_for(ranges))
+        .map_err(|e| e.logged("merkle read failed"))
 }
 
 fn missing() -> Problem {
@@ -211,11 +205,14 @@ fn missing() -> Problem {
 }
 
 /// The tree as stored: live when every entry has its row, building otherwise.
-fn load_tree(store: &Store, version: u64) -> Result<Tree, String> {
+fn load_tree(store: &Store, version: u64) -> Result<Tree> {
     let size = store.merkle_size()?.min(version);
     let nodes = store.merkle_nodes(&Frontier::nodes(size))?;
-    let frontier = Frontier::load(size, &|n| find(&nodes, n))
-        .ok_or_else(|| format!("a Merkle row of the tree of size {size} is missing"))?;
+    let frontier = Frontier::load(size, &|n| find(&nodes, n)).ok_or_else(|| {
+        Error::Corrupt(format!(
+            "a Merkle row of the tree of size {size} is missing"
+        ))
+    })?;
     Ok(if size == version {
         Tree::Live(frontier)
     } else {

@@ -50,6 +50,7 @@ use crate::core::problem::Problem;
 use crate::core::prometheus::Tally;
 use crate::core::state::Snapshot;
 use crate::core::wire::ObjectCall;
+use crate::error::{Error, Result};
 use crate::http::{self, log_event, now_ms};
 use crate::sockets;
 use archive::{Archiver, Step as ArchiveStep};
@@ -63,7 +64,7 @@ pub struct Counter {
     state: State,
     store: Store,
     /// The committed state, or why the object cannot serve (a failed migration).
-    current: RefCell<Result<Snapshot, String>>,
+    current: RefCell<Result<Snapshot>>,
     schema_version: u32,
     /// Applied increments/decrements per client (`RATE_LIMIT_PER_10S`).
     limiter: RefCell<RateLimiter>,
@@ -107,9 +108,7 @@ impl Counter {
                     .uint("schema_version", u64::from(schema_version))
                     .uint("sockets", sockets::count(&state) as u64);
             }),
-            Err(e) => log_event("error", "counter unavailable", |w| {
-                w.string("error", e);
-            }),
+            Err(e) => e.log("counter unavailable"),
         }
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             let _ = state.as_raw().set_websocket_auto_response(&pair);
@@ -196,7 +195,7 @@ impl Counter {
                 Some(now)
             } else if result.is_err() {
                 Some(now + backoff_ms(failures))
-            } else if result == Ok(1) && archiver.due(version) {
+            } else if matches!(result, Ok(1)) && archiver.due(version) {
                 Some(now)
             } else {
                 archiver.idle_alarm(now)
@@ -226,20 +225,22 @@ impl Counter {
     /// One call from the edge, a relay or an edge of another version (plain requests, the
     /// URLs of [`ObjectCall`]). Never yields: see the module doc.
     pub fn fetch(&self, req: Request) -> Result<Response, JsValue> {
-        let url = req.url();
-        let call = match ObjectCall::decode(&url) {
+        self.answer(&req.url()).map_err(Into::into)
+    }
+
+    /// The answer to the call at `url`. An error here (a response that could not be built)
+    /// fails the call: [`Counter::fetch`] throws it.
+    fn answer(&self, url: &str) -> Result<Response> {
+        let call = match ObjectCall::decode(url) {
             Ok(call) => call,
             Err(e) => {
-                log_event("error", "counter call refused", |w| {
-                    w.string("error", &e.to_string());
-                });
-                return http::problem(&e.problem());
+                return http::problem_response(&Error::from(e).logged("counter call refused"))
             }
         };
         let current = match &*self.current.borrow() {
             Ok(s) => s.clone(),
             Err(_) => {
-                return http::problem(&Problem::Unavailable {
+                return http::problem_response(&Problem::Unavailable {
                     retry_after_secs: 5,
                 })
             }
@@ -275,7 +276,7 @@ impl Counter {
             ObjectCall::ValueAsOf(q) => match self.value_as_of(&current, &q) {
                 Ok(AsOf::Body(b)) => http::json(&b, &[]),
                 Ok(AsOf::Pointer(p)) => http::json(&p.to_json(), &[(POINTER_HEADER, "as_of")]),
-                Err(p) => http::problem(&p),
+                Err(p) => http::problem_response(&p),
             },
             ObjectCall::ExportPage { csv, after, until } => {
                 // A page that starts in the archive: the segment's record, which the Worker
@@ -288,12 +289,7 @@ impl Counter {
                         )
                     }
                     Ok(None) => {}
-                    Err(e) => {
-                        log_event("error", "export read failed", |w| {
-                            w.string("error", &e);
-                        });
-                        return http::problem(&Problem::Internal);
-                    }
+                    Err(e) => return http::problem_response(&e.logged("export read failed")),
                 }
                 match self.store.audit(
                     after,
@@ -307,12 +303,7 @@ impl Counter {
                         &crate::core::ledger::export_page(&rows, csv),
                         &[],
                     ),
-                    Err(e) => {
-                        log_event("error", "export read failed", |w| {
-                            w.string("error", &e);
-                        });
-                        http::problem(&Problem::Internal)
-                    }
+                    Err(e) => http::problem_response(&e.logged("export read failed")),
                 }
             }
             ObjectCall::Upstream { since, relay } => self.upstream(&current, since, &relay),
@@ -358,10 +349,10 @@ impl Counter {
 }
 
 /// A JSON body, or the problem.
-fn reply(body: Result<String, Problem>) -> Result<Response, JsValue> {
+fn reply(body: Result<String, Problem>) -> Result<Response> {
     match body {
         Ok(b) => http::json(&b, &[]),
-        Err(p) => http::problem(&p),
+        Err(p) => http::problem_response(&p),
     }
 }
 

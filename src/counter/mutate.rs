@@ -1,7 +1,6 @@
 //! The mutation path: one change alone, or many in one call (group commit), each through the
 //! same step (rate limit, the rule, the commit), and the answer for a key seen before.
 
-use wasm_bindgen::JsValue;
 use web_sys::Response;
 
 use crate::core::audit::AuditEntry;
@@ -12,10 +11,10 @@ use crate::core::problem::Problem;
 use crate::core::state::Snapshot;
 use crate::core::time::rfc3339_millis;
 use crate::core::vocab::Operation;
+use crate::error::Result;
 use crate::http::{self, log_event, now_ms};
 use crate::sockets;
 
-use super::store::CommitError;
 use super::Counter;
 
 /// What one mutation's [`Counter::step`] came to.
@@ -33,9 +32,9 @@ impl Counter {
         current: &Snapshot,
         m: &Mutation,
         client: &str,
-    ) -> Result<Response, JsValue> {
+    ) -> Result<Response> {
         self.sizes.borrow_mut().record(1);
-        http::reply(&self.mutate_alone(current, m, client))
+        http::reply_response(&self.mutate_alone(current, m, client))
     }
 
     /// [`Counter::mutate`]'s answer as a [`Reply`] (the same bytes whichever way it leaves).
@@ -106,14 +105,13 @@ impl Counter {
             }
             // Rolled back. The usual cause is that the key is already stored (a replay);
             // anything else is a storage fault, and the client may retry the same key.
-            Err(CommitError::Storage(why)) => {
-                Step::Answered(self.seen_before(m).unwrap_or_else(|| {
-                    log_event("error", "commit failed", |w| {
-                        w.string("request_id", m.key.as_str()).string("error", &why);
-                    });
-                    Reply::problem(&Problem::Internal)
-                }))
-            }
+            Err(why) => Step::Answered(self.seen_before(m).unwrap_or_else(|| {
+                log_event("error", "commit failed", |w| {
+                    w.string("request_id", m.key.as_str())
+                        .string("error", &why.to_string());
+                });
+                Reply::problem(&Problem::Internal)
+            })),
         }
     }
 
@@ -194,7 +192,8 @@ impl Counter {
                 }
             }
             log_event("error", "batch commit failed", |w| {
-                w.uint("calls", calls.len() as u64).string("error", &why);
+                w.uint("calls", calls.len() as u64)
+                    .string("error", &why.to_string());
             });
             return Err(Problem::Internal);
         }
@@ -210,12 +209,7 @@ impl Counter {
     fn seen_before(&self, m: &Mutation) -> Option<Reply> {
         let stored = match self.store.lookup(m.key.as_str()) {
             Ok(stored) => stored?,
-            Err(e) => {
-                log_event("error", "key lookup failed", |w| {
-                    w.string("error", &e);
-                });
-                return Some(Reply::problem(&Problem::Internal));
-            }
+            Err(e) => return Some(Reply::problem(&e.logged("key lookup failed"))),
         };
         // Past its retention a key is new again, even before the alarm removed its record.
         if stored.at < self.archive.settings.key_cutoff(now_ms()) {
@@ -248,9 +242,7 @@ impl Counter {
         match self.store.forget_key(m.key.as_str(), &cutoff) {
             Ok(forgotten) => forgotten,
             Err(e) => {
-                log_event("error", "forgetting an expired key failed", |w| {
-                    w.string("error", &e);
-                });
+                e.log("forgetting an expired key failed");
                 false
             }
         }

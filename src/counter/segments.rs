@@ -5,26 +5,26 @@ use wasm_bindgen::JsValue;
 
 use crate::core::archive::Segment;
 use crate::core::audit::AuditEntry;
-use crate::ffi::error_text;
+use crate::error::{Context, Error, Result};
 
-use super::store::{entries, int, row_at, segment_row, RunRecord, Store};
+use super::store::{corrupt, entries, int, row_at, segment_row, RunRecord, Store};
 
 const SELECT_RANGE: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM audit WHERE version BETWEEN ? AND ? ORDER BY version";
 
 impl Store {
     /// Audit entries `first..=last` that are still in the object, ascending.
-    pub fn audit_range(&self, first: u64, last: u64) -> Result<Vec<AuditEntry>, String> {
+    pub fn audit_range(&self, first: u64, last: u64) -> Result<Vec<AuditEntry>> {
         let rows = self
             .sql
             .exec_nn(SELECT_RANGE, first as f64, last as f64)
-            .map_err(|e| error_text(&e))?
+            .storage("reading audit entries to archive")?
             .rows();
         entries(&rows)
     }
 
     /// The newest version whose `at` is before `cutoff`, among the oldest `chunk` hot entries
     /// (0 if none): how far `AUDIT_HOT_HOURS` lets archival go in one step.
-    pub fn aged_through(&self, cutoff: &str, chunk: u64) -> Result<u64, String> {
+    pub fn aged_through(&self, cutoff: &str, chunk: u64) -> Result<u64> {
         let rows = self
             .sql
             .exec_sn(
@@ -32,30 +32,30 @@ impl Store {
                 cutoff,
                 chunk as f64,
             )
-            .map_err(|e| error_text(&e))?
+            .storage("finding the entries past the hot window")?
             .rows();
-        let row = row_at(&rows, 0).ok_or_else(|| "max query returned nothing".to_string())?;
+        let row = row_at(&rows, 0).ok_or_else(|| corrupt("a max query returned nothing"))?;
         Ok(int(&row.get(0))? as u64)
     }
 
     /// The oldest version still in the object (0 when the audit table is empty).
-    pub fn oldest_hot(&self) -> Result<u64, String> {
+    pub fn oldest_hot(&self) -> Result<u64> {
         self.count("SELECT coalesce(min(version), 0) FROM audit")
     }
 
     /// Every segment record, ascending: `(segment, archived)`.
-    pub fn segments(&self) -> Result<Vec<(Segment, bool)>, String> {
+    pub fn segments(&self) -> Result<Vec<(Segment, bool)>> {
         let rows = self
             .sql
             .exec(
                 "SELECT first, last, bytes, sha256, archived FROM archive_segments ORDER BY first",
             )
-            .map_err(|e| error_text(&e))?
+            .storage("reading the segment records")?
             .rows();
         (0..rows.length())
             .map(|i| {
                 let row =
-                    row_at(&rows, i).ok_or_else(|| "a segment row is not an array".to_string())?;
+                    row_at(&rows, i).ok_or_else(|| corrupt("a segment row is not an array"))?;
                 Ok((
                     Segment {
                         first: int(&row.get(0))? as u64,
@@ -72,32 +72,32 @@ impl Store {
     /// The last archived segment whose first entry is at or before `at`, by the index on
     /// `archive_segment_times.first_at`. Meaningful only while every archived segment has one
     /// ([`Store::segment_without_first_at`]).
-    pub fn segment_at(&self, at: &str) -> Result<Option<Segment>, String> {
+    pub fn segment_at(&self, at: &str) -> Result<Option<Segment>> {
         let rows = self
             .sql
             .exec_s(
                 "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segment_times t JOIN archive_segments s ON s.first = t.first WHERE s.archived = 1 AND t.first_at <= ? ORDER BY t.first_at DESC, t.first DESC LIMIT 1",
                 at,
             )
-            .map_err(|e| error_text(&e))?
+            .storage("finding a segment by time")?
             .rows();
         row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
     }
 
     /// An archived segment that has no `first_at` yet (archived before schema 6), if any.
-    pub fn segment_without_first_at(&self) -> Result<Option<Segment>, String> {
+    pub fn segment_without_first_at(&self) -> Result<Option<Segment>> {
         let rows = self
             .sql
             .exec(
                 "SELECT s.first, s.last, s.bytes, s.sha256 FROM archive_segments s LEFT JOIN archive_segment_times t ON t.first = s.first WHERE s.archived = 1 AND t.first IS NULL ORDER BY s.first LIMIT 1",
             )
-            .map_err(|e| error_text(&e))?
+            .storage("finding a segment without its instant")?
             .rows();
         row_at(&rows, 0).map(|r| segment_row(&r)).transpose()
     }
 
     /// Records the instant of an archived segment's first entry.
-    pub fn set_first_at(&self, first: u64, at: &str) -> Result<(), String> {
+    pub fn set_first_at(&self, first: u64, at: &str) -> Result<()> {
         self.sql
             .exec_sn(
                 "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
@@ -105,11 +105,11 @@ impl Store {
                 first as f64,
             )
             .map(|_| ())
-            .map_err(|e| error_text(&e))
+            .storage("recording a segment's instant")
     }
 
     /// Records a segment before it is written to R2 (not archived yet).
-    pub fn record_segment(&self, seg: &Segment, at: &str) -> Result<(), String> {
+    pub fn record_segment(&self, seg: &Segment, at: &str) -> Result<()> {
         self.sql
             .exec_nnnss(
                 "INSERT INTO archive_segments (first, last, bytes, sha256, archived, at) VALUES (?, ?, ?, ?, 0, ?)",
@@ -120,71 +120,73 @@ impl Store {
                 at,
             )
             .map(|_| ())
-            .map_err(|e| error_text(&e))
+            .storage("recording a segment")
     }
 
     /// Forgets a recorded segment that was never archived (its entries are all still here).
-    pub fn drop_pending_segment(&self, first: u64) -> Result<(), String> {
+    pub fn drop_pending_segment(&self, first: u64) -> Result<()> {
         self.sql
             .exec_n(
                 "DELETE FROM archive_segments WHERE first = ? AND archived = 0",
                 first as f64,
             )
             .map(|_| ())
-            .map_err(|e| error_text(&e))
+            .storage("dropping a pending segment record")
     }
 
     /// After the segment was read back and checked: marks it archived and deletes its entries
     /// and their Merkle rows below the segment's root, in one transaction. Fails (and changes nothing) unless every entry of the range is
     /// still here exactly once and the record is still pending.
-    pub fn complete_segment(&self, seg: &Segment, first_at: &str) -> Result<(), String> {
-        let sql = &self.sql;
+    pub fn complete_segment(&self, seg: &Segment, first_at: &str) -> Result<()> {
         let expected = seg.entries() as f64;
-        self.storage
-            .transaction_sync(&mut || {
-                let marked = sql.exec_n(
+        self.atomically("completing a segment", &mut |sql| {
+            let marked = sql
+                .exec_n(
                     "UPDATE archive_segments SET archived = 1 WHERE first = ? AND archived = 0",
                     seg.first as f64,
-                )?;
-                sql.exec_sn(
-                    "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
-                    first_at,
-                    seg.first as f64,
-                )?;
-                let deleted = sql.exec_nn(
+                )
+                .storage("marking the segment archived")?;
+            sql.exec_sn(
+                "INSERT OR REPLACE INTO archive_segment_times (first_at, first) VALUES (?, ?)",
+                first_at,
+                seg.first as f64,
+            )
+            .storage("recording the segment's instant")?;
+            let deleted = sql
+                .exec_nn(
                     "DELETE FROM audit WHERE version BETWEEN ? AND ?",
                     seg.first as f64,
                     seg.last as f64,
-                )?;
-                // The segment's Merkle rows go too, but for its last, which holds the segment
-                // root (level 10) and every higher node: the lower hashes are rebuilt from
-                // the segment itself when a proof needs them (`core::archive::ProofPointer`).
-                sql.exec_nn(
-                    "DELETE FROM merkle WHERE version BETWEEN ? AND ?",
-                    seg.first as f64,
-                    (seg.last - 1) as f64,
-                )?;
-                if marked.rows_written() != 1.0 || deleted.rows_written() != expected {
-                    return Err(JsValue::from_str(&format!(
-                        "segment {}: {} record(s) pending, {} of {} entries present; nothing deleted",
-                        seg.name(),
-                        marked.rows_written(),
-                        deleted.rows_written(),
-                        expected
-                    )));
-                }
-                Ok(JsValue::UNDEFINED)
-            })
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
+                )
+                .storage("deleting the segment's entries")?;
+            // The segment's Merkle rows go too, but for its last, which holds the segment
+            // root (level 10) and every higher node: the lower hashes are rebuilt from
+            // the segment itself when a proof needs them (`core::archive::ProofPointer`).
+            sql.exec_nn(
+                "DELETE FROM merkle WHERE version BETWEEN ? AND ?",
+                seg.first as f64,
+                (seg.last - 1) as f64,
+            )
+            .storage("deleting the segment's Merkle rows")?;
+            if marked.rows_written() != 1.0 || deleted.rows_written() != expected {
+                return Err(Error::Corrupt(format!(
+                    "segment {}: {} record(s) pending, {} of {} entries present; nothing deleted",
+                    seg.name(),
+                    marked.rows_written(),
+                    deleted.rows_written(),
+                    expected
+                )));
+            }
+            Ok(())
+        })
     }
 
     /// The last archival run: `(at, outcome, error, consecutive failures)`.
-    pub fn last_run(&self) -> Result<Option<RunRecord>, String> {
+    pub fn last_run(&self) -> Result<Option<RunRecord>> {
         let rows = self
             .sql
             .exec("SELECT at, outcome, error, failures FROM archive_runs WHERE id = 1")
-            .map_err(|e| error_text(&e))?
+            .storage("reading the last archival run")?
             .rows();
         Ok(match row_at(&rows, 0) {
             None => None,
@@ -206,10 +208,8 @@ impl Store {
             error.map_or(JsValue::NULL, JsValue::from_str),
             f64::from(failures),
         );
-        if let Err(e) = result {
-            crate::http::log_event("error", "recording the archival run failed", |w| {
-                w.string("error", &error_text(&e));
-            });
+        if let Err(e) = result.storage("recording the archival run") {
+            e.log("recording the archival run failed");
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::core::ledger::merkle::{Hash, Node};
 use crate::core::schema::{self, META_TABLE};
 use crate::core::state::Snapshot;
 use crate::core::vocab::Operation;
-use crate::ffi::{error_text, Sql, Storage};
+use crate::error::{Context, Error, Result};
+use crate::ffi::{Sql, Storage};
 
 const UPDATE_COUNTER: &str =
     "UPDATE counter SET value = ?, version = ?, updated_at = ? WHERE id = 1";
@@ -27,13 +28,6 @@ const SELECT_AUDIT: &str = "SELECT version, operation, amount, previous_value, v
 const INSERT_MERKLE: &str = "INSERT INTO merkle (version, hashes) VALUES (?, ?)";
 const INSERT_KEY: &str = "INSERT INTO idempotency_keys (version, operation, amount, previous_value, value, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)";
 const SELECT_KEY: &str = "SELECT version, operation, amount, previous_value, value, request_id, at FROM idempotency_keys WHERE request_id = ?";
-
-/// Why a commit did not happen. In both cases the transaction was rolled back entirely.
-#[derive(Debug)]
-pub enum CommitError {
-    /// A statement failed; the text is for the log only.
-    Storage(String),
-}
 
 /// The last archival run as recorded: `(at, outcome, error, consecutive failures)`.
 pub type RunRecord = (String, String, Option<String>, u32);
@@ -56,29 +50,30 @@ impl Store {
     ///
     /// Each migration runs in its own transaction together with the bump of the recorded
     /// version, so a crash mid-way leaves the database at the previous version, never between.
-    pub fn migrate(&self) -> Result<u32, String> {
-        self.sql.exec(META_TABLE).map_err(|e| error_text(&e))?;
+    pub fn migrate(&self) -> Result<u32> {
+        self.sql.exec(META_TABLE).storage("creating schema_meta")?;
         let current = self.schema_version()?;
-        let pending = schema::pending(current).ok_or_else(|| {
-            format!(
-                "the database is at schema {current}, newer than this release ({}); refusing to touch it",
-                schema::latest()
-            )
+        let pending = schema::pending(current).ok_or(Error::NewerSchema {
+            found: current,
+            latest: schema::latest(),
         })?;
         for m in pending {
-            let sql = &self.sql;
-            self.storage
-                .transaction_sync(&mut || {
-                    for stmt in m.statements {
-                        sql.exec(stmt)?;
-                    }
-                    sql.exec_n(
-                        "INSERT INTO schema_meta (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-                        f64::from(m.version),
-                    )?;
-                    Ok(JsValue::UNDEFINED)
-                })
-                .map_err(|e| format!("migration {} ({}) failed: {}", m.version, m.name, error_text(&e)))?;
+            self.atomically("migrating the schema", &mut |sql| {
+                for stmt in m.statements {
+                    sql.exec(stmt).storage("running a migration statement")?;
+                }
+                sql.exec_n(
+                    "INSERT INTO schema_meta (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                    f64::from(m.version),
+                )
+                .storage("recording the schema version")?;
+                Ok(())
+            })
+            .map_err(|e| Error::Migration {
+                version: m.version,
+                name: m.name,
+                cause: Box::new(e),
+            })?;
             crate::http::log_event("info", "schema migrated", |w| {
                 w.uint("version", u64::from(m.version))
                     .string("name", m.name);
@@ -88,11 +83,11 @@ impl Store {
     }
 
     /// The recorded schema version (0 for a new database).
-    pub fn schema_version(&self) -> Result<u32, String> {
+    pub fn schema_version(&self) -> Result<u32> {
         let rows = self
             .sql
             .exec("SELECT version FROM schema_meta WHERE id = 1")
-            .map_err(|e| error_text(&e))?
+            .storage("reading the schema version")?
             .rows();
         Ok(row_at(&rows, 0)
             .and_then(|r| r.get(0).as_f64())
@@ -100,13 +95,13 @@ impl Store {
     }
 
     /// Reads the counter row.
-    pub fn load(&self) -> Result<Snapshot, String> {
+    pub fn load(&self) -> Result<Snapshot> {
         let rows = self
             .sql
             .exec("SELECT value, version, updated_at FROM counter WHERE id = 1")
-            .map_err(|e| error_text(&e))?
+            .storage("reading the counter row")?
             .rows();
-        let row = row_at(&rows, 0).ok_or_else(|| "the counter row is missing".to_string())?;
+        let row = row_at(&rows, 0).ok_or_else(|| corrupt("the counter row is missing"))?;
         Ok(Snapshot {
             value: int(&row.get(0))?,
             version: int(&row.get(1))? as u64,
@@ -120,84 +115,102 @@ impl Store {
     /// idempotency key (`idempotency_keys`, unique key): when the key is already there (a
     /// retry), that insert fails and everything before and after it rolls back with it. The
     /// common case, a new key, costs no lookup at all.
-    pub fn commit(&self, entry: &AuditEntry, merkle: Option<&[Hash]>) -> Result<(), CommitError> {
-        let sql = &self.sql;
+    ///
+    /// `Err` when the change was rolled back: a replayed key's failed insert, or a storage
+    /// fault.
+    pub fn commit(&self, entry: &AuditEntry, merkle: Option<&[Hash]>) -> Result<()> {
         let version = entry.version as f64;
-        self.storage
-            .transaction_sync(&mut || {
-                sql.exec_nns(UPDATE_COUNTER, entry.value as f64, version, &entry.at)?;
-                sql.exec_nsnnnss(
-                    INSERT_AUDIT,
-                    version,
-                    entry.operation.as_str(),
-                    entry.amount as f64,
-                    entry.previous_value as f64,
-                    entry.value as f64,
-                    &entry.request_id,
-                    &entry.at,
-                )?;
-                // The key's record, last: a key seen within its retention fails this insert
-                // (UNIQUE) and rolls back everything above.
-                sql.exec_nsnnnss(
-                    INSERT_KEY,
-                    version,
-                    entry.operation.as_str(),
-                    entry.amount as f64,
-                    entry.previous_value as f64,
-                    entry.value as f64,
-                    &entry.request_id,
-                    &entry.at,
-                )?;
-                if let Some(hashes) = merkle {
-                    write_merkle_row(sql, entry.version, hashes)?;
-                }
-                Ok(JsValue::UNDEFINED)
-            })
-            .map(|_| ())
-            .map_err(|e| CommitError::Storage(error_text(&e)))
+        self.atomically("committing a change", &mut |sql| {
+            sql.exec_nns(UPDATE_COUNTER, entry.value as f64, version, &entry.at)
+                .storage("updating the counter row")?;
+            sql.exec_nsnnnss(
+                INSERT_AUDIT,
+                version,
+                entry.operation.as_str(),
+                entry.amount as f64,
+                entry.previous_value as f64,
+                entry.value as f64,
+                &entry.request_id,
+                &entry.at,
+            )
+            .storage("inserting the audit entry")?;
+            // The key's record, last: a key seen within its retention fails this insert
+            // (UNIQUE) and rolls back everything above.
+            sql.exec_nsnnnss(
+                INSERT_KEY,
+                version,
+                entry.operation.as_str(),
+                entry.amount as f64,
+                entry.previous_value as f64,
+                entry.value as f64,
+                &entry.request_id,
+                &entry.at,
+            )
+            .storage("recording the idempotency key")?;
+            if let Some(hashes) = merkle {
+                write_merkle_row(sql, entry.version, hashes)?;
+            }
+            Ok(())
+        })
     }
 
     /// The Merkle rows of many entries in one transaction (the chunked backfill).
-    pub fn write_merkle_rows(&self, rows: &[(u64, Vec<Hash>)]) -> Result<(), String> {
-        let sql = &self.sql;
-        self.storage
-            .transaction_sync(&mut || {
-                for (version, hashes) in rows {
-                    write_merkle_row(sql, *version, hashes)?;
-                }
-                Ok(JsValue::UNDEFINED)
-            })
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
+    pub fn write_merkle_rows(&self, rows: &[(u64, Vec<Hash>)]) -> Result<()> {
+        self.atomically("writing Merkle rows", &mut |sql| {
+            for (version, hashes) in rows {
+                write_merkle_row(sql, *version, hashes)?;
+            }
+            Ok(())
+        })
     }
 
     /// Runs `f` in one transaction: a batch's outer transaction, inside which every
     /// [`Store::commit`] is a nested one (a savepoint) that commits or rolls back on its own.
     /// `Err` when the transaction as a whole failed and was rolled back.
-    pub fn transaction(&self, f: &mut dyn FnMut()) -> Result<(), String> {
-        self.storage
-            .transaction_sync(&mut || {
-                f();
-                Ok(JsValue::UNDEFINED)
-            })
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
+    pub fn transaction(&self, f: &mut dyn FnMut()) -> Result<()> {
+        self.atomically("committing a batch", &mut |_| {
+            f();
+            Ok(())
+        })
+    }
+
+    /// Runs `f` in one transaction (`transactionSync`), which commits when `f` returns `Ok`.
+    /// When `f` fails, or the commit does, every write inside it rolls back (nested in another
+    /// transaction, only its own: a savepoint). The one place a transaction's error crosses
+    /// to JavaScript and back: `f`'s error is thrown to make the runtime roll back and comes
+    /// back as it was; a failure of the transaction itself is an [`Error::Storage`] of `what`.
+    pub(super) fn atomically(
+        &self,
+        what: &'static str,
+        f: &mut dyn FnMut(&Sql) -> Result<()>,
+    ) -> Result<()> {
+        let mut failed = None;
+        let outcome = self.storage.transaction_sync(&mut || match f(&self.sql) {
+            Ok(()) => Ok(JsValue::UNDEFINED),
+            Err(e) => {
+                let thrown = e.to_js();
+                failed = Some(e);
+                Err(thrown)
+            }
+        });
+        match (outcome, failed) {
+            (_, Some(e)) => Err(e),
+            (Ok(_), None) => Ok(()),
+            (Err(cause), None) => Err(Error::Storage {
+                what,
+                cause: crate::error::Thrown(cause),
+            }),
+        }
     }
 
     /// The newest version that has its Merkle row (0 when none has).
-    pub fn merkle_size(&self) -> Result<u64, String> {
-        let rows = self
-            .sql
-            .exec("SELECT coalesce(max(version), 0) FROM merkle")
-            .map_err(|e| error_text(&e))?
-            .rows();
-        let row = row_at(&rows, 0).ok_or_else(|| "max query returned nothing".to_string())?;
-        Ok(int(&row.get(0))? as u64)
+    pub fn merkle_size(&self) -> Result<u64> {
+        self.count("SELECT coalesce(max(version), 0) FROM merkle")
     }
 
     /// The hashes of complete subtrees, read in one statement. Node `(level, index)` lives in
     /// the row of the entry that completed it, at position `level`. Missing ones are absent.
-    pub fn merkle_nodes(&self, nodes: &[Node]) -> Result<Vec<(Node, Hash)>, String> {
+    pub fn merkle_nodes(&self, nodes: &[Node]) -> Result<Vec<(Node, Hash)>> {
         let mut out = Vec::with_capacity(nodes.len());
         if nodes.is_empty() {
             return Ok(out);
@@ -211,10 +224,10 @@ impl Store {
             "SELECT version, hashes FROM merkle WHERE version IN ({})",
             list.join(",")
         );
-        let rows = self.sql.exec(&query).map_err(|e| error_text(&e))?.rows();
+        let rows = self.sql.exec(&query).storage("reading Merkle rows")?.rows();
         let mut by_version: Vec<(u64, Vec<u8>)> = Vec::with_capacity(nodes.len());
         for i in 0..rows.length() {
-            let row = row_at(&rows, i).ok_or_else(|| "a merkle row is not an array".to_string())?;
+            let row = row_at(&rows, i).ok_or_else(|| corrupt("a merkle row is not an array"))?;
             let version = int(&row.get(0))? as u64;
             let bytes = js_sys::Uint8Array::new(&row.get(1)).to_vec();
             by_version.push((version, bytes));
@@ -234,28 +247,28 @@ impl Store {
     }
 
     /// The record of a key used before (what its change was), if it is still kept.
-    pub fn lookup(&self, key: &str) -> Result<Option<AuditEntry>, String> {
+    pub fn lookup(&self, key: &str) -> Result<Option<AuditEntry>> {
         let rows = self
             .sql
             .exec_s(SELECT_KEY, key)
-            .map_err(|e| error_text(&e))?
+            .storage("looking up an idempotency key")?
             .rows();
         entries(&rows).map(|mut found| found.pop())
     }
 
     /// Audit entries after `after`, ascending, at most `limit` of them.
-    pub fn audit(&self, after: u64, limit: u64) -> Result<Vec<AuditEntry>, String> {
+    pub fn audit(&self, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
         let rows = self
             .sql
             .exec_nn(SELECT_AUDIT, after as f64, limit as f64)
-            .map_err(|e| error_text(&e))?
+            .storage("reading audit entries")?
             .rows();
         entries(&rows)
     }
 
     /// A page of the audit trail for `GET /api/audit`: one row more than asked, so the page
     /// knows whether another follows.
-    pub fn audit_page(&self, q: &AuditQuery) -> Result<String, String> {
+    pub fn audit_page(&self, q: &AuditQuery) -> Result<String> {
         let rows = self.audit(q.after, q.limit + 1)?;
         Ok(crate::core::audit::page_json(&rows, q.limit))
     }
@@ -264,18 +277,18 @@ impl Store {
     /// trail's own form, which orders as text), among versions `from+1..=max`; `from` if none
     /// (the caller passes the last archived version: only hot entries are searched). A binary
     /// search over versions: `at` never decreases along them, and it costs O(log N) reads.
-    pub fn version_at(&self, at: &str, from: u64, max: u64) -> Result<u64, String> {
+    pub fn version_at(&self, at: &str, from: u64, max: u64) -> Result<u64> {
         let (mut lo, mut hi) = (from, max);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
             let rows = self
                 .sql
                 .exec_n("SELECT at FROM audit WHERE version = ?", mid as f64)
-                .map_err(|e| error_text(&e))?
+                .storage("reading an audit entry's instant")?
                 .rows();
             let mid_at = row_at(&rows, 0)
                 .and_then(|r| r.get(0).as_string())
-                .ok_or_else(|| format!("audit entry {mid} is missing"))?;
+                .ok_or_else(|| Error::Corrupt(format!("audit entry {mid} is missing")))?;
             if mid_at.as_str() <= at {
                 lo = mid;
             } else {
@@ -286,36 +299,28 @@ impl Store {
     }
 
     /// Number of audit entries, for the health report.
-    pub fn audit_count(&self) -> Result<u64, String> {
-        let rows = self
-            .sql
-            .exec("SELECT count(*) FROM audit")
-            .map_err(|e| error_text(&e))?
-            .rows();
-        let row = row_at(&rows, 0).ok_or_else(|| "count query returned nothing".to_string())?;
-        Ok(int(&row.get(0))? as u64)
+    pub fn audit_count(&self) -> Result<u64> {
+        self.count("SELECT count(*) FROM audit")
     }
 
     /// Sets the object's alarm for `at_ms` (ms since the epoch), replacing any earlier one.
-    pub fn set_alarm(&self, at_ms: i64) -> Result<(), String> {
+    pub fn set_alarm(&self, at_ms: i64) -> Result<()> {
         self.storage
             .set_alarm(at_ms as f64)
             .map(|_| ())
-            .map_err(|e| error_text(&e))
+            .storage("setting the alarm")
     }
 
     /// Asks the runtime to run the object's `alarm()` right away (the next backfill chunk).
     pub fn wake_soon(&self) {
-        if let Err(e) = self.storage.set_alarm(crate::http::now_ms() as f64) {
-            crate::http::log_event("error", "set alarm failed", |w| {
-                w.string("error", &error_text(&e));
-            });
+        if let Err(e) = self.set_alarm(crate::http::now_ms()) {
+            e.log("set alarm failed");
         }
     }
 
     /// Forgets one key whose retention has passed (`at` before `cutoff`), so that it is new
     /// again. Returns whether a row went.
-    pub fn forget_key(&self, key: &str, cutoff: &str) -> Result<bool, String> {
+    pub fn forget_key(&self, key: &str, cutoff: &str) -> Result<bool> {
         let c = self
             .sql
             .exec_ss(
@@ -323,14 +328,14 @@ impl Store {
                 key,
                 cutoff,
             )
-            .map_err(|e| error_text(&e))?;
+            .storage("forgetting an expired key")?;
         Ok(c.rows_written() > 0.0)
     }
 
     /// Deletes up to `chunk` of the oldest keys recorded before `cutoff`. Keys are recorded in
     /// version order, so the oldest are the lowest versions; the scan never reads more than
     /// `chunk` rows. Returns how many went.
-    pub fn expire_keys(&self, cutoff: &str, chunk: u64) -> Result<u64, String> {
+    pub fn expire_keys(&self, cutoff: &str, chunk: u64) -> Result<u64> {
         let c = self
             .sql
             .exec_sn(
@@ -338,25 +343,25 @@ impl Store {
                 cutoff,
                 chunk as f64,
             )
-            .map_err(|e| error_text(&e))?;
+            .storage("expiring idempotency keys")?;
         Ok(c.rows_written() as u64)
     }
 
     /// When the oldest key kept was recorded (its change's `at`); `None` when no key is kept.
     /// One index step, however many keys there are.
-    pub fn oldest_key_at(&self) -> Result<Option<String>, String> {
+    pub fn oldest_key_at(&self) -> Result<Option<String>> {
         let rows = self
             .sql
             .exec("SELECT at FROM idempotency_keys ORDER BY version LIMIT 1")
-            .map_err(|e| error_text(&e))?
+            .storage("reading the oldest key")?
             .rows();
         Ok(row_at(&rows, 0).and_then(|r| r.get(0).as_string()))
     }
 
-    /// A one-integer query.
-    pub(super) fn count(&self, query: &str) -> Result<u64, String> {
-        let rows = self.sql.exec(query).map_err(|e| error_text(&e))?.rows();
-        let row = row_at(&rows, 0).ok_or_else(|| "count query returned nothing".to_string())?;
+    /// A one-integer query (a count, a maximum, a minimum).
+    pub(super) fn count(&self, query: &str) -> Result<u64> {
+        let rows = self.sql.exec(query).storage("counting rows")?.rows();
+        let row = row_at(&rows, 0).ok_or_else(|| corrupt("a count query returned nothing"))?;
         Ok(int(&row.get(0))? as u64)
     }
 
@@ -368,18 +373,19 @@ impl Store {
 
 /// The one statement that writes Merkle hashes: the row of entry `version`, holding the
 /// hashes of the subtrees it completed (32 bytes each, lowest level first) as one BLOB.
-fn write_merkle_row(sql: &Sql, version: u64, hashes: &[Hash]) -> Result<(), JsValue> {
+fn write_merkle_row(sql: &Sql, version: u64, hashes: &[Hash]) -> Result<()> {
     let bytes: Vec<u8> = hashes.concat();
     let blob = js_sys::Uint8Array::from(bytes.as_slice());
-    sql.exec_nb(INSERT_MERKLE, version as f64, &blob.buffer())?;
+    sql.exec_nb(INSERT_MERKLE, version as f64, &blob.buffer())
+        .storage("inserting a Merkle row")?;
     Ok(())
 }
 
 /// Audit rows (`version, operation, amount, previous_value, value, request_id, at`) as entries.
-pub(super) fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
+pub(super) fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>> {
     (0..rows.length())
         .map(|i| {
-            let row = row_at(rows, i).ok_or_else(|| "an audit row is not an array".to_string())?;
+            let row = row_at(rows, i).ok_or_else(|| corrupt("an audit row is not an array"))?;
             Ok(AuditEntry {
                 version: int(&row.get(0))? as u64,
                 operation: row
@@ -387,7 +393,7 @@ pub(super) fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
                     .as_string()
                     .as_deref()
                     .and_then(Operation::parse)
-                    .ok_or_else(|| "an audit row has an unknown operation".to_string())?,
+                    .ok_or_else(|| corrupt("an audit row has an unknown operation"))?,
                 amount: int(&row.get(2))?,
                 previous_value: int(&row.get(3))?,
                 value: int(&row.get(4))?,
@@ -399,7 +405,7 @@ pub(super) fn entries(rows: &js_sys::Array) -> Result<Vec<AuditEntry>, String> {
 }
 
 /// A `first, last, bytes, sha256` row of `archive_segments`.
-pub(super) fn segment_row(row: &js_sys::Array) -> Result<Segment, String> {
+pub(super) fn segment_row(row: &js_sys::Array) -> Result<Segment> {
     Ok(Segment {
         first: int(&row.get(0))? as u64,
         last: int(&row.get(1))? as u64,
@@ -409,11 +415,16 @@ pub(super) fn segment_row(row: &js_sys::Array) -> Result<Segment, String> {
 }
 
 /// An SQL integer column (a JavaScript number) as `i64`.
-pub(super) fn int(v: &JsValue) -> Result<i64, String> {
+pub(super) fn int(v: &JsValue) -> Result<i64> {
     v.as_f64()
         .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_991.0)
         .map(|f| f as i64)
-        .ok_or_else(|| format!("expected an integer column, got {v:?}"))
+        .ok_or_else(|| Error::Corrupt(format!("expected an integer column, got {v:?}")))
+}
+
+/// Stored rows that are not what this release writes.
+pub(super) fn corrupt(why: &str) -> Error {
+    Error::Corrupt(why.to_owned())
 }
 
 /// Row `i` of a `raw()` result (an array of column values).

@@ -21,6 +21,7 @@ use crate::core::archive::{self, AsOfPointer, ProofPointer, Segment, SegmentPoin
 use crate::core::audit::AuditEntry;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
+use crate::error::{Error, Result};
 use crate::http::{self, log_event};
 
 /// How long a client should wait before asking again when the archive cannot be read.
@@ -79,20 +80,21 @@ pub async fn resolve(
     } = read_pointer(text.as_deref(), SegmentPointer::from_json, "archive")?;
     let entries = read(env, &seg).await.map_err(|e| {
         log_event("error", "archive read failed", |w| {
-            w.string("segment", &seg.name()).string("error", &e);
+            w.string("segment", &seg.name())
+                .string("error", &e.to_string());
         });
         Problem::Unavailable {
             retry_after_secs: RETRY_AFTER_SECS,
         }
     })?;
     let body = archive::page_from_segment(&entries, q.after, q.limit, version);
-    http::json(&body, &[]).map_err(|_| Problem::Internal)
+    http::json(&body, &[]).map_err(|e| e.problem())
 }
 
 /// The checked entries of the segment an object pointer (a [`archive::pointer_json`]) names.
-pub async fn segment_entries(env: &Env, pointer: &str) -> Result<Vec<AuditEntry>, String> {
+pub async fn segment_entries(env: &Env, pointer: &str) -> Result<Vec<AuditEntry>> {
     let seg = SegmentPointer::from_json(pointer)
-        .map_err(|e| format!("the counter's archive pointer is malformed: {e}"))?
+        .map_err(|e| Error::Answer(format!("the counter's archive pointer is malformed: {e}")))?
         .segment;
     read(env, &seg).await
 }
@@ -124,9 +126,9 @@ fn read_pointer<P>(
 async fn prove(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
     let pointer = read_pointer(text, ProofPointer::from_json, "proof")?;
     let mut blocks = Vec::with_capacity(pointer.segments.len());
-    let failed = |e: String| {
+    let failed = |e: Error| {
         log_event("error", "archive read failed", |w| {
-            w.string("error", &e);
+            w.string("error", &e.to_string());
         });
         Problem::Unavailable {
             retry_after_secs: RETRY_AFTER_SECS,
@@ -135,35 +137,38 @@ async fn prove(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
     for seg in &pointer.segments {
         blocks.push(read(env, seg).await.map_err(failed)?);
     }
-    let body = pointer.prove(&blocks).map_err(failed)?;
-    http::json(&body, &[]).map_err(|_| Problem::Internal)
+    let body = pointer
+        .prove(&blocks)
+        .map_err(|e| failed(Error::Archive(e)))?;
+    http::json(&body, &[]).map_err(|e| e.problem())
 }
 
 /// A past value from an archived segment: the segment read and checked against the record,
 /// its entries against the segment root the counter holds, then the entry (and its proof).
 async fn as_of(env: &Env, text: Option<&str>) -> Result<Response, Problem> {
     let pointer = read_pointer(text, AsOfPointer::from_json, "as-of")?;
-    let failed = |e: String| {
+    let failed = |e: Error| {
         log_event("error", "archive read failed", |w| {
             w.string("segment", &pointer.segment().name())
-                .string("error", &e);
+                .string("error", &e.to_string());
         });
         Problem::Unavailable {
             retry_after_secs: RETRY_AFTER_SECS,
         }
     };
     let entries = read(env, pointer.segment()).await.map_err(failed)?;
-    let body = pointer.answer(&entries).map_err(failed)?;
-    http::json(&body, &[]).map_err(|_| Problem::Internal)
+    let body = pointer
+        .answer(&entries)
+        .map_err(|e| failed(Error::Archive(e)))?;
+    http::json(&body, &[]).map_err(|e| e.problem())
 }
 
 /// Reads and checks one segment.
-async fn read(env: &Env, seg: &Segment) -> Result<Vec<AuditEntry>, String> {
-    let bucket = crate::r2::bucket(env)
-        .ok_or_else(|| "the AUDIT_ARCHIVE bucket is not bound".to_string())?;
+async fn read(env: &Env, seg: &Segment) -> Result<Vec<AuditEntry>> {
+    let bucket = crate::r2::bucket(env).ok_or(Error::Unbound(crate::r2::BINDING))?;
     let name = seg.name();
     let bytes = crate::r2::read(&bucket, &name)
         .await?
-        .ok_or_else(|| format!("{name} is missing from R2"))?;
-    archive::read_segment(seg, &bytes)
+        .ok_or_else(|| Error::Archive(format!("{name} is missing from R2")))?;
+    archive::read_segment(seg, &bytes).map_err(Error::Archive)
 }

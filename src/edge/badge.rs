@@ -15,6 +15,7 @@ use worker::Env;
 use crate::core::badge::{self, Badge};
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
+use crate::error::{Context, Result};
 use crate::http;
 
 use super::{forward, relays};
@@ -31,72 +32,71 @@ pub struct Ask {
 
 /// The badge, 304, or the problem of the read behind it; never rejects.
 pub fn badge(env: Env, req: Request, ask: Ask) -> js_sys::Promise {
-    future_to_promise(async move {
-        let read = match ask.nearby {
-            Some((region, client)) => {
-                let call = relays::Call::Nearby {
-                    region,
-                    client,
-                    min_version: None,
-                };
-                JsFuture::from(relays::run(env, req, call))
-                    .await
-                    .and_then(|r| r.dyn_into::<Response>())
-            }
-            None => match forward::call(&env, &ObjectCall::Value) {
-                Ok((promise, url)) => match JsFuture::from(promise).await {
-                    Ok(r) => r.dyn_into::<Response>(),
-                    Err(error) => forward::retry(url, error).await,
-                },
-                Err(p) => http::problem(&p),
-            },
-        };
-        let read = match read {
-            Ok(r) => r,
-            Err(_) => return problem(&Problem::Internal),
-        };
-        if read.status() != 200 {
-            return Ok(read.into());
-        }
-        let text = JsFuture::from(read.text()?)
-            .await?
-            .as_string()
-            .unwrap_or_default();
-        // JSON.parse: the runtime's parser, no code in the module.
-        let v = js_sys::JSON::parse(&text)?;
-        let num = |k: &str| {
-            js_sys::Reflect::get(&v, &JsValue::from_str(k))
-                .ok()
-                .and_then(|n| n.as_f64())
-        };
-        let (Some(value), Some(version)) = (num("value"), num("version")) else {
-            return problem(&Problem::Internal);
-        };
-        let etag = ask.badge.etag(version as u64);
-        let headers = [
-            ("etag", etag.as_str()),
-            ("cache-control", badge::CACHE_CONTROL),
-            ("access-control-allow-origin", "*"),
-            ("access-control-expose-headers", "ETag"),
-            // Nothing in a badge runs or loads anything, even opened on its own.
-            ("content-security-policy", "default-src 'none'"),
-        ];
-        if ask
-            .if_none_match
-            .as_deref()
-            .is_some_and(|inm| badge::not_modified(inm, &etag))
-        {
-            return Ok(http::respond(304, badge::CONTENT_TYPE, "", &headers)?.into());
-        }
-        let svg = if ask.head {
-            String::new()
-        } else {
-            ask.badge.svg(value as i64)
-        };
-        Ok(http::respond(200, badge::CONTENT_TYPE, &svg, &headers)?.into())
-    })
+    future_to_promise(async move { Ok(draw(env, req, ask).await?.into()) })
 }
 
-fn problem(p: &Problem) -> Result<JsValue, JsValue> {
-    http::problem(p).map(Into::into)
+async fn draw(env: Env, req: Request, ask: Ask) -> Result<Response> {
+    let read = match ask.nearby {
+        Some((region, client)) => {
+            let call = relays::Call::Nearby {
+                region,
+                client,
+                min_version: None,
+            };
+            JsFuture::from(relays::run(env, req, call))
+                .await
+                .and_then(|r| r.dyn_into::<Response>())
+        }
+        None => match forward::call(&env, &ObjectCall::Value) {
+            Ok((promise, url)) => match JsFuture::from(promise).await {
+                Ok(r) => r.dyn_into::<Response>(),
+                Err(error) => forward::retry(url, error).await,
+            },
+            Err(p) => return http::problem_response(&p),
+        },
+    };
+    let Ok(read) = read else {
+        return http::problem_response(&Problem::Internal);
+    };
+    if read.status() != 200 {
+        return Ok(read);
+    }
+    let text = async { JsFuture::from(read.text()?).await };
+    let text = text
+        .await
+        .js("reading the value")?
+        .as_string()
+        .unwrap_or_default();
+    // JSON.parse: the runtime's parser, no code in the module.
+    let v = js_sys::JSON::parse(&text).js("parsing the value")?;
+    let num = |k: &str| {
+        js_sys::Reflect::get(&v, &JsValue::from_str(k))
+            .ok()
+            .and_then(|n| n.as_f64())
+    };
+    let (Some(value), Some(version)) = (num("value"), num("version")) else {
+        return http::problem_response(&Problem::Internal);
+    };
+    let etag = ask.badge.etag(version as u64);
+    let headers = [
+        ("etag", etag.as_str()),
+        ("cache-control", badge::CACHE_CONTROL),
+        ("access-control-allow-origin", "*"),
+        ("access-control-expose-headers", "ETag"),
+        // Nothing in a badge runs or loads anything, even opened on its own.
+        ("content-security-policy", "default-src 'none'"),
+    ];
+    if ask
+        .if_none_match
+        .as_deref()
+        .is_some_and(|inm| badge::not_modified(inm, &etag))
+    {
+        return http::respond(304, badge::CONTENT_TYPE, "", &headers);
+    }
+    let svg = if ask.head {
+        String::new()
+    } else {
+        ask.badge.svg(value as i64)
+    };
+    http::respond(200, badge::CONTENT_TYPE, &svg, &headers)
 }

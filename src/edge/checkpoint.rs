@@ -22,7 +22,8 @@ use worker::Env;
 use crate::core::ledger::checkpoint;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
-use crate::http::{self, log_event};
+use crate::error::{Context, Error, Result};
+use crate::http;
 
 use super::{config, forward};
 
@@ -82,38 +83,31 @@ async fn load(secret: Option<String>) -> Signer {
     match import(&text).await {
         Ok(s) => s,
         Err(why) => {
-            log_event(
-                "error",
-                "invalid AUDIT_SIGNING_KEY; checkpoints are refused",
-                |w| {
-                    w.string("error", &why);
-                },
-            );
+            why.log("invalid AUDIT_SIGNING_KEY; checkpoints are refused");
             Signer::Invalid
         }
     }
 }
 
-async fn import(text: &str) -> Result<Signer, String> {
-    let (name, id, seed) = checkpoint::parse_private_key(text).map_err(|e| e.to_string())?;
-    let js = |e: JsValue| crate::ffi::error_text(&e);
+async fn import(text: &str) -> Result<Signer> {
+    let (name, id, seed) =
+        checkpoint::parse_private_key(text).map_err(|e| Error::Key(e.to_string()))?;
     let usages = js_sys::Array::of1(&JsValue::from_str("sign"));
-    let key = JsFuture::from(
-        import_key("pkcs8", &checkpoint::pkcs8(&seed), "Ed25519", true, &usages).map_err(js)?,
-    )
-    .await
-    .map_err(js)?;
-    let jwk = JsFuture::from(export_key("jwk", &key).map_err(js)?)
-        .await
-        .map_err(js)?;
+    let key = async {
+        let pkcs8 = checkpoint::pkcs8(&seed);
+        JsFuture::from(import_key("pkcs8", &pkcs8, "Ed25519", true, &usages)?).await
+    };
+    let key = key.await.js("importing the signing key")?;
+    let jwk = async { JsFuture::from(export_key("jwk", &key)?).await };
+    let jwk = jwk.await.js("exporting the public key")?;
     let public: [u8; 32] = js_sys::Reflect::get(&jwk, &JsValue::from_str("x"))
         .ok()
         .and_then(|x| x.as_string())
         .and_then(|x| URL_SAFE_NO_PAD.decode(x).ok())
         .and_then(|x| x.try_into().ok())
-        .ok_or("the platform did not give the public key")?;
+        .ok_or_else(|| Error::Key("the platform did not give the public key".into()))?;
     if checkpoint::key_id(name, &public) != id {
-        return Err("the key ID does not match the key".into());
+        return Err(Error::Key("the key ID does not match the key".into()));
     }
     Ok(Signer::Key {
         name: name.to_owned(),
@@ -126,28 +120,28 @@ async fn import(text: &str) -> Result<Signer, String> {
 /// `GET /api/audit/key`: a promise of the response (never rejected).
 pub fn key(env: Env) -> js_sys::Promise {
     future_to_promise(async move {
-        let r = match &*signer(&env).await {
+        let response = match &*signer(&env).await {
             Signer::Key { name, public, .. } => http::respond(
                 200,
                 http::TEXT,
                 &format!("{}\n", checkpoint::verifier_key_text(name, public)),
                 &[],
             ),
-            Signer::None => http::problem(&Problem::NotFound),
-            Signer::Invalid => http::problem(&Problem::Internal),
-        };
-        r.map(Into::into)
+            Signer::None => http::problem_response(&Problem::NotFound),
+            Signer::Invalid => http::problem_response(&Problem::Internal),
+        }?;
+        Ok(response.into())
     })
 }
 
 /// `GET /api/audit/checkpoint`: a promise of the response (never rejected).
 pub fn checkpoint(env: Env) -> js_sys::Promise {
     future_to_promise(async move {
-        let r = match make(&env).await {
-            Ok(r) => Ok(r),
-            Err(p) => http::problem(&p),
+        let response = match make(&env).await {
+            Ok(r) => r,
+            Err(p) => http::problem_response(&p)?,
         };
-        r.map(Into::into)
+        Ok(response.into())
     })
 }
 
@@ -162,7 +156,7 @@ async fn make(env: &Env) -> Result<Response, Problem> {
             if signed { "true" } else { "false" },
         )],
     )
-    .map_err(|_| Problem::Internal)
+    .map_err(|e| e.problem())
 }
 
 /// The checkpoint of the current tree: `(note, signed, tree size)`. While the object is still
@@ -216,15 +210,11 @@ async fn signed(name: &str, id: u32, key: &JsValue, head: String) -> Result<Stri
         return Ok(note);
     }
     let text = format!("{name}\n{head}");
-    let fail = |e: JsValue| {
-        log_event("error", "checkpoint signing failed", |w| {
-            w.string("error", &crate::ffi::error_text(&e));
-        });
-        Problem::Internal
-    };
-    let sig = JsFuture::from(sign("Ed25519", key, text.as_bytes()).map_err(fail)?)
+    let sig = async { JsFuture::from(sign("Ed25519", key, text.as_bytes())?).await };
+    let sig = sig
         .await
-        .map_err(fail)?;
+        .js("signing the checkpoint")
+        .map_err(|e| e.logged("checkpoint signing failed"))?;
     let sig: [u8; 64] = js_sys::Uint8Array::new(&sig)
         .to_vec()
         .try_into()

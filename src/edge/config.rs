@@ -10,6 +10,7 @@ use crate::bindings::binding;
 use crate::core::auth;
 use crate::core::cors::Policy;
 use crate::core::problem::Problem;
+use crate::error::Result;
 
 /// Everything the edge reads from its environment.
 pub struct Config {
@@ -136,12 +137,13 @@ pub fn string_var(env: &Env, name: &str) -> Option<String> {
         .and_then(|v| v.as_string())
 }
 
-/// The counter namespace binding (`COUNTER`).
+/// The counter namespace binding (`COUNTER`), its error as the value thrown, for the
+/// transport that logs it with the platform's own errors (`forward.rs`).
 pub fn counter_namespace(env: &Env) -> Result<DurableObjectNamespace, JsValue> {
-    binding(env, "COUNTER")
+    binding(env, "COUNTER").map_err(Into::into)
 }
 
 /// The static assets binding (`ASSETS`).
-pub fn assets(env: &Env) -> Result<Fetcher, JsValue> {
+pub fn assets(env: &Env) -> Result<Fetcher> {
     binding(env, "ASSETS")
 }

@@ -21,6 +21,7 @@ use worker::Env;
 use crate::core::ledger::{self, ExportQuery, CSV_HEADER, EXPORT_PAGE};
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
+use crate::error::{Context, Error, Result};
 use crate::http::{self, log_event};
 
 use super::{checkpoint, forward};
@@ -28,11 +29,11 @@ use super::{checkpoint, forward};
 /// A promise of the export's response (never rejected). `head`: headers only.
 pub fn export(env: Env, q: ExportQuery, head: bool) -> js_sys::Promise {
     future_to_promise(async move {
-        let r = match start(env, q, head).await {
-            Ok(r) => Ok(r),
-            Err(p) => http::problem(&p),
+        let response = match start(env, q, head).await {
+            Ok(r) => r,
+            Err(p) => http::problem_response(&p)?,
         };
-        r.map(Into::into)
+        Ok(response.into())
     })
 }
 
@@ -86,7 +87,7 @@ async fn pump(env: Env, writer: StreamWriter, csv: bool, mut after: u64, until: 
             Ok(p) => p,
             Err(why) => {
                 log_event("error", "export page failed", |w| {
-                    w.uint("after", after).string("error", &why);
+                    w.uint("after", after).string("error", &why.to_string());
                 });
                 // The reader sees a broken stream, never a silently short file.
                 let _ = writer.abort_with_reason(&JsValue::from_str("export failed"));
@@ -102,14 +103,18 @@ async fn pump(env: Env, writer: StreamWriter, csv: bool, mut after: u64, until: 
     let _ = JsFuture::from(writer.close()).await;
 }
 
-async fn write(writer: &StreamWriter, text: &str) -> Result<(), JsValue> {
+async fn write(writer: &StreamWriter, text: &str) -> Result<()> {
     write_bytes(writer, &js_sys::Uint8Array::from(text.as_bytes())).await
 }
 
 /// Waits until the stream wants more, then hands it `bytes`.
-async fn write_bytes(writer: &StreamWriter, bytes: &js_sys::Uint8Array) -> Result<(), JsValue> {
-    JsFuture::from(writer.ready()).await?;
-    JsFuture::from(writer.write_with_chunk(bytes)).await?;
+async fn write_bytes(writer: &StreamWriter, bytes: &js_sys::Uint8Array) -> Result<()> {
+    JsFuture::from(writer.ready())
+        .await
+        .js("waiting for the reader")?;
+    JsFuture::from(writer.write_with_chunk(bytes))
+        .await
+        .js("writing to the export")?;
     Ok(())
 }
 
@@ -117,21 +122,19 @@ async fn write_bytes(writer: &StreamWriter, bytes: &js_sys::Uint8Array) -> Resul
 /// segment (it ends with the segment; `edge/archive.rs`). A page from the object goes into the
 /// stream as the bytes it arrived as: no decoding to a string and no copy through the Wasm
 /// memory and back (each page is garbage once written, for the collector).
-async fn page(
-    env: &Env,
-    csv: bool,
-    after: u64,
-    until: u64,
-) -> Result<(js_sys::Uint8Array, u64), String> {
+async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<(js_sys::Uint8Array, u64)> {
     let call = ObjectCall::ExportPage { csv, after, until };
-    let (promise, url) = forward::call(env, &call).map_err(|p| p.to_string())?;
+    let (promise, url) = forward::call(env, &call)?;
     let response = match JsFuture::from(promise).await {
         Ok(r) => r.dyn_into::<Response>(),
         Err(error) => forward::retry(url, error).await,
     }
-    .map_err(|e| crate::ffi::error_text(&e))?;
+    .js("calling the counter")?;
     if response.status() != 200 {
-        return Err(format!("the counter answered {}", response.status()));
+        return Err(Error::Answer(format!(
+            "the counter answered {}",
+            response.status()
+        )));
     }
     let archived = response
         .headers()
@@ -140,29 +143,24 @@ async fn page(
         .flatten()
         .is_some();
     if !archived {
-        let bytes = response
-            .array_buffer()
-            .map_err(|e| crate::ffi::error_text(&e))?;
-        let bytes = JsFuture::from(bytes)
-            .await
-            .map_err(|e| crate::ffi::error_text(&e))?;
+        let bytes = async { JsFuture::from(response.array_buffer()?).await };
+        let bytes = bytes.await.js("reading a page")?;
         return Ok((js_sys::Uint8Array::new(&bytes), until));
     }
-    let text = response.text().map_err(|e| crate::ffi::error_text(&e))?;
+    let text = response.text().js("reading a page")?;
     let text = JsFuture::from(text)
         .await
         .ok()
         .and_then(|t| t.as_string())
-        .ok_or_else(|| "unreadable page".to_string())?;
+        .ok_or_else(|| Error::Answer("unreadable page".into()))?;
     let entries: Vec<_> = super::archive::segment_entries(env, &text)
         .await?
         .into_iter()
         .filter(|e| e.version > after && e.version <= until)
         .collect();
-    let last = entries
-        .last()
-        .map(|e| e.version)
-        .ok_or_else(|| format!("the archived segment holds nothing after {after}"))?;
+    let last = entries.last().map(|e| e.version).ok_or_else(|| {
+        Error::Archive(format!("the archived segment holds nothing after {after}"))
+    })?;
     let page = ledger::export_page(&entries, csv);
     Ok((js_sys::Uint8Array::from(page.as_bytes()), last))
 }

@@ -1,7 +1,6 @@
 //! The response's way out: one log line and one metrics point per request, CORS headers for
 //! an allowed cross-origin caller, and what the shield learns from a change's answer.
 
-use wasm_bindgen::JsValue;
 use web_sys::{Headers, Response};
 
 use crate::core::cors;
@@ -10,6 +9,7 @@ use crate::core::metrics::{End, Start};
 use crate::core::problem::Problem;
 use crate::core::vocab::Operation;
 use crate::core::wire;
+use crate::error::{Context, Result};
 use crate::http::{log_line, now_ms};
 
 use super::config::Config;
@@ -94,7 +94,7 @@ pub(super) fn finish(
     origin: Option<&str>,
     response: Response,
     problem: Option<&str>,
-) -> Result<Response, JsValue> {
+) -> Result<Response> {
     finish_change(arrival, start, None, origin, response, problem)
 }
 
@@ -106,7 +106,7 @@ pub(super) fn finish_change(
     origin: Option<&str>,
     response: Response,
     problem: Option<&str>,
-) -> Result<Response, JsValue> {
+) -> Result<Response> {
     let status = response.status();
     if let Some(tag) = shield {
         let retry_after = (status == 429)
@@ -129,12 +129,13 @@ pub(super) fn finish_change(
     let (version, replayed) = if change {
         let h = response.headers();
         let version = h
-            .get("etag")?
+            .get("etag")
+            .js("reading the answer's headers")?
             .and_then(|e| e.trim_matches('"').parse::<u64>().ok());
-        (
-            version,
-            h.get("idempotent-replayed")?.as_deref() == Some("true"),
-        )
+        let replayed = h
+            .get("idempotent-replayed")
+            .js("reading the answer's headers")?;
+        (version, replayed.as_deref() == Some("true"))
     } else {
         (None, false)
     };
@@ -176,16 +177,19 @@ fn is_change(start: &str) -> bool {
 
 /// A copy of `response` with `extra` headers set. Responses that came from the object have
 /// immutable headers, so this re-wraps the body stream; used only for cross-origin requests.
-fn with_headers(response: Response, extra: &[(&'static str, String)]) -> Result<Response, JsValue> {
+fn with_headers(response: Response, extra: &[(&'static str, String)]) -> Result<Response> {
     if response.status() == 101 {
         return Ok(response);
     }
-    let headers = web_sys::Headers::new_with_headers(&response.headers())?;
-    for (k, v) in extra {
-        headers.set(k, v)?;
-    }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(response.status());
-    init.set_headers(&headers);
-    Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
+    let build = || {
+        let headers = web_sys::Headers::new_with_headers(&response.headers())?;
+        for (k, v) in extra {
+            headers.set(k, v)?;
+        }
+        let init = web_sys::ResponseInit::new();
+        init.set_status(response.status());
+        init.set_headers(&headers);
+        Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
+    };
+    build().js("adding CORS headers")
 }

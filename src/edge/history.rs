@@ -66,15 +66,15 @@ pub(super) fn read(
         .await;
         let (response, problem) = match outcome {
             Ok(r) => (r, None),
-            Err(p) => (http::problem(&p)?, Some(p.slug())),
+            Err(p) => (http::problem_response(&p)?, Some(p.slug())),
         };
-        finish(
+        let finished = finish(
             arrival.as_deref(),
             start.as_deref(),
             origin.as_deref(),
             response,
             problem,
-        )
-        .map(Into::into)
+        )?;
+        Ok(finished.into())
     })
 }

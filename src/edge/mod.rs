@@ -56,21 +56,24 @@ use crate::core::cors::{self, Access};
 use crate::core::problem::Problem;
 use crate::core::routes::Route;
 use crate::core::vocab::Operation;
+use crate::error::{Context, Result};
 use crate::http::{self, now_ms};
 use config::Config;
 use finish::{finish, Facts};
 use plan::{mutation, plan, Incoming, Pending, Plan};
 use settle::settle;
 
-/// Handles one request to the Worker; returns a `Response` or a `Promise` of one.
-pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
+/// Handles one request to the Worker; returns a `Response` or a `Promise` of one. An error
+/// fails the request (the Worker's `fetch` throws it, and the entry answers with a problem).
+pub fn handle(req: Request, env: Env) -> Result<JsValue> {
     let started = now_ms();
     let url = req.url();
     let (path, query) = split_url(&url);
     if !path.starts_with("/api/") && path != "/api" {
         // Only reached when the assets router sends a non-API path here, which the
         // configuration does not do; answer from the assets anyway.
-        return Ok(config::assets(&env)?.fetch(&req)?.into());
+        let assets = config::assets(&env)?;
+        return Ok(assets.fetch(&req).js("fetching a static file")?.into());
     }
     let method = req.method();
     let headers = req.headers();
@@ -82,7 +85,10 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         method: &method,
         path,
         request_id: if logged {
-            headers.get("cf-ray")?.unwrap_or_default()
+            headers
+                .get("cf-ray")
+                .js("reading the request's headers")?
+                .unwrap_or_default()
         } else {
             String::new()
         },
@@ -93,9 +99,13 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         colo: if metered { metrics::colo(&req) } else { None },
         shield: None,
     };
-    let access = config
-        .cors
-        .check(headers.get("origin")?.as_deref(), cors::origin_of(&url));
+    let access = config.cors.check(
+        headers
+            .get("origin")
+            .js("reading the request's headers")?
+            .as_deref(),
+        cors::origin_of(&url),
+    );
     let origin = match &access {
         Access::Allowed(o) => Some(o.as_str()),
         _ => None,
@@ -128,17 +138,19 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
     };
     let reply: Result<(js_sys::Promise, Option<String>), Problem> = match plan {
         Ok(Plan::Answer(r)) => {
-            return finish(
+            let finished = finish(
                 facts.arrival().as_deref(),
                 facts.start().as_deref(),
                 origin,
                 r,
                 None,
-            )
-            .map(Into::into)
+            )?;
+            return Ok(finished.into());
         }
         Ok(Plan::Call(call)) if history::is_read(&call) => {
-            let if_none_match = headers.get("if-none-match")?;
+            let if_none_match = headers
+                .get("if-none-match")
+                .js("reading the request's headers")?;
             let origin = origin.map(String::from);
             return Ok(history::read(env, call, facts, origin, if_none_match).into());
         }
@@ -169,15 +181,15 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue, JsValue> {
         )
         .into()),
         Err(p) => {
-            let r = http::problem(&p)?;
-            finish(
+            let r = http::problem_response(&p)?;
+            let finished = finish(
                 facts.arrival().as_deref(),
                 facts.start().as_deref(),
                 origin,
                 r,
                 Some(p.slug()),
-            )
-            .map(Into::into)
+            )?;
+            Ok(finished.into())
         }
     }
 }
@@ -227,15 +239,15 @@ fn with_body(
             )
             .into()),
             Err(p) => {
-                let response = http::problem(&p)?;
-                finish(
+                let response = http::problem_response(&p)?;
+                let finished = finish(
                     arrival.as_deref(),
                     start.as_deref(),
                     origin.as_deref(),
                     response,
                     Some(p.slug()),
-                )
-                .map(Into::into)
+                )?;
+                Ok(finished.into())
             }
         }
     })
@@ -254,13 +266,8 @@ fn routes_path(route: Route) -> &'static str {
 /// A file from the static assets.
 fn static_file(env: &Env, url: &str) -> Result<js_sys::Promise, Problem> {
     config::assets(env)
-        .and_then(|a| a.fetch_with_str(url))
-        .map_err(|e| {
-            http::log_event("error", "static file failed", |w| {
-                w.string("error", &crate::ffi::error_text(&e));
-            });
-            Problem::Internal
-        })
+        .and_then(|a| a.fetch_with_str(url).js("fetching a static file"))
+        .map_err(|e| e.logged("static file failed"))
 }
 
 /// `(path, query)` of an absolute URL, without the fragment.

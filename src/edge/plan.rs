@@ -165,18 +165,18 @@ pub(super) fn plan(cx: &mut Incoming) -> Result<Plan, Problem> {
 fn preflight(path: &str, access: &Access) -> Result<Response, Problem> {
     if routes::route("GET", path) == Ok(Route::Events) {
         // Anyone may read the stream, from any page.
-        return http::respond(204, http::JSON, "", &sse::PREFLIGHT).map_err(|_| Problem::Internal);
+        return http::respond(204, http::JSON, "", &sse::PREFLIGHT).map_err(|e| e.problem());
     }
     let methods = routes::allowed(path).ok_or(Problem::NotFound)?;
     match access {
         Access::Allowed(origin) => {
             let h = cors::preflight_headers(origin, methods);
             let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            http::respond(204, http::JSON, "", &h).map_err(|_| Problem::Internal)
+            http::respond(204, http::JSON, "", &h).map_err(|e| e.problem())
         }
         Access::Denied(o) => Err(Problem::ForbiddenOrigin(o.clone())),
         Access::NoOrigin | Access::SameOrigin => {
-            http::respond(204, http::JSON, "", &[("allow", methods)]).map_err(|_| Problem::Internal)
+            http::respond(204, http::JSON, "", &[("allow", methods)]).map_err(|e| e.problem())
         }
     }
 }

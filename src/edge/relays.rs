@@ -29,6 +29,7 @@ use crate::core::problem::Problem;
 use crate::core::relay::{self, Mode, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
 use crate::core::routes::Route;
 use crate::core::wire::ObjectCall;
+use crate::error::{Context, Result};
 use crate::http::{self, log_event};
 
 use super::config::string_var;
@@ -139,7 +140,7 @@ pub fn run(env: Env, req: Request, call: Call) -> js_sys::Promise {
             } => {
                 // A client a relay just refused for its cap is refused here, before any call.
                 if let Err(p) = super::shield::check_socket(&client) {
-                    return http::problem(&p).map(Into::into);
+                    return Ok(http::problem_response(&p)?.into());
                 }
                 let answer = connect(&env, &req, region, &client, (since, events)).await;
                 if answer.as_ref().is_ok_and(|r| r.status() == 429) {
@@ -155,22 +156,20 @@ pub fn run(env: Env, req: Request, call: Call) -> js_sys::Promise {
             Call::List => list(&env).await,
             Call::Hook { route, relay } => hook(&env, route, relay).await,
         };
-        match outcome {
-            Ok(r) => Ok(r.into()),
+        let response = match outcome {
+            Ok(r) => r,
             Err(e) => {
-                log_event("error", "relay call failed", |w| {
-                    w.string("error", &crate::ffi::error_text(&e));
-                });
-                http::problem(&Problem::Unavailable {
+                e.log("relay call failed");
+                http::problem_response(&Problem::Unavailable {
                     retry_after_secs: 2,
-                })
-                .map(Into::into)
+                })?
             }
-        }
+        };
+        Ok(response.into())
     })
 }
 
-fn relay_stub(env: &Env, name: &str) -> Result<DurableObject, JsValue> {
+fn relay_stub(env: &Env, name: &str) -> Result<DurableObject> {
     let ns: DurableObjectNamespace = binding(env, "RELAY")?;
     let options = js_sys::Object::new();
     if let Some(region) = relay::parse_relay_name(name) {
@@ -178,19 +177,35 @@ fn relay_stub(env: &Env, name: &str) -> Result<DurableObject, JsValue> {
             &options,
             &JsValue::from_str("locationHint"),
             &JsValue::from_str(region),
-        )?;
+        )
+        .js("setting a relay's location hint")?;
     }
     ns.get_by_name_with_options(name, &options)
+        .js("getting a relay's stub")
 }
 
-async fn fetch(stub: DurableObject, req: &Request) -> Result<Response, JsValue> {
-    JsFuture::from(stub.fetch_with_request(req)?)
-        .await?
-        .dyn_into()
+async fn fetch(stub: DurableObject, req: &Request) -> Result<Response> {
+    answer(stub.fetch_with_request(req).js("calling an object")?).await
 }
 
-async fn fetch_url(stub: DurableObject, url: &str) -> Result<Response, JsValue> {
-    JsFuture::from(stub.fetch_with_str(url)?).await?.dyn_into()
+async fn fetch_url(stub: DurableObject, url: &str) -> Result<Response> {
+    answer(stub.fetch_with_str(url).js("calling an object")?).await
+}
+
+/// The response a call to an object (`stub.fetch`'s promise) resolves to.
+async fn answer(call: js_sys::Promise) -> Result<Response> {
+    let response = async { JsFuture::from(call).await?.dyn_into::<Response>() };
+    response.await.js("calling an object")
+}
+
+/// A response's body as text.
+async fn text(response: &Response) -> Result<String> {
+    let body = async { JsFuture::from(response.text()?).await };
+    Ok(body
+        .await
+        .js("reading an object's answer")?
+        .as_string()
+        .unwrap_or_default())
 }
 
 async fn connect(
@@ -199,7 +214,7 @@ async fn connect(
     region: &'static str,
     client: &str,
     (since, events): (Option<u64>, bool),
-) -> Result<Response, JsValue> {
+) -> Result<Response> {
     let Settings {
         shards, max_shards, ..
     } = settings(env);
@@ -218,15 +233,22 @@ async fn connect(
         .encode();
         let init = RequestInit::new();
         init.set_headers(&req.headers());
-        let internal = Request::new_with_str_and_init(&url, &init);
+        let internal = Request::new_with_str_and_init(&url, &init).js("building a relay call");
         async move { fetch(relay_stub(env, &name)?, &internal?).await }
     };
     for shard in relay::shard_order(client, shards, max_shards) {
         let mode = walk.mode();
         let resp = ask(shard, walk.held(), mode).await?;
-        match resp.headers().get(FULL_HEADER)? {
+        match resp
+            .headers()
+            .get(FULL_HEADER)
+            .js("reading a relay's answer")?
+        {
             Some(here) => {
-                let room = resp.headers().has(ROOM_HEADER)?;
+                let room = resp
+                    .headers()
+                    .has(ROOM_HEADER)
+                    .js("reading a relay's answer")?;
                 walk.passed(shard, here.parse().unwrap_or(0), room);
                 if mode == Mode::Take {
                     last = Some(resp);
@@ -245,7 +267,7 @@ async fn connect(
     // Every relay of the client's walk is full: the last one's 503 (with Retry-After).
     match last {
         Some(r) => Ok(r),
-        None => http::problem(&Problem::Unavailable {
+        None => http::problem_response(&Problem::Unavailable {
             retry_after_secs: 5,
         }),
     }
@@ -256,7 +278,7 @@ async fn nearby(
     region: &'static str,
     client: &str,
     min_version: Option<u64>,
-) -> Result<Response, JsValue> {
+) -> Result<Response> {
     let shard = relay::home(client, settings(env).shards);
     let name = relay::relay_name(region, shard);
     let url = RelayCall::Value {
@@ -269,24 +291,19 @@ async fn nearby(
 
 /// Every relay connected to the counter, with its sockets, version and lag behind the
 /// counter, asked six at a time (the platform's limit of open subrequests per invocation).
-async fn list(env: &Env) -> Result<Response, JsValue> {
+async fn list(env: &Env) -> Result<Response> {
     let resp = fetch_url(counter_stub(env)?, &ObjectCall::Relays.encode()).await?;
     // JSON.parse: the runtime's parser, no code in the module.
-    let v = js_sys::JSON::parse(
-        &JsFuture::from(resp.text()?)
-            .await?
-            .as_string()
-            .unwrap_or_default(),
-    )?;
-    let version = js_sys::Reflect::get(&v, &JsValue::from_str("version"))?
-        .as_f64()
-        .unwrap_or(0.0) as u64;
-    let names: Vec<String> =
-        js_sys::Array::from(&js_sys::Reflect::get(&v, &JsValue::from_str("relays"))?)
-            .iter()
-            .filter_map(|n| n.as_string())
-            .filter(|n| relay::parse_relay_name(n).is_some())
-            .collect();
+    let v = js_sys::JSON::parse(&text(&resp).await?).js("parsing the counter's relay list")?;
+    let get = |k: &str| {
+        js_sys::Reflect::get(&v, &JsValue::from_str(k)).js("reading the counter's relay list")
+    };
+    let version = get("version")?.as_f64().unwrap_or(0.0) as u64;
+    let names: Vec<String> = js_sys::Array::from(&get("relays")?)
+        .iter()
+        .filter_map(|n| n.as_string())
+        .filter(|n| relay::parse_relay_name(n).is_some())
+        .collect();
     let mut rows = Vec::with_capacity(names.len());
     for chunk in names.chunks(6) {
         let mut promises = Vec::new();
@@ -296,16 +313,11 @@ async fn list(env: &Env) -> Result<Response, JsValue> {
                 counter: version,
             }
             .encode();
-            promises.push(relay_stub(env, name)?.fetch_with_str(&url)?);
+            let stub = relay_stub(env, name)?;
+            promises.push(stub.fetch_with_str(&url).js("calling a relay")?);
         }
         for p in promises {
-            let resp: Response = JsFuture::from(p).await?.dyn_into()?;
-            rows.push(
-                JsFuture::from(resp.text()?)
-                    .await?
-                    .as_string()
-                    .unwrap_or_default(),
-            );
+            rows.push(text(&answer(p).await?).await?);
         }
     }
     let body = JsonWriter::object()
@@ -318,7 +330,7 @@ async fn list(env: &Env) -> Result<Response, JsValue> {
 
 /// A test hook. A reset makes the call itself fail (the object is gone); that is the
 /// expected outcome and answers 200.
-async fn hook(env: &Env, route: Route, relay: Option<String>) -> Result<Response, JsValue> {
+async fn hook(env: &Env, route: Route, relay: Option<String>) -> Result<Response> {
     let name = relay.unwrap_or_default();
     let relay = name.clone();
     let relay_hook = match route {

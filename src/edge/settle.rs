@@ -26,6 +26,7 @@ thread_local! {
                 None,
             )
             .map(Into::into)
+            .map_err(Into::into)
         });
 
     /// The failure path as a JavaScript function: `(url, arrival, start, origin, error)`: retry
@@ -35,14 +36,14 @@ thread_local! {
         Closure::new(|url: String, arrival: String, start: String, origin: JsValue, error: JsValue| {
             wasm_bindgen_futures::future_to_promise(async move {
                 let response = forward::retry(url, error).await?;
-                finish(
+                let finished = finish(
                     non_empty(&arrival),
                     non_empty(&start),
                     origin.as_string().as_deref(),
                     response,
                     None,
-                )
-                .map(Into::into)
+                )?;
+                Ok(finished.into())
             })
         });
 }

@@ -15,6 +15,7 @@ use crate::core::relay::{
     deadline_tag, mark_key, socket_deadline, CatchUp, Known, Marks, FULL_HEADER, MARK_PREFIX,
     ROOM_HEADER,
 };
+use crate::error::{Context, Result};
 use crate::http::{self, log_event, now_ms};
 use crate::sockets;
 
@@ -34,7 +35,7 @@ impl Inner {
     /// on even when it has room again, with [`ROOM_HEADER`], unless `force`: the edge's walk
     /// then counts the client's sockets on every relay it could hold them on
     /// ([`relay::Walk`](crate::core::relay::Walk)). Marks must be loaded ([`Inner::load_marks`]).
-    fn refuse(&self, client: &str, held: u32, force: bool) -> Result<Option<Response>, JsValue> {
+    fn refuse(&self, client: &str, held: u32, force: bool) -> Result<Option<Response>> {
         let here = sockets::count_for(&self.state, client) + self.streams.count_for(client);
         let now = js_sys::Date::now();
         let full = self.socket_cap > 0 && self.browsers() >= self.socket_cap as usize;
@@ -52,7 +53,7 @@ impl Inner {
         }
         if self.client_cap > 0 && held as usize + here >= self.client_cap as usize {
             self.refused.set(self.refused.get() + 1);
-            return Ok(Some(http::problem(&Problem::TooManyRequests {
+            return Ok(Some(http::problem_response(&Problem::TooManyRequests {
                 retry_after_secs: 10,
                 detail: format!(
                     "This client already has {} open connections, the most allowed; close one first.",
@@ -67,7 +68,7 @@ impl Inner {
     /// here and whether there is room, as a relay that passes the socket on says them; nothing
     /// is taken or marked (the edge's walk places the socket on an earlier relay once it has
     /// counted this one).
-    pub(super) fn tally(&self, client: &str) -> Result<Response, JsValue> {
+    pub(super) fn tally(&self, client: &str) -> Result<Response> {
         let here = sockets::count_for(&self.state, client) + self.streams.count_for(client);
         let full = self.socket_cap > 0 && self.browsers() >= self.socket_cap as usize;
         passed_on(here, !full)
@@ -75,12 +76,7 @@ impl Inner {
 
     /// Accepts a browser socket (or event stream) and sends its catch-up, in one synchronous
     /// step.
-    fn accept(
-        this: &Rc<Inner>,
-        client: &str,
-        kind: Kind,
-        messages: &[String],
-    ) -> Result<JsValue, JsValue> {
+    fn accept(this: &Rc<Inner>, client: &str, kind: Kind, messages: &[String]) -> Result<JsValue> {
         if let Some(refusal) = this.refuse(client, kind.held, kind.force)? {
             return Ok(refusal.into());
         }
@@ -92,25 +88,32 @@ impl Inner {
             js_sys::Math::random(),
         );
         if kind.events {
-            let response = this.streams.open(client, until, messages)?;
+            let response = this
+                .streams
+                .open(client, until, messages)
+                .js("opening an event stream")?;
             this.arm_watchdog();
             Inner::start_heartbeat(this);
             return Ok(response.into());
         }
-        let pair = worker::WebSocketPair::new().map_err(JsValue::from)?;
+        let pair = worker::WebSocketPair::new().js("making a socket pair")?;
         let server: &WebSocket = pair.server.as_ref();
-        this.state.as_raw().accept_websocket_with_tags(
-            server,
-            vec![
-                JsValue::from_str(client),
-                JsValue::from_str(&deadline_tag(until)),
-            ],
-        )?;
+        this.state
+            .as_raw()
+            .accept_websocket_with_tags(
+                server,
+                vec![
+                    JsValue::from_str(client),
+                    JsValue::from_str(&deadline_tag(until)),
+                ],
+            )
+            .js("accepting a socket")?;
         for m in messages {
             let _ = server.send_with_str(m);
         }
         this.arm_watchdog();
-        let response = worker::Response::from_websocket(pair.client).map_err(JsValue::from)?;
+        let response =
+            worker::Response::from_websocket(pair.client).js("answering with a socket")?;
         Ok(web_sys::Response::from(response).into())
     }
 
@@ -136,7 +139,7 @@ impl Inner {
     }
 
     /// Loads the marks from storage once per incarnation (forgetting expired ones).
-    async fn load_marks(this: &Rc<Inner>) -> Result<(), JsValue> {
+    async fn load_marks(this: &Rc<Inner>) -> Result<()> {
         if this.marks.borrow().is_some() {
             return Ok(());
         }
@@ -144,7 +147,7 @@ impl Inner {
         let map = storage
             .list_with_options(worker::ListOptions::new().prefix(MARK_PREFIX))
             .await
-            .map_err(JsValue::from)?;
+            .storage("reading the marks")?;
         let mut rows = Vec::new();
         map.for_each(&mut |v, k| {
             if let (Some(k), Some(at)) = (k.as_string(), v.as_f64()) {
@@ -207,7 +210,7 @@ pub(super) async fn connect(
     client: String,
     since: Option<u64>,
     kind: Kind,
-) -> Result<JsValue, JsValue> {
+) -> Result<JsValue> {
     let answer = start_browser(&this, client, since, kind).await;
     // A refusal is reported to the counter (its metrics count every socket refused).
     Inner::schedule_report(&this);
@@ -219,7 +222,7 @@ async fn start_browser(
     client: String,
     since: Option<u64>,
     kind: Kind,
-) -> Result<JsValue, JsValue> {
+) -> Result<JsValue> {
     Inner::load_marks(this).await?;
     if let Some(refusal) = this.refuse(&client, kind.held, kind.force)? {
         return Ok(refusal.into());
@@ -245,7 +248,7 @@ async fn start_browser(
             CatchUp::Ahead => {}
         }
         if waited >= READY_WAIT_MS {
-            return http::problem(&Problem::Unavailable {
+            return http::problem_response(&Problem::Unavailable {
                 retry_after_secs: 2,
             })
             .map(Into::into);
@@ -256,13 +259,17 @@ async fn start_browser(
 
 /// A relay's 503 that passes a socket on: [`FULL_HEADER`] with the client's sockets here, and
 /// [`ROOM_HEADER`] when it has room.
-fn passed_on(here: usize, room: bool) -> Result<Response, JsValue> {
-    let r = http::problem(&Problem::Unavailable {
+fn passed_on(here: usize, room: bool) -> Result<Response> {
+    let r = http::problem_response(&Problem::Unavailable {
         retry_after_secs: 5,
     })?;
-    r.headers().set(FULL_HEADER, &here.to_string())?;
-    if room {
-        r.headers().set(ROOM_HEADER, "1")?;
-    }
+    let set = || {
+        r.headers().set(FULL_HEADER, &here.to_string())?;
+        if room {
+            r.headers().set(ROOM_HEADER, "1")?;
+        }
+        Ok::<_, JsValue>(())
+    };
+    set().js("marking a relay's answer")?;
     Ok(r)
 }

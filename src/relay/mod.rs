@@ -55,6 +55,7 @@ use worker::Env;
 use crate::core::audit::AuditQuery;
 use crate::core::problem::Problem;
 use crate::core::relay::{self, Feed, Marks, Mode, RelayCall, SEVER_ALARM_MS};
+use crate::error::{Context, Result};
 use crate::http::{self, log_event, now_ms};
 use crate::sockets;
 use browsers::{connect, Kind};
@@ -212,9 +213,15 @@ impl Relay {
 
     /// One call from the edge: a `Response`, or a `Promise` of one.
     pub fn fetch(&self, req: Request) -> Result<JsValue, JsValue> {
-        let call = match RelayCall::decode(&req.url()) {
+        self.answer(&req.url()).map_err(Into::into)
+    }
+
+    /// The answer to the call at `url`. An error here fails the call: [`Relay::fetch`] throws
+    /// it, and a promise of an answer rejects with it.
+    fn answer(&self, url: &str) -> Result<JsValue> {
+        let call = match RelayCall::decode(url) {
             Ok(call) => call,
-            Err(p) => return http::problem(&p).map(Into::into),
+            Err(p) => return Ok(http::problem_response(&p)?.into()),
         };
         let inner = &self.inner;
         if inner.name.borrow().is_empty() {
@@ -238,10 +245,12 @@ impl Relay {
                     force: mode == Mode::Force,
                     events,
                 };
-                Ok(future_to_promise(connect(inner, client, since, kind)).into())
+                let answer = connect(inner, client, since, kind);
+                Ok(future_to_promise(async move { Ok(answer.await?) }).into())
             }
             RelayCall::Value { min_version, .. } => {
-                Ok(future_to_promise(nearby(inner.clone(), min_version)).into())
+                let answer = nearby(inner.clone(), min_version);
+                Ok(future_to_promise(async move { Ok(answer.await?.into()) }).into())
             }
             RelayCall::Stats { counter, .. } => {
                 let up = matches!(*inner.link.borrow(), Link::Up(_));
@@ -262,8 +271,9 @@ impl Relay {
                     .state
                     .as_raw()
                     .unchecked_ref::<crate::ffi::ObjectContext>()
-                    .abort("reset requested")?;
-                http::problem(&Problem::Internal).map(Into::into)
+                    .abort("reset requested")
+                    .js("resetting the object")?;
+                http::problem_response(&Problem::Internal).map(Into::into)
             }
             RelayCall::Withhold { .. } => {
                 inner.withhold.set(true);

@@ -3,13 +3,15 @@
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
+use web_sys::Response;
 
 use super::upstream::text_of;
 use super::{Inner, Link};
 use crate::core::problem::Problem;
 use crate::core::relay::Known;
 use crate::core::wire::ObjectCall;
-use crate::http::{self, log_event, now_ms};
+use crate::error::{Context, Error, Result};
+use crate::http::{self, now_ms};
 
 /// How long a nearby read waits for `min_version` before it asks the counter.
 const NEARBY_WAIT_MS: i64 = 500;
@@ -17,7 +19,7 @@ const NEARBY_WAIT_MS: i64 = 500;
 /// A nearby read: the relay's state once it has `min_version` and its upstream has delivered
 /// the counter's state (a relay that had closed its idle upstream reconnects first);
 /// otherwise, after a short wait, the counter's.
-pub(super) async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<JsValue, JsValue> {
+pub(super) async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<Response> {
     this.last_used.set(js_sys::Date::now());
     this.arm_watchdog();
     Inner::ensure_upstream(&this);
@@ -27,7 +29,7 @@ pub(super) async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<
         let known = this.feed.borrow().known().cloned();
         if let Some(k) = known.filter(|k| up && min_version.is_none_or(|m| k.version >= m)) {
             let etag = format!("\"{}\"", k.version);
-            return http::json(&k.nearby_json("relay"), &[("etag", &etag)]).map(Into::into);
+            return http::json(&k.nearby_json("relay"), &[("etag", &etag)]);
         }
         if now_ms() - started >= NEARBY_WAIT_MS {
             break;
@@ -38,12 +40,12 @@ pub(super) async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<
         .await
         .and_then(|t| {
             // JSON.parse: the runtime's parser, no code in the module.
-            let v = js_sys::JSON::parse(&t).map_err(|e| crate::ffi::error_text(&e))?;
+            let v = js_sys::JSON::parse(&t).js("parsing the counter's value")?;
             let num = |k: &str| {
                 js_sys::Reflect::get(&v, &JsValue::from_str(k))
                     .ok()
                     .and_then(|n| n.as_f64())
-                    .ok_or_else(|| format!("no {k}"))
+                    .ok_or_else(|| Error::Answer(format!("no {k}")))
             };
             Ok(Known {
                 value: num("value")? as i64,
@@ -53,16 +55,13 @@ pub(super) async fn nearby(this: Rc<Inner>, min_version: Option<u64>) -> Result<
     match answer {
         Ok(k) => {
             let etag = format!("\"{}\"", k.version);
-            http::json(&k.nearby_json("counter"), &[("etag", &etag)]).map(Into::into)
+            http::json(&k.nearby_json("counter"), &[("etag", &etag)])
         }
         Err(e) => {
-            log_event("error", "relay value read failed", |w| {
-                w.string("error", &e);
-            });
-            http::problem(&Problem::Unavailable {
+            e.log("relay value read failed");
+            http::problem_response(&Problem::Unavailable {
                 retry_after_secs: 2,
             })
-            .map(Into::into)
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::core::relay::{
     backoff_ms, parse_audit_page, parse_upstream, report_message, CatchUp, Upstream,
 };
 use crate::core::wire::ObjectCall;
+use crate::error::{Context, Error, Result};
 use crate::http::log_event;
 use crate::sockets;
 
@@ -93,7 +94,7 @@ impl Inner {
         spawn_local(open_upstream(this.clone()));
     }
 
-    fn counter(&self) -> Result<DurableObject, JsValue> {
+    fn counter(&self) -> Result<DurableObject> {
         crate::bindings::counter_stub(&self.env)
     }
 
@@ -207,9 +208,7 @@ impl Inner {
                     }
                     Err(e) => {
                         failures += 1;
-                        log_event("error", "relay gap fetch failed", |w| {
-                            w.string("error", &e);
-                        });
+                        e.log("relay gap fetch failed");
                         let ms = backoff_ms(failures, js_sys::Math::random());
                         Delay::from(Duration::from_millis(ms)).await;
                     }
@@ -239,9 +238,7 @@ impl Inner {
                 match audit(&this, q).await {
                     Ok(entries) => this.feed.borrow_mut().backfill(&entries),
                     Err(e) => {
-                        log_event("error", "relay backfill failed", |w| {
-                            w.string("error", &e);
-                        });
+                        e.log("relay backfill failed");
                         Delay::from(Duration::from_millis(200)).await;
                     }
                 }
@@ -302,58 +299,65 @@ async fn open_upstream(this: Rc<Inner>) {
         Err(e) => {
             log_event("error", "relay upstream connect failed", |w| {
                 w.string("relay", &this.name.borrow())
-                    .string("error", &crate::ffi::error_text(&e));
+                    .string("error", &e.to_string());
             });
             Inner::reconnect_later(&this);
         }
     }
 }
 
-async fn dial(this: &Rc<Inner>, since: Option<u64>) -> Result<Upstreamed, JsValue> {
+async fn dial(this: &Rc<Inner>, since: Option<u64>) -> Result<Upstreamed> {
     let url = ObjectCall::Upstream {
         since,
         relay: this.name.borrow().clone(),
     }
     .encode();
-    let headers = Headers::new()?;
-    headers.set("upgrade", "websocket")?;
-    let init = RequestInit::new();
-    init.set_headers(&headers);
-    let req = Request::new_with_str_and_init(&url, &init)?;
-    let resp: Response = JsFuture::from(this.counter()?.fetch_with_request(&req)?)
-        .await?
-        .dyn_into()?;
-    let ws = js_sys::Reflect::get(&resp, &JsValue::from_str("webSocket"))?;
+    let stub = this.counter()?;
+    let call = async {
+        let headers = Headers::new()?;
+        headers.set("upgrade", "websocket")?;
+        let init = RequestInit::new();
+        init.set_headers(&headers);
+        let req = Request::new_with_str_and_init(&url, &init)?;
+        JsFuture::from(stub.fetch_with_request(&req)?)
+            .await?
+            .dyn_into::<Response>()
+    };
+    let resp = call.await.js("calling the counter")?;
+    let ws = js_sys::Reflect::get(&resp, &JsValue::from_str("webSocket"))
+        .js("reading the counter's answer")?;
     if ws.is_null() || ws.is_undefined() {
-        return Err(JsValue::from_str(&format!(
+        return Err(Error::Answer(format!(
             "the counter answered {} without a socket",
             resp.status()
         )));
     }
     let ws: Upstreamed = ws.unchecked_into();
-    ws.accept()?;
+    ws.accept().js("accepting the upstream socket")?;
     Ok(ws)
 }
 
 /// One audit page from the counter.
-async fn audit(this: &Rc<Inner>, q: AuditQuery) -> Result<Vec<AuditEntry>, String> {
+async fn audit(this: &Rc<Inner>, q: AuditQuery) -> Result<Vec<AuditEntry>> {
     let text = text_of(this, &ObjectCall::Audit(q).encode()).await?;
-    parse_audit_page(&text)
+    parse_audit_page(&text).map_err(Error::Answer)
 }
 
-pub(super) async fn text_of(this: &Rc<Inner>, url: &str) -> Result<String, String> {
-    let fetch = async {
-        let resp: Response = JsFuture::from(this.counter()?.fetch_with_str(url)?)
+/// The counter's answer to the call at `url`, which must be a 200 with a body.
+pub(super) async fn text_of(this: &Rc<Inner>, url: &str) -> Result<String> {
+    let stub = this.counter()?;
+    let call = async {
+        JsFuture::from(stub.fetch_with_str(url)?)
             .await?
-            .dyn_into()?;
-        if resp.status() != 200 {
-            return Err(JsValue::from_str(&format!("status {}", resp.status())));
-        }
-        JsFuture::from(resp.text()?).await
+            .dyn_into::<Response>()
     };
-    fetch
-        .await
-        .map_err(|e| crate::ffi::error_text(&e))?
+    let resp = call.await.js("calling the counter")?;
+    if resp.status() != 200 {
+        return Err(Error::Answer(format!("status {}", resp.status())));
+    }
+    let body = async { JsFuture::from(resp.text()?).await };
+    body.await
+        .js("reading the counter's answer")?
         .as_string()
-        .ok_or_else(|| "not text".to_string())
+        .ok_or_else(|| Error::Answer("not text".into()))
 }
