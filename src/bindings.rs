@@ -17,13 +17,12 @@ pub fn binding<T: JsCast>(env: &Env, name: &'static str) -> Result<T> {
     Ok(v.unchecked_into())
 }
 
-/// The stub of the one counter object in `ns`, the `COUNTER` namespace. The thrown value as
-/// it is: the edge's transport (`edge/forward.rs`) reads the platform's flags on it.
-pub fn counter_in(ns: &DurableObjectNamespace) -> std::result::Result<DurableObject, JsValue> {
-    ns.get_by_name(OBJECT_NAME)
+/// The stub of the one counter object in `ns`, the `COUNTER` namespace.
+pub fn counter_in(ns: &DurableObjectNamespace) -> Result<DurableObject> {
+    ns.get_by_name(OBJECT_NAME).js("getting the counter's stub")
 }
 
 /// The stub of the one counter object, through `env`'s `COUNTER` binding.
 pub fn counter_stub(env: &Env) -> Result<DurableObject> {
-    counter_in(&binding(env, "COUNTER")?).js("getting the counter's stub")
+    counter_in(&binding(env, "COUNTER")?)
 }

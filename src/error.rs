@@ -60,6 +60,8 @@ pub enum Error {
     Js { what: &'static str, cause: Thrown },
     /// A step already decided what the client is told.
     Problem(Problem),
+    /// Something this code relies on did not hold (a bug): what.
+    Invariant(&'static str),
 }
 
 impl Error {
@@ -85,6 +87,15 @@ impl Error {
         crate::http::log_event("error", msg, |w| {
             w.string("error", &self.to_string());
         });
+    }
+
+    /// The value JavaScript threw, when this error came from there (the platform's flags,
+    /// such as `retryable`, are read on it).
+    pub fn thrown(&self) -> Option<&JsValue> {
+        match self {
+            Error::Storage { cause, .. } | Error::Js { cause, .. } => Some(&cause.0),
+            _ => None,
+        }
     }
 
     /// This error as a value to throw, leaving it in place: what JavaScript threw when it
@@ -119,6 +130,7 @@ impl fmt::Display for Error {
             Error::Unbound(name) => write!(f, "the binding {name} is missing"),
             Error::Call(e) => e.fmt(f),
             Error::Problem(p) => p.fmt(f),
+            Error::Invariant(what) => write!(f, "a broken invariant: {what}"),
         }
     }
 }

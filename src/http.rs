@@ -103,17 +103,6 @@ pub fn reply_response(r: &Reply) -> Result<Response> {
     }
 }
 
-/// [`problem_response`] for a caller that hands the result straight to JavaScript (a
-/// callback's or a promise's value): its error is the value thrown.
-pub fn problem(p: &Problem) -> Result<Response, JsValue> {
-    problem_response(p).map_err(Into::into)
-}
-
-/// [`reply_response`] for a caller that hands the result straight to JavaScript.
-pub fn reply(r: &Reply) -> Result<Response, JsValue> {
-    reply_response(r).map_err(Into::into)
-}
-
 /// Milliseconds since the epoch from the platform clock (which, by design, only advances
 /// across I/O).
 pub fn now_ms() -> i64 {
@@ -131,16 +120,18 @@ pub fn log_event(level: &str, msg: &str, fields: impl FnOnce(&mut crate::core::j
 }
 
 /// A `200 text/event-stream` response reading `body`, with the event stream's headers
-/// ([`crate::core::sse::HEADERS`]): the relays' streams and the edge's (relays off) alike,
-/// both of which hand it straight to JavaScript.
-pub fn event_stream(body: &web_sys::ReadableStream) -> Result<Response, JsValue> {
-    let headers = Headers::new()?;
-    headers.set("content-type", crate::core::sse::CONTENT_TYPE)?;
-    for (k, v) in crate::core::sse::HEADERS {
-        headers.set(k, v)?;
-    }
-    let init = ResponseInit::new();
-    init.set_status(200);
-    init.set_headers(&headers);
-    Response::new_with_opt_readable_stream_and_init(Some(body), &init)
+/// ([`crate::core::sse::HEADERS`]): the relays' streams and the edge's (relays off) alike.
+pub fn event_stream(body: &web_sys::ReadableStream) -> Result<Response> {
+    let build = || -> Result<Response, JsValue> {
+        let headers = Headers::new()?;
+        headers.set("content-type", crate::core::sse::CONTENT_TYPE)?;
+        for (k, v) in crate::core::sse::HEADERS {
+            headers.set(k, v)?;
+        }
+        let init = ResponseInit::new();
+        init.set_status(200);
+        init.set_headers(&headers);
+        Response::new_with_opt_readable_stream_and_init(Some(body), &init)
+    };
+    build().js("building an event stream's response")
 }

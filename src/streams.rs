@@ -16,12 +16,14 @@
 use wasm_bindgen::prelude::*;
 use web_sys::{ReadableStream, WritableStream, WritableStreamDefaultWriter};
 
+use crate::error::{Context, Result};
+
 #[wasm_bindgen]
 extern "C" {
     type IdentityTransformStream;
 
     #[wasm_bindgen(constructor, catch)]
-    fn new(strategy: &js_sys::Object) -> Result<IdentityTransformStream, JsValue>;
+    fn new(strategy: &js_sys::Object) -> std::result::Result<IdentityTransformStream, JsValue>;
 
     #[wasm_bindgen(method, getter)]
     fn readable(this: &IdentityTransformStream) -> ReadableStream;
@@ -55,15 +57,19 @@ impl Chunk {
 pub struct Writer(WritableStreamDefaultWriter);
 
 /// Opens a stream: its writer, and the readable side for the response body.
-pub fn open() -> Result<(Writer, ReadableStream), JsValue> {
+pub fn open() -> Result<(Writer, ReadableStream)> {
     let strategy = js_sys::Object::new();
     js_sys::Reflect::set(
         &strategy,
         &JsValue::from_str("highWaterMark"),
         &JsValue::from_f64(MAX_BACKLOG_BYTES),
-    )?;
-    let stream = IdentityTransformStream::new(&strategy)?;
-    let writer = stream.writable().get_writer()?;
+    )
+    .js("opening an event stream")?;
+    let stream = IdentityTransformStream::new(&strategy).js("opening an event stream")?;
+    let writer = stream
+        .writable()
+        .get_writer()
+        .js("opening an event stream")?;
     Ok((Writer(writer), stream.readable()))
 }
 

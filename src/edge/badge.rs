@@ -46,17 +46,13 @@ async fn draw(env: Env, req: Request, ask: Ask) -> Result<Response> {
             JsFuture::from(relays::run(env, req, call))
                 .await
                 .and_then(|r| r.dyn_into::<Response>())
+                .js("a relay's nearby read")
         }
-        None => match forward::call(&env, &ObjectCall::Value) {
-            Ok((promise, url)) => match JsFuture::from(promise).await {
-                Ok(r) => r.dyn_into::<Response>(),
-                Err(error) => forward::retry(url, error).await,
-            },
-            Err(p) => return http::problem_response(&p),
-        },
+        None => forward::answer(&env, &ObjectCall::Value).await,
     };
-    let Ok(read) = read else {
-        return http::problem_response(&Problem::Internal);
+    let read = match read {
+        Ok(read) => read,
+        Err(e) => return http::problem_response(&e.problem()),
     };
     if read.status() != 200 {
         return Ok(read);

@@ -47,7 +47,7 @@
 //! reaches an object that predates the method or this JSON (during a rollout, or a rollback); it
 //! also stays the cheapest call. BENCHMARKS.md, "Typed batches", has the A/B of the change.
 //!
-//! A batch's answer is split into one response per request ([`http::reply`], the same function
+//! A batch's answer is split into one response per request ([`http::reply_response`], the same function
 //! that builds a single call's answer at the object). A batch call that fails as a whole (the
 //! call rejects, or its answer is not a batch answer: logged with its cause) is sent again
 //! request by request with the same keys, each with the usual retries; when the object is
@@ -64,6 +64,7 @@ use worker::Env;
 use crate::core::batch::{self, Builder, Reply};
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
+use crate::error::{Error, Result};
 use crate::ffi::{self, Callback, Thenable};
 use crate::http::{self, log_event};
 
@@ -345,8 +346,8 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
     if let Some(o) = outcome {
         let url = stop_waiting(id);
         return match o {
-            Outcome::Reply(r) => http::reply(&r).map(Into::into),
-            Outcome::Alone => forward::send(&url).map(Into::into),
+            Outcome::Reply(r) => out(http::reply_response(&r)),
+            Outcome::Alone => out(forward::send(&url)),
             Outcome::Fail(e) => Err(e),
         };
     }
@@ -382,7 +383,7 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
     });
     let url = stop_waiting(id);
     match next {
-        Next::Send => lead(id).map(Into::into),
+        Next::Send => out(lead(id)),
         Next::Wait(others) => Ok(wait(id, &url, others).into()),
         Next::Alone => {
             log_event(
@@ -390,7 +391,7 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
                 "counter batch too slow; sending a request alone",
                 |_| {},
             );
-            forward::send(&url).map(Into::into)
+            out(forward::send(&url))
         }
     }
 }
@@ -407,9 +408,9 @@ fn stop_waiting(id: u32) -> String {
 }
 
 /// The front open batch's leader sends it: alone, or as a batch. Runs in the leader's context.
-fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
+fn lead(leader: u32) -> Result<js_sys::Promise> {
     let Some(open) = with(|b| b.open.pop_front()) else {
-        return Err(JsValue::from_str("a leader lost its batch"));
+        return Err(Error::Invariant("a leader lost its batch"));
     };
     let Open {
         members,
@@ -418,8 +419,7 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
         ..
     } = open;
     if members.len() == 1 {
-        return send_single(leader, &members[0].url, Some(resolve))
-            .map_err(|p| JsValue::from_str(&format!("counter call not sent: {}", p.status())));
+        return Ok(send_single(leader, &members[0].url, Some(resolve))?);
     }
     let call = with(new_id);
     match forward::send_batch(&builder.json()) {
@@ -437,7 +437,7 @@ fn lead(leader: u32) -> Result<js_sys::Promise, JsValue> {
             Ok(p.unchecked_ref::<Thenable>().then2(&on_answer, &on_fail))
         }
         Err(e) => {
-            log_error("counter batch not sent", &e, members.len());
+            log_error("counter batch not sent", &e.to_string(), members.len());
             let url = members[0].url.clone();
             finish_batch(members, resolve, |_| Outcome::Alone);
             forward::send(&url)
@@ -467,7 +467,7 @@ fn answered(call: u32, leader: u32, answer: JsValue) -> Result<JsValue, JsValue>
                 rest.next().map_or(Outcome::Alone, Outcome::Reply)
             });
             match mine {
-                Some(r) => http::reply(&r).map(Into::into),
+                Some(r) => out(http::reply_response(&r)),
                 None => Err(JsValue::from_str("an empty batch answer")),
             }
         }
@@ -482,7 +482,7 @@ fn answered(call: u32, leader: u32, answer: JsValue) -> Result<JsValue, JsValue>
             );
             let url = members[0].url.clone();
             finish_batch(members, resolve, |_| Outcome::Alone);
-            forward::send(&url).map(Into::into)
+            out(forward::send(&url))
         }
     }
 }
@@ -499,19 +499,23 @@ fn failed(call: u32, leader: u32, error: JsValue) -> Result<JsValue, JsValue> {
     };
     let _ = leader;
     if forward::flag(&error, "overloaded") {
-        log_error("counter batch refused: overloaded", &error, members.len());
+        log_error(
+            "counter batch refused: overloaded",
+            &ffi::error_text(&error),
+            members.len(),
+        );
         // Each request's own failure path answers 503 without sending it again.
         finish_batch(members, resolve, |_| Outcome::Fail(error.clone()));
         return Err(error);
     }
     log_error(
         "counter batch failed; sending its requests one by one",
-        &error,
+        &ffi::error_text(&error),
         members.len(),
     );
     let url = members[0].url.clone();
     finish_batch(members, resolve, |_| Outcome::Alone);
-    forward::send(&url).map(Into::into)
+    out(forward::send(&url))
 }
 
 /// Stores every member's outcome (the leader, first, handles its own) and resolves the
@@ -545,9 +549,13 @@ fn bind2(f: &JsValue, a: u32, b: u32) -> JsValue {
         .bind_num_num(&JsValue::NULL, f64::from(a), f64::from(b))
 }
 
-fn log_error(msg: &str, e: &JsValue, requests: usize) {
+fn log_error(msg: &str, error: &str, requests: usize) {
     log_event("error", msg, |w| {
-        w.uint("requests", requests as u64)
-            .string("error", &crate::ffi::error_text(e));
+        w.uint("requests", requests as u64).string("error", error);
     });
+}
+
+/// A result handed back to the runtime from a callback: its value, or its error thrown.
+fn out<T: Into<JsValue>>(r: Result<T>) -> std::result::Result<JsValue, JsValue> {
+    r.map(Into::into).map_err(Into::into)
 }

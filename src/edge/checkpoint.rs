@@ -14,7 +14,6 @@ use std::rc::Rc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::Response;
 use worker::Env;
@@ -162,12 +161,9 @@ async fn make(env: &Env) -> Result<Response, Problem> {
 /// The checkpoint of the current tree: `(note, signed, tree size)`. While the object is still
 /// hashing existing entries this is its 503.
 pub async fn note(env: &Env) -> Result<(String, bool, u64), Problem> {
-    let (promise, url) = forward::call(env, &ObjectCall::Checkpoint)?;
-    let response = match JsFuture::from(promise).await {
-        Ok(r) => r.dyn_into::<Response>(),
-        Err(error) => forward::retry(url, error).await,
-    }
-    .map_err(|_| Problem::Internal)?;
+    let response = forward::answer(env, &ObjectCall::Checkpoint)
+        .await
+        .map_err(|e| e.problem())?;
     match response.status() {
         200 => {}
         503 => {

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
-use worker::worker_sys::{DurableObjectNamespace, Fetcher};
+use worker::worker_sys::Fetcher;
 use worker::Env;
 
 use crate::bindings::binding;
@@ -135,12 +135,6 @@ pub fn string_var(env: &Env, name: &str) -> Option<String> {
     js_sys::Reflect::get(env, &JsValue::from_str(name))
         .ok()
         .and_then(|v| v.as_string())
-}
-
-/// The counter namespace binding (`COUNTER`), its error as the value thrown, for the
-/// transport that logs it with the platform's own errors (`forward.rs`).
-pub fn counter_namespace(env: &Env) -> Result<DurableObjectNamespace, JsValue> {
-    binding(env, "COUNTER").map_err(Into::into)
 }
 
 /// The static assets binding (`ASSETS`).

@@ -11,7 +11,6 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 use web_sys::{
     Headers, Response, ResponseInit, TransformStream, WritableStreamDefaultWriter as StreamWriter,
@@ -124,12 +123,7 @@ async fn write_bytes(writer: &StreamWriter, bytes: &js_sys::Uint8Array) -> Resul
 /// memory and back (each page is garbage once written, for the collector).
 async fn page(env: &Env, csv: bool, after: u64, until: u64) -> Result<(js_sys::Uint8Array, u64)> {
     let call = ObjectCall::ExportPage { csv, after, until };
-    let (promise, url) = forward::call(env, &call)?;
-    let response = match JsFuture::from(promise).await {
-        Ok(r) => r.dyn_into::<Response>(),
-        Err(error) => forward::retry(url, error).await,
-    }
-    .js("calling the counter")?;
+    let response = forward::answer(env, &call).await?;
     if response.status() != 200 {
         return Err(Error::Answer(format!(
             "the counter answered {}",

@@ -28,9 +28,8 @@ use crate::bindings;
 use crate::core::problem::Problem;
 use crate::core::retry::{self, Next};
 use crate::core::wire::ObjectCall;
+use crate::error::{Context, Error, Result};
 use crate::http::{self, log_event};
-
-use super::config;
 
 thread_local! {
     /// The `COUNTER` namespace. Bindings live as long as the isolate, so it is looked up once;
@@ -38,19 +37,15 @@ thread_local! {
     static NAMESPACE: OnceCell<DurableObjectNamespace> = const { OnceCell::new() };
 }
 
-fn stub() -> Result<DurableObject, JsValue> {
-    NAMESPACE.with(|ns| {
-        ns.get()
-            .ok_or_else(|| JsValue::from_str("the namespace is not loaded"))
-            .and_then(bindings::counter_in)
-    })
+fn stub() -> Result<DurableObject> {
+    NAMESPACE.with(|ns| bindings::counter_in(ns.get().ok_or(Error::Unbound("COUNTER"))?))
 }
 
 /// Looks the `COUNTER` namespace up once per isolate; every other function here needs it.
 pub(super) fn load_namespace(env: &Env) -> Result<(), Problem> {
     NAMESPACE.with(|ns| {
         if ns.get().is_none() {
-            let loaded = config::counter_namespace(env).map_err(|e| fault("binding", &e))?;
+            let loaded = bindings::binding(env, "COUNTER").map_err(|e| fault("binding", &e))?;
             let _ = ns.set(loaded);
         }
         Ok(())
@@ -67,8 +62,18 @@ pub fn call(env: &Env, call: &ObjectCall) -> Result<(js_sys::Promise, String), P
 }
 
 /// One call to the object at `url` (the namespace is loaded).
-pub(super) fn send(url: &str) -> Result<js_sys::Promise, JsValue> {
-    stub().and_then(|s| s.fetch_with_str(url))
+pub(super) fn send(url: &str) -> Result<js_sys::Promise> {
+    stub()?.fetch_with_str(url).js("calling the counter")
+}
+
+/// `call`'s answer from the counter, retried where that is safe ([`retry`]): for the
+/// edge's own uses of an answer (history, export, checkpoints, the badge), which read it.
+pub async fn answer(env: &Env, call: &ObjectCall) -> Result<Response> {
+    let (promise, url) = self::call(env, call)?;
+    match JsFuture::from(promise).await {
+        Ok(r) => r.dyn_into::<Response>().js("the counter's answer"),
+        Err(error) => retry(url, error).await,
+    }
 }
 
 #[wasm_bindgen]
@@ -85,19 +90,22 @@ extern "C" {
 /// (`core::batch`), whose answer is the replies as one JSON string, with no response body to
 /// read. The call's own promise is a special RPC promise; other requests wait on the plain
 /// promise made from it here, in the sender's context, exactly as on a `fetch` promise.
-pub(super) fn send_batch(json: &str) -> Result<js_sys::Promise, JsValue> {
-    let rpc = stub().and_then(|s| s.unchecked_into::<CounterRpc>().batch(json))?;
+pub(super) fn send_batch(json: &str) -> Result<js_sys::Promise> {
+    let rpc = stub()?
+        .unchecked_into::<CounterRpc>()
+        .batch(json)
+        .js("calling the counter's batch")?;
     Ok(js_sys::Promise::resolve(&rpc))
 }
 
-/// After the first attempt at `url` failed with `error`: retries while the platform says that
-/// is sensible, and otherwise answers the problem. Never fails: the result is the object's
-/// response or a 503 problem.
-pub async fn retry(url: String, error: JsValue) -> Result<Response, JsValue> {
+/// After the first attempt at `url` failed with `error` (the value the call rejected with):
+/// retries while the platform says that is sensible, and otherwise answers the problem. Fails
+/// only if no response can be built: the result is the object's response or a 503 problem.
+pub async fn retry(url: String, error: JsValue) -> Result<Response> {
     // A fresh stub each time: after an error the old one may be broken.
-    match retrying(error, || stub()?.fetch_with_str(&url)).await {
-        Ok(r) => r.dyn_into::<Response>(),
-        Err(p) => http::problem(&p),
+    match retrying(error, || send(&url)).await {
+        Ok(r) => r.dyn_into::<Response>().js("the counter's answer"),
+        Err(p) => http::problem_response(&p),
     }
 }
 
@@ -106,7 +114,7 @@ pub async fn retry(url: String, error: JsValue) -> Result<Response, JsValue> {
 /// or the platform's flags say to give up (the problem to answer).
 async fn retrying(
     mut error: JsValue,
-    send: impl Fn() -> Result<js_sys::Promise, JsValue>,
+    send: impl Fn() -> Result<js_sys::Promise>,
 ) -> Result<JsValue, Problem> {
     let mut attempt = 1;
     loop {
@@ -118,7 +126,8 @@ async fn retrying(
         attempt += 1;
         let outcome = match send() {
             Ok(promise) => JsFuture::from(promise).await,
-            Err(e) => Err(e),
+            // Not sent (no stub): what the platform threw, if it threw anything.
+            Err(e) => Err(e.thrown().cloned().unwrap_or_else(|| e.to_js())),
         };
         match outcome {
             Ok(v) => return Ok(v),
@@ -134,7 +143,7 @@ fn decide(error: &JsValue, attempt: u32) -> Next {
         Next::Retry { .. } => "counter call retried",
         Next::GiveUp(_) => "counter call failed",
     };
-    log_error(msg, error, attempt);
+    log_error(msg, &crate::ffi::error_text(error), attempt);
     next
 }
 
@@ -143,24 +152,27 @@ fn decide(error: &JsValue, attempt: u32) -> Next {
 pub fn connect(env: Env, req: Request, call: ObjectCall) -> js_sys::Promise {
     future_to_promise(async move {
         if let Err(p) = load_namespace(&env) {
-            return http::problem(&p).map(Into::into);
+            return Ok(http::problem_response(&p)?.into());
         }
         let url = call.encode();
-        let send = || -> Result<js_sys::Promise, JsValue> {
+        let send = || -> Result<js_sys::Promise> {
             let init = RequestInit::new();
             init.set_headers(&req.headers());
-            let internal = Request::new_with_str_and_init(&url, &init)?;
-            stub()?.fetch_with_request(&internal)
+            let internal =
+                Request::new_with_str_and_init(&url, &init).js("building a socket's call")?;
+            stub()?
+                .fetch_with_request(&internal)
+                .js("calling the counter")
         };
         let first = match send() {
             Ok(promise) => JsFuture::from(promise).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.thrown().cloned().unwrap_or_else(|| e.to_js())),
         };
         match first {
             Ok(r) => Ok(r),
             Err(error) => match retrying(error, send).await {
                 Ok(r) => Ok(r),
-                Err(p) => http::problem(&p).map(Into::into),
+                Err(p) => Ok(http::problem_response(&p)?.into()),
             },
         }
     })
@@ -173,14 +185,14 @@ pub(super) fn flag(error: &JsValue, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-pub(super) fn fault(what: &str, e: &JsValue) -> Problem {
-    log_error(what, e, 0);
-    Problem::Internal
+/// A call that could not be made: logged with its cause; the client gets the problem.
+pub(super) fn fault(what: &str, e: &Error) -> Problem {
+    log_error(what, &e.to_string(), 0);
+    e.problem()
 }
 
-fn log_error(msg: &str, e: &JsValue, attempt: u32) {
+fn log_error(msg: &str, error: &str, attempt: u32) {
     log_event("error", msg, |w| {
-        w.uint("attempt", u64::from(attempt))
-            .string("error", &crate::ffi::error_text(e));
+        w.uint("attempt", u64::from(attempt)).string("error", error);
     });
 }

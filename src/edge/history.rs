@@ -1,11 +1,8 @@
 //! Reads of history (audit pages, proofs, past values) with this location's cache and the
 //! archive in R2.
 
-use wasm_bindgen::JsCast;
-use web_sys::Response;
 use worker::Env;
 
-use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::http;
 
@@ -49,12 +46,9 @@ pub(super) fn read(
                     return Ok(hit);
                 }
             }
-            let (promise, url) = forward::call(&env, &call)?;
-            let response = match wasm_bindgen_futures::JsFuture::from(promise).await {
-                Ok(r) => r.dyn_into::<Response>(),
-                Err(error) => forward::retry(url, error).await,
-            }
-            .map_err(|_| Problem::Internal)?;
+            let response = forward::answer(&env, &call)
+                .await
+                .map_err(|e| e.problem())?;
             let archived = archive::is_pointer(&response);
             let answer = archive::resolve(&env, &call, response).await?;
             let keep = always.as_ref().or(lookup.as_ref().filter(|_| archived));

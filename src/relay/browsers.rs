@@ -88,10 +88,7 @@ impl Inner {
             js_sys::Math::random(),
         );
         if kind.events {
-            let response = this
-                .streams
-                .open(client, until, messages)
-                .js("opening an event stream")?;
+            let response = this.streams.open(client, until, messages)?;
             this.arm_watchdog();
             Inner::start_heartbeat(this);
             return Ok(response.into());

@@ -14,10 +14,10 @@
 
 use std::cell::RefCell;
 
-use wasm_bindgen::prelude::*;
 use web_sys::Response;
 
 use crate::core::sse;
+use crate::error::Result;
 use crate::streams::{self, Chunk, Writer};
 
 /// One browser's stream.
@@ -55,7 +55,7 @@ impl Streams {
 
     /// Opens a stream for `client` that ends at `until`, with the preamble and `messages` (its
     /// catch-up, socket messages) already written; returns its response.
-    pub fn open(&self, client: &str, until: f64, messages: &[String]) -> Result<Response, JsValue> {
+    pub fn open(&self, client: &str, until: f64, messages: &[String]) -> Result<Response> {
         let (writer, body) = streams::open()?;
         let mut text = sse::preamble();
         for m in messages {
