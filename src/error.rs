@@ -84,7 +84,7 @@ impl Error {
 
     /// Logs this error as an `error` event `msg` with its cause in the field `error`.
     pub fn log(&self, msg: &str) {
-        crate::http::log_event("error", msg, |w| {
+        crate::log::log_event("error", msg, |w| {
             w.string("error", &self.to_string());
         });
     }

@@ -109,16 +109,6 @@ pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
-/// Writes one log line (already JSON) to the platform log.
-pub fn log_line(line: &str) {
-    web_sys::console::log_1(&JsValue::from_str(line));
-}
-
-/// Writes a `{"level","msg",...}` event line; see [`crate::core::log::event`].
-pub fn log_event(level: &str, msg: &str, fields: impl FnOnce(&mut crate::core::json::JsonWriter)) {
-    log_line(&crate::core::log::event(level, msg, fields));
-}
-
 /// A `200 text/event-stream` response reading `body`, with the event stream's headers
 /// ([`crate::core::sse::HEADERS`]): the relays' streams and the edge's (relays off) alike.
 pub fn event_stream(body: &web_sys::ReadableStream) -> Result<Response> {

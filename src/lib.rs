@@ -21,7 +21,7 @@
 //! | counter + audit entry + the key's record + its Merkle row in one transaction | `counter/store.rs`, `counter/ledger.rs`, [`ffi`] (`transactionSync`), [`core::ledger`] (`leaf.rs`, `merkle/`) | yes / **no** |
 //! | push to every socket (with relays: to every relay, which pushes to its browsers) | [`sockets`] (fan-out, shared by both objects), `counter/connect.rs` (accept, catch up), [`relay`] (`relay/mod.rs`: the class and dispatch; `upstream.rs`, `browsers.rs`, `nearby.rs`, `watchdog.rs`, `events.rs`), [`streams`] (event streams' bytes, shared by the relays and the edge), [`core::realtime`], [`core::relay`] (`region.rs`, `walk.rs`, `life.rs`, `feed.rs`, `call.rs`, `report.rs`, `nearby.rs`, `settings.rs`) | yes / **no** |
 //! | the response, or problem+json (the platform's errors: [`error`]) | [`http`], [`error`], [`core::problem`] | yes / **no** |
-//! | the answer's way out: one log line and one metrics data point per request, CORS, the shield's learning | `edge/settle.rs` (chained onto the counter's promise), `edge/finish.rs`, `edge/metrics.rs`, [`core::log`], [`core::metrics`] | yes / **no** |
+//! | the answer's way out: one log line and one metrics data point per request, CORS, the shield's learning | `edge/settle.rs` (chained onto the counter's promise), `edge/finish.rs`, `edge/metrics.rs`, [`log`] (the platform log), [`core::log`], [`core::metrics`] | yes / **no** |
 //! | reads of the past: audit pages, `value_as_of`, the export | `counter/history.rs`, `edge/history.rs` (with this location's cache), `edge/export.rs`, [`core::audit`], [`core::ledger`] (`as_of.rs`, `export.rs`) | yes / **no** |
 //! | old audit entries to R2 (the alarm), and reading them back | `counter/archive.rs`, `edge/archive.rs`, [`r2`], [`core::archive`] (`policy.rs`, `segment.rs`, `pointer.rs`) | yes / **no** |
 //! | the ledger: checkpoints signed by the Worker, proofs from the object | `edge/checkpoint.rs`, `counter/ledger.rs`, [`core::ledger`] (`checkpoint.rs`, `proofs.rs`, `merkle/`) | yes / **no** |
@@ -68,6 +68,8 @@ pub mod error;
 pub mod ffi;
 #[cfg(target_arch = "wasm32")]
 pub mod http;
+#[cfg(target_arch = "wasm32")]
+pub mod log;
 #[cfg(target_arch = "wasm32")]
 pub mod r2;
 #[cfg(target_arch = "wasm32")]

@@ -11,7 +11,8 @@ use crate::core::relay::UPSTREAM_TAG;
 use crate::core::schema;
 use crate::core::state::Snapshot;
 use crate::error::{Context, Result};
-use crate::http::{self, log_event};
+use crate::http;
+use crate::log::log_event;
 use crate::sockets;
 
 use super::{connect, Counter};

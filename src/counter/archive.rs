@@ -27,7 +27,8 @@ use sha2::{Digest, Sha256};
 use crate::core::archive::{self, ProofPointer, ProofQuery, Segment, Settings};
 use crate::core::time::rfc3339_millis;
 use crate::error::{Error, Result};
-use crate::http::{log_event, now_ms};
+use crate::http::now_ms;
+use crate::log::log_event;
 use worker::Bucket;
 
 use super::store::Store;

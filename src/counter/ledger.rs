@@ -20,7 +20,7 @@ use crate::core::ledger::merkle::{self, Frontier, Hash};
 use crate::core::ledger::{self, ConsistencyQuery, InclusionQuery};
 use crate::core::problem::Problem;
 use crate::error::{Error, Result};
-use crate::http::log_event;
+use crate::log::log_event;
 
 use super::store::Store;
 

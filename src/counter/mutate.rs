@@ -12,7 +12,8 @@ use crate::core::state::Snapshot;
 use crate::core::time::rfc3339_millis;
 use crate::core::vocab::Operation;
 use crate::error::Result;
-use crate::http::{self, log_event, now_ms};
+use crate::http::{self, now_ms};
+use crate::log::log_event;
 use crate::sockets;
 
 use super::Counter;

@@ -74,7 +74,7 @@ impl Store {
                 name: m.name,
                 cause: Box::new(e),
             })?;
-            crate::http::log_event("info", "schema migrated", |w| {
+            crate::log::log_event("info", "schema migrated", |w| {
                 w.uint("version", u64::from(m.version))
                     .string("name", m.name);
             });

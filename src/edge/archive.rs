@@ -22,7 +22,8 @@ use crate::core::audit::AuditEntry;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::error::{Error, Result};
-use crate::http::{self, log_event};
+use crate::http;
+use crate::log::log_event;
 
 /// How long a client should wait before asking again when the archive cannot be read.
 const RETRY_AFTER_SECS: u32 = 5;

@@ -66,7 +66,8 @@ use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::error::{Error, Result};
 use crate::ffi::{self, Callback, Thenable};
-use crate::http::{self, log_event};
+use crate::http;
+use crate::log::log_event;
 
 use super::forward;
 

@@ -13,7 +13,7 @@ use worker::Cache;
 
 use crate::core::cache::{self, IMMUTABLE};
 use crate::error::{Context, Result};
-use crate::http::log_event;
+use crate::log::log_event;
 
 /// The cached answer under `key`, as a 304 when `if_none_match` names it.
 pub async fn lookup(key: &str, if_none_match: Option<&str>) -> Option<Response> {

@@ -93,7 +93,7 @@ fn log_rate(var: Option<&str>) -> f64 {
     match crate::core::log::parse_sample_rate(var) {
         Ok(rate) => rate,
         Err(e) => {
-            crate::http::log_event(
+            crate::log::log_event(
                 "error",
                 "invalid REQUEST_LOG_SAMPLE_RATE; logging every request",
                 |w| {
@@ -108,7 +108,7 @@ fn log_rate(var: Option<&str>) -> f64 {
 /// Parses `BATCH_MAX_IN_FLIGHT`; a malformed value is reported and means the default.
 fn batch_in_flight(var: Option<&str>) -> u32 {
     crate::core::batch::parse_in_flight(var).unwrap_or_else(|e| {
-        crate::http::log_event(
+        crate::log::log_event(
             "error",
             "invalid BATCH_MAX_IN_FLIGHT; using the default",
             |w| {
@@ -123,7 +123,7 @@ fn batch_in_flight(var: Option<&str>) -> u32 {
 /// absent or 0 is off, and a malformed one is logged and off.
 fn count_var(env: &Env, name: &str) -> u32 {
     crate::core::limits::parse_limit(string_var(env, name).as_deref()).unwrap_or_else(|e| {
-        crate::http::log_event("error", "invalid limit setting; limit is off", |w| {
+        crate::log::log_event("error", "invalid limit setting; limit is off", |w| {
             w.string("var", name).string("error", &e);
         });
         0

@@ -21,7 +21,8 @@ use crate::core::ledger::{self, ExportQuery, CSV_HEADER, EXPORT_PAGE};
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::error::{Context, Error, Result};
-use crate::http::{self, log_event};
+use crate::http;
+use crate::log::log_event;
 
 use super::{checkpoint, forward};
 

@@ -10,7 +10,8 @@ use crate::core::problem::Problem;
 use crate::core::vocab::Operation;
 use crate::core::wire;
 use crate::error::{Context, Result};
-use crate::http::{log_line, now_ms};
+use crate::http::now_ms;
+use crate::log::log_line;
 
 use super::config::Config;
 use super::{metrics, shield};

@@ -29,7 +29,8 @@ use crate::core::problem::Problem;
 use crate::core::retry::{self, Next};
 use crate::core::wire::ObjectCall;
 use crate::error::{Context, Error, Result};
-use crate::http::{self, log_event};
+use crate::http;
+use crate::log::log_event;
 
 thread_local! {
     /// The `COUNTER` namespace. Bindings live as long as the isolate, so it is looked up once;

@@ -6,7 +6,7 @@ use web_sys::Request;
 use worker::{AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset};
 
 use crate::core::metrics::{self, End};
-use crate::http::log_event;
+use crate::log::log_event;
 
 /// `request.cf.colo`: the location serving the request, if the platform says.
 pub fn colo(req: &Request) -> Option<String> {

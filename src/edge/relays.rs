@@ -30,7 +30,8 @@ use crate::core::relay::{self, Mode, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
 use crate::core::routes::Route;
 use crate::core::wire::ObjectCall;
 use crate::error::{Context, Result};
-use crate::http::{self, log_event};
+use crate::http;
+use crate::log::log_event;
 
 use super::config::string_var;
 

@@ -16,7 +16,8 @@ use crate::core::relay::{
     ROOM_HEADER,
 };
 use crate::error::{Context, Result};
-use crate::http::{self, log_event, now_ms};
+use crate::http::{self, now_ms};
+use crate::log::log_event;
 use crate::sockets;
 
 /// How long a browser's connect waits for the relay's state (its upstream connecting, or a

@@ -18,7 +18,7 @@ use crate::core::relay::{
 };
 use crate::core::wire::ObjectCall;
 use crate::error::{Context, Error, Result};
-use crate::http::log_event;
+use crate::log::log_event;
 use crate::sockets;
 
 /// How long a relay gathers its refusals before it reports them to the counter (ms).

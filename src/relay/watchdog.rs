@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{Inner, Link, Relay, CLOSE_RESTART};
 use crate::core::relay::parse_deadline_tag;
-use crate::http::log_event;
+use crate::log::log_event;
 
 #[wasm_bindgen]
 impl Relay {
