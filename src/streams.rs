@@ -4,10 +4,11 @@
 //! A stream is the runtime's own identity stream (`IdentityTransformStream`, bound here: the
 //! crates bind only the standard `TransformStream`): its writable side queues byte chunks and
 //! its readable side, handed back as the response body, is pumped to the connection by the
-//! runtime without a JavaScript read per chunk. Measured against the standard
-//! `TransformStream` through relays at 1,000 streams (BENCHMARKS.md, "Fan-out"), it costs the
-//! server less per event; an event for many streams is encoded once ([`Chunk`]) and the same
-//! bytes are queued on each (the runtime copies them into its own queue).
+//! runtime without a JavaScript read per chunk. Against the standard `TransformStream`, through
+//! relays at 1,000 streams, it costs the server less per event (BENCHMARKS.md, "Event streams:
+//! the runtime's identity stream, one chunk per update"); an event for many streams is encoded
+//! once ([`Chunk`]) and the same bytes are queued on each (the runtime copies them into its
+//! own queue).
 //!
 //! Writes are not awaited: one slow reader never holds up the others. A write to a stream
 //! whose reader left fails quietly ([`swallow`]); the caller learns it from [`Writer::alive`]
