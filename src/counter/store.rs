@@ -123,30 +123,10 @@ impl Store {
         self.atomically("committing a change", &mut |sql| {
             sql.exec_nns(UPDATE_COUNTER, entry.value as f64, version, &entry.at)
                 .storage("updating the counter row")?;
-            sql.exec_nsnnnss(
-                INSERT_AUDIT,
-                version,
-                entry.operation.as_str(),
-                entry.amount as f64,
-                entry.previous_value as f64,
-                entry.value as f64,
-                &entry.request_id,
-                &entry.at,
-            )
-            .storage("inserting the audit entry")?;
+            insert_entry(sql, INSERT_AUDIT, entry).storage("inserting the audit entry")?;
             // The key's record, last: a key seen within its retention fails this insert
             // (UNIQUE) and rolls back everything above.
-            sql.exec_nsnnnss(
-                INSERT_KEY,
-                version,
-                entry.operation.as_str(),
-                entry.amount as f64,
-                entry.previous_value as f64,
-                entry.value as f64,
-                &entry.request_id,
-                &entry.at,
-            )
-            .storage("recording the idempotency key")?;
+            insert_entry(sql, INSERT_KEY, entry).storage("recording the idempotency key")?;
             if let Some(hashes) = merkle {
                 write_merkle_row(sql, entry.version, hashes)?;
             }
@@ -369,6 +349,26 @@ impl Store {
     pub fn size_bytes(&self) -> u64 {
         self.sql.database_size() as u64
     }
+}
+
+/// Inserts `entry` with `statement`: the audit entry and the key's record have the same
+/// columns.
+fn insert_entry(
+    sql: &Sql,
+    statement: &str,
+    entry: &AuditEntry,
+) -> std::result::Result<(), wasm_bindgen::JsValue> {
+    sql.exec_nsnnnss(
+        statement,
+        entry.version as f64,
+        entry.operation.as_str(),
+        entry.amount as f64,
+        entry.previous_value as f64,
+        entry.value as f64,
+        &entry.request_id,
+        &entry.at,
+    )
+    .map(drop)
 }
 
 /// The one statement that writes Merkle hashes: the row of entry `version`, holding the
