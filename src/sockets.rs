@@ -25,6 +25,19 @@ extern "C" {
 
     #[wasm_bindgen(method, catch, js_name = send)]
     fn send_js(this: &FanoutSocket, message: &js_sys::JsString) -> Result<(), JsValue>;
+
+    /// This side's end of a socket it opened to the counter (a relay's upstream, the edge's
+    /// socket behind an event stream): accepted, then followed with event listeners.
+    pub type Outgoing;
+
+    #[wasm_bindgen(method, catch)]
+    pub fn accept(this: &Outgoing) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, js_name = addEventListener)]
+    pub fn listen(this: &Outgoing, kind: &str, f: &js_sys::Function);
+
+    #[wasm_bindgen(method, catch)]
+    pub fn close(this: &Outgoing, code: u16, reason: &str) -> Result<(), JsValue>;
 }
 
 /// Sends `message` to every connected socket; returns how many took it. A socket that is

@@ -22,22 +22,8 @@ use worker::{Delay, Env};
 
 use crate::core::sse;
 use crate::core::wire::ObjectCall;
+use crate::sockets::Outgoing;
 use crate::streams::{self, Writer};
-
-#[wasm_bindgen]
-extern "C" {
-    /// The edge's end of its socket to the counter.
-    type Followed;
-
-    #[wasm_bindgen(method, catch)]
-    fn accept(this: &Followed) -> Result<(), JsValue>;
-
-    #[wasm_bindgen(method, js_name = addEventListener)]
-    fn listen(this: &Followed, kind: &str, f: &js_sys::Function);
-
-    #[wasm_bindgen(method, catch)]
-    fn close(this: &Followed, code: u16, reason: &str) -> Result<(), JsValue>;
-}
 
 /// The stream for `call` (an [`ObjectCall::Connect`]); resolves to the stream's response or
 /// the counter's refusal.
@@ -57,7 +43,7 @@ pub fn follow(env: Env, call: ObjectCall) -> js_sys::Promise {
             // A refusal (429, 503): the browser gets it as it is.
             return Ok(resp.into());
         }
-        let ws: Rc<Followed> = Rc::new(ws.unchecked_into());
+        let ws: Rc<Outgoing> = Rc::new(ws.unchecked_into());
         ws.accept()?;
         let (writer, body) = streams::open()?;
         let writer: Rc<Writer> = Rc::new(writer);

@@ -19,22 +19,10 @@ use crate::core::relay::{
 use crate::core::wire::ObjectCall;
 use crate::error::{Context, Error, Result};
 use crate::log::log_event;
-use crate::sockets;
+use crate::sockets::{self, Outgoing};
 
 /// How long a relay gathers its refusals before it reports them to the counter (ms).
 const REPORT_DELAY_MS: u64 = 1000;
-
-#[wasm_bindgen]
-extern "C" {
-    /// The relay's end of its upstream socket, seen through our own binding.
-    type Upstreamed;
-
-    #[wasm_bindgen(method, catch)]
-    fn accept(this: &Upstreamed) -> Result<(), JsValue>;
-
-    #[wasm_bindgen(method, js_name = addEventListener)]
-    fn listen(this: &Upstreamed, kind: &str, f: &js_sys::Function);
-}
 
 impl Inner {
     /// Reports the refusals gathered so far to the counter on the upstream socket, unless it
@@ -306,7 +294,7 @@ async fn open_upstream(this: Rc<Inner>) {
     }
 }
 
-async fn dial(this: &Rc<Inner>, since: Option<u64>) -> Result<Upstreamed> {
+async fn dial(this: &Rc<Inner>, since: Option<u64>) -> Result<Outgoing> {
     let url = ObjectCall::Upstream {
         since,
         relay: this.name.borrow().clone(),
@@ -332,7 +320,7 @@ async fn dial(this: &Rc<Inner>, since: Option<u64>) -> Result<Upstreamed> {
             resp.status()
         )));
     }
-    let ws: Upstreamed = ws.unchecked_into();
+    let ws: Outgoing = ws.unchecked_into();
     ws.accept().js("accepting the upstream socket")?;
     Ok(ws)
 }
