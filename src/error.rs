@@ -89,15 +89,6 @@ impl Error {
         });
     }
 
-    /// The value JavaScript threw, when this error came from there (the platform's flags,
-    /// such as `retryable`, are read on it).
-    pub fn thrown(&self) -> Option<&JsValue> {
-        match self {
-            Error::Storage { cause, .. } | Error::Js { cause, .. } => Some(&cause.0),
-            _ => None,
-        }
-    }
-
     /// This error as a value to throw, leaving it in place: what JavaScript threw when it
     /// came from there, else an `Error` with this message.
     pub fn to_js(&self) -> JsValue {

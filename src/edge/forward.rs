@@ -128,7 +128,7 @@ async fn retrying(
         let outcome = match send() {
             Ok(promise) => JsFuture::from(promise).await,
             // Not sent (no stub): what the platform threw, if it threw anything.
-            Err(e) => Err(e.thrown().cloned().unwrap_or_else(|| e.to_js())),
+            Err(e) => Err(e.to_js()),
         };
         match outcome {
             Ok(v) => return Ok(v),
@@ -167,7 +167,7 @@ pub fn connect(env: Env, req: Request, call: ObjectCall) -> js_sys::Promise {
         };
         let first = match send() {
             Ok(promise) => JsFuture::from(promise).await,
-            Err(e) => Err(e.thrown().cloned().unwrap_or_else(|| e.to_js())),
+            Err(e) => Err(e.to_js()),
         };
         match first {
             Ok(r) => Ok(r),
