@@ -10,9 +10,10 @@
 // answered by the Worker alone, 404 for ours, so it is what the edge costs without the object).
 // `build` is this checkout's build/ as it is.
 //
-// A target is `noop`, `js-counter` or a folder holding scripts/build.sh's output (entry.js, or
-// edge/ and objects/ for a build from when the Worker was two scripts), optionally followed by
-// vars for it: `/tmp/b/build,REQUEST_LOG_SAMPLE_RATE=0`.
+// A target is a bench target (`noop`, `floor`, `floor-rpc`, `floor-batched`, `js-counter`) or a
+// folder holding scripts/build.sh's output (entry.js, or edge/ and objects/ for a build from
+// when the Worker was two scripts), optionally followed by vars for it:
+// `/tmp/b/build,REQUEST_LOG_SAMPLE_RATE=0`.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -41,6 +41,9 @@ export const TARGETS = {
   noop: { script: 'bench/peers/noop/worker.js', args: [] },
   floor: { script: 'bench/peers/floor/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'floor-rpc': { script: 'bench/peers/floor-rpc/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
+  // The floor's object called the way ours batches, in the least JavaScript (not in `make bench`'s
+  // sweep; bench/ab.mjs measures it beside the others).
+  'floor-batched': { script: 'bench/peers/floor-batched/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   'js-counter': { script: 'bench/peers/js-counter/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] },
   ours: { script: ENTRY, args: OURS_ARGS },
   'ours-nolog': { script: ENTRY, args: [...OURS_ARGS, '--var', 'REQUEST_LOG_SAMPLE_RATE=0'] },
