@@ -21,6 +21,8 @@
 //        [--var NAME=VALUE]...                    a plain-text var (env.NAME), like wrangler.toml [vars]
 //        [--metrics]                              bind METRICS (a dataset whose points are discarded) and
 //                                                 CF_VERSION_METADATA, so the Worker writes its points as deployed
+//        [--timed]                                a front Worker notes each request's time inside the Worker
+//                                                 (GET /__handler_ms; bench/tails.mjs)
 //        [--verbose]                              show Miniflare's own log at INFO level (logs every request: slow)
 //        [--workerd-verbose]                      pass --verbose to workerd (diagnostics)
 //        [--inspector <port>]                     open workerd's V8 inspector on 127.0.0.1:<port>
@@ -48,6 +50,7 @@ const { values: a } = parseArgs({
     'extra-do': { type: 'string', multiple: true, default: [] },
     objects: { type: 'string' },
     metrics: { type: 'boolean', default: false },
+    timed: { type: 'boolean', default: false },
     r2: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
     'workerd-verbose': { type: 'boolean', default: false },
@@ -56,7 +59,7 @@ const { values: a } = parseArgs({
   },
 });
 if (a.help || !a.script || !a.port) {
-  console.error('usage: node bench/miniflare.mjs --script <worker.js> --port <n> [--do <Class> [--binding <NAME>]] [--extra-do <Class>:<BINDING>]... [--objects <objects.js>] [--wasm] [--compat <date>] [--persist <dir>] [--var NAME=VALUE]... [--verbose] [--workerd-verbose]');
+  console.error('usage: node bench/miniflare.mjs --script <worker.js> --port <n> [--do <Class> [--binding <NAME>]] [--extra-do <Class>:<BINDING>]... [--objects <objects.js>] [--wasm] [--timed] [--compat <date>] [--persist <dir>] [--var NAME=VALUE]... [--verbose] [--workerd-verbose]');
   process.exit(a.help ? 0 : 2);
 }
 const scriptPath = path.resolve(a.script);
@@ -106,10 +109,23 @@ if (a.r2.length) {
   opts.r2Persist = a.persist ?? false;
 }
 
+// The front Worker of --timed (below).
+const TIMED = `const times = [];
+export default {
+  async fetch(request, env) {
+    if (new URL(request.url).pathname === '/__handler_ms') return Response.json(times.splice(0));
+    const t0 = Date.now();
+    const response = await env.TARGET.fetch(request);
+    if (times.length < 1e6) times.push(Date.now() - t0);
+    return response;
+  },
+};`;
+
+
 // --objects: the classes move to a second worker (its own modules root: both builds name their
 // module index_bg.wasm) and the first binds them by script name.
 let mfOpts = opts;
-if (a.objects || a.metrics) {
+if (a.objects || a.metrics || a.timed) {
   const { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, inspectorPort, inspectorHost, ...worker } = opts;
   const workers = [];
   if (a.objects) {
@@ -137,8 +153,15 @@ if (a.objects || a.metrics) {
     workers.push({ name: 'metrics-sink', modules: true, script: 'export default function () { return { writeDataPoint() {} }; }' });
   }
   workers.unshift({ name: 'bench', ...worker });
+  // --timed: a front Worker takes every request and hands it to the one under test through a
+  // service binding, noting how long each took there: from the moment the runtime gave it to a
+  // Worker to the moment its response was ready. `GET /__handler_ms` takes the times noted so
+  // far (a JSON array of milliseconds). A client's latency minus this is the time the request
+  // spent in the runtime before and after any Worker code (bench/tails.mjs).
+  if (a.timed) workers.unshift({ name: 'timed', modules: true, compatibilityDate: a.compat, serviceBindings: { TARGET: 'bench' }, script: TIMED });
   mfOpts = { cf, host, port, log, verbose, durableObjectsPersist, r2Persist, inspectorPort, inspectorHost, workers };
 }
+
 
 // Register our signal handler before `new Miniflare`: Miniflare 4 installs its own SIGINT/SIGTERM
 // exit hook in its constructor (it disposes workerd, removes its temporary miniflare-* dir and exits
