@@ -121,7 +121,6 @@ export default {
   },
 };`;
 
-
 // --objects: the classes move to a second worker (its own modules root: both builds name their
 // module index_bg.wasm) and the first binds them by script name.
 let mfOpts = opts;

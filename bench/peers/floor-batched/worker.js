@@ -7,6 +7,8 @@
 // from its share of the answer. Every wait is on another living request's promise, raced with a
 // keep-alive timer of the waiter's own, as in ours. No validation, no keys, no audit trail: what
 // group commit itself costs on this runtime, beside the floor's one call per request.
+// The object repeats ../floor's, without its sockets and streams: each peer is its own module
+// root under the launcher, which cannot import across peers.
 import { DurableObject } from 'cloudflare:workers';
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
