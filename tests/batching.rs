@@ -562,6 +562,58 @@ fn with_batching_off_every_request_is_its_own_call() {
     assert_eq!(s.value()["version"], 128);
 }
 
+/// `clients` clients at once, each reading the value `reads` times one after the other: the
+/// calls to the object alone and in batches it took.
+fn concurrent_reads(s: &Server, clients: usize, reads: usize) -> (u64, u64) {
+    let (single0, batched0) = calls_in_batches(&s.health());
+    let barrier = Arc::new(Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let base = s.base.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..reads {
+                    let r = try_request(&base, "GET", "/api/value", &[], None).unwrap();
+                    assert_eq!(r.status, 200, "{}", r.body);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client failed");
+    }
+    let (single, batched) = calls_in_batches(&s.health());
+    (single - single0, batched - batched0)
+}
+
+/// Reads share calls only while many requests of the isolate wait on the object
+/// (`BATCH_READS_FROM`): fewer readers than that are each sent alone, even with a call in
+/// flight (K = 1), and more readers than that share calls.
+#[test]
+fn reads_share_calls_only_while_many_wait() {
+    let s = Server::start(Options {
+        vars: vec![
+            ("BATCH_MAX_IN_FLIGHT".into(), "1".into()),
+            ("BATCH_READS_FROM".into(), "8".into()),
+        ],
+        ..Options::default()
+    });
+    // At most 4 requests ever wait: below the mark, every read is its own call.
+    let (single, batched) = concurrent_reads(&s, 4, 25);
+    assert_eq!(
+        (single, batched),
+        (100, 0),
+        "reads below the mark shared a call"
+    );
+    // 64 readers at once: from the mark on, reads share calls.
+    let (single, batched) = concurrent_reads(&s, 64, 10);
+    assert!(
+        batched > 0,
+        "64 readers never shared a call ({single} alone)"
+    );
+}
+
 /// A keyed change as a client sends it: again with the same key when the local dev server
 /// itself lost it (its proxy's "restarted mid-request" answer, or the connection reset while
 /// the dev server restarts). Every answer that does come from the Worker is returned as is.

@@ -58,6 +58,35 @@ pub fn parse_in_flight(var: Option<&str>) -> Result<u32, String> {
     }
 }
 
+/// Requests of one isolate waiting on the counter from which reads share calls, by default.
+pub const DEFAULT_READS_FROM: u32 = 12;
+/// The most that `BATCH_READS_FROM` may ask for.
+pub const MAX_READS_FROM: u32 = 4096;
+
+/// Parses `BATCH_READS_FROM`: absent or empty is [`DEFAULT_READS_FROM`]; `0`: reads always
+/// share calls like changes; otherwise 1 to [`MAX_READS_FROM`].
+pub fn parse_reads_from(var: Option<&str>) -> Result<u32, String> {
+    match var.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_READS_FROM),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= MAX_READS_FROM)
+            .ok_or_else(|| format!("expected an integer 0..={MAX_READS_FROM}, got {s:?}")),
+    }
+}
+
+/// Whether reads share calls, given whether they did and `waiting`, the requests of the
+/// isolate waiting on the counter: from `from` on, until fewer than half of it wait (so a
+/// load near the mark does not switch at every request). `from` 0: always.
+pub fn reads_share(sharing: bool, waiting: u32, from: u32) -> bool {
+    if sharing {
+        waiting >= from / 2
+    } else {
+        waiting >= from
+    }
+}
+
 /// One request in a batch: a read of the value or a mutation, as JSON `"value"` or
 /// `{"mutate":{"mutation":{"op":…,"operand":…,"key":…[,"if_match":…]},"client":…}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -602,6 +631,28 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_reads_from_setting() {
+        assert_eq!(parse_reads_from(None), Ok(DEFAULT_READS_FROM));
+        assert_eq!(parse_reads_from(Some("")), Ok(DEFAULT_READS_FROM));
+        assert_eq!(parse_reads_from(Some("0")), Ok(0));
+        assert_eq!(parse_reads_from(Some(" 8 ")), Ok(8));
+        for bad in ["off", "-1", "4097", "1.5", "x"] {
+            assert!(parse_reads_from(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_share_from_the_mark_until_half_of_it() {
+        assert!(!reads_share(false, 31, 32));
+        assert!(reads_share(false, 32, 32));
+        assert!(reads_share(true, 16, 32));
+        assert!(!reads_share(true, 15, 32));
+        // 0: reads always share calls, as changes do.
+        assert!(reads_share(false, 0, 0));
+        assert!(reads_share(true, 0, 0));
     }
 
     #[test]

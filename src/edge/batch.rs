@@ -9,6 +9,9 @@
 //! themselves, and a queued read only ever shares a call issued after it arrived, which keeps
 //! reads linearizable.
 //!
+//! Reads share calls only while many requests wait ([`reads_share`], `BATCH_READS_FROM`): below
+//! that, a read that finds no batch open is sent at once, alone, holding no place among the K.
+//!
 //! # Every wait is on another living request's promise
 //!
 //! The runtime ties every call (its stub, its trace span) to the request it is made for. A
@@ -69,6 +72,7 @@ use crate::ffi::{self, Callback, Thenable};
 use crate::http;
 use crate::log::log_event;
 
+use super::config::Config;
 use super::forward;
 
 /// How long a request waits before its keep-alive timer wakes it: far beyond any call's
@@ -123,6 +127,11 @@ struct Batcher {
     outcomes: HashMap<u32, Outcome>,
     /// Waiting requests' keep-alive timers and the URL to send them alone.
     waiting: HashMap<u32, (JsValue, String)>,
+    /// Reads sent alone while reads do not share calls (they hold no place among the K), by
+    /// request, with when each was sent (`Date.now()`).
+    reads_alone: HashMap<u32, f64>,
+    /// Whether reads share calls now ([`batch::reads_share`]).
+    reads_sharing: bool,
     next_id: u32,
 }
 
@@ -166,26 +175,35 @@ fn new_id(b: &mut Batcher) -> u32 {
     id
 }
 
-/// [`forward::call`] for a request's read or change: with batching on (`max_in_flight` > 0)
-/// a call that can share a batch goes through [`submit`], which may hold it for the next call.
+/// [`forward::call`] for a request's read or change: with batching on (a `BATCH_MAX_IN_FLIGHT`
+/// above 0) a call that can share a batch goes through [`submit`], which may hold it for the
+/// next call.
 pub fn call(
     env: &Env,
     call: &ObjectCall,
-    max_in_flight: u32,
+    config: &Config,
 ) -> Result<(js_sys::Promise, String), Problem> {
-    if max_in_flight > 0 {
+    if config.batch_in_flight > 0 {
         if let Some(item) = batch::item(call) {
             forward::load_namespace(env)?;
-            return submit(call.encode(), item, max_in_flight);
+            let read = matches!(call, ObjectCall::Value);
+            return submit(call.encode(), item, read, config);
         }
     }
     forward::call(env, call)
 }
 
-/// Sends the call whose URL is `url` and batch item is `item`, now or with a later call: the
-/// response's promise, and the URL for [`forward::retry`] should it fail.
-fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise, String), Problem> {
+/// Sends the call whose URL is `url` and batch item is `item` (a read if `read`), now or with a
+/// later call: the response's promise, and the URL for [`forward::retry`] should it fail.
+fn submit(
+    url: String,
+    item: String,
+    read: bool,
+    config: &Config,
+) -> Result<(js_sys::Promise, String), Problem> {
     enum Place {
+        /// A read, alone while reads do not share calls.
+        Read(u32),
         Now(u32),
         /// Joined an open batch: wait for this promise (another request's).
         Member(u32, js_sys::Promise),
@@ -194,10 +212,16 @@ fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise, Str
         Leader(u32, Option<js_sys::Promise>),
     }
     let place = with(|b| {
-        b.limit = limit;
+        b.limit = config.batch_in_flight;
         let id = new_id(b);
-        if b.open.is_empty() && (b.calls.len() as u32) < limit {
-            return Ok(Place::Now(id));
+        if b.open.is_empty() {
+            if read && !reads_share(b, config.batch_reads_from) {
+                b.reads_alone.insert(id, js_sys::Date::now());
+                return Ok(Place::Read(id));
+            }
+            if (b.calls.len() as u32) < b.limit {
+                return Ok(Place::Now(id));
+            }
         }
         if let Some(back) = b.open.back_mut() {
             if back.builder.fits(&item) {
@@ -226,12 +250,30 @@ fn submit(url: String, item: String, limit: u32) -> Result<(js_sys::Promise, Str
         Ok(Place::Leader(id, ahead))
     })?;
     let promise = match place {
+        Place::Read(id) => return send_read(id, &url).map(|p| (p, url)),
         Place::Now(id) => return send_single(id, &url, None).map(|p| (p, url)),
         Place::Member(id, outcome) => wait(id, &url, vec![outcome]),
         Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead]),
         Place::Leader(id, None) => wait(id, &url, in_flight()),
     };
     Ok((promise, url))
+}
+
+/// Whether reads share calls now: from `BATCH_READS_FROM` requests of this isolate waiting on
+/// the counter (in calls, waiting for one, or reads alone) on, until fewer than half of that
+/// wait. Below it a read's call costs the object little and a shared call costs the edge a
+/// wait (BENCHMARKS.md, "Reads alone while few wait"), so a read is sent at once, alone; nobody
+/// waiting is overtaken, as a read alone is only sent while no batch is open.
+fn reads_share(b: &mut Batcher, from: u32) -> bool {
+    let waiting = |b: &Batcher| (b.calls.len() + b.waiting.len() + b.reads_alone.len()) as u32;
+    if !b.reads_sharing && waiting(b) >= from {
+        // A read whose sender was cancelled (its client went away) never comes back; after the
+        // keep-alive it no longer counts.
+        let now = js_sys::Date::now();
+        b.reads_alone.retain(|_, sent| now - *sent < KEEP_ALIVE_MS);
+    }
+    b.reads_sharing = batch::reads_share(b.reads_sharing, waiting(b), from);
+    b.reads_sharing
 }
 
 /// A promise made in the current request's context, and its resolver.
@@ -276,6 +318,32 @@ thread_local! {
     static ALONE_FAILED: Closure<dyn Fn(f64, JsValue) -> Result<JsValue, JsValue>> =
         Closure::new(|id: f64, error: JsValue| alone_failed(id as u32, error));
 
+    /// `(request id, answer)`: a read sent alone was answered (its context).
+    static READ_BACK: Closure<dyn Fn(f64, JsValue) -> Result<JsValue, JsValue>> =
+        Closure::new(|id: f64, answer: JsValue| {
+            with(|b| b.reads_alone.remove(&(id as u32)));
+            Ok(answer)
+        });
+
+    /// `(request id, error)`: a read sent alone failed (its context).
+    static READ_FAILED: Closure<dyn Fn(f64, JsValue) -> Result<JsValue, JsValue>> =
+        Closure::new(|id: f64, error: JsValue| {
+            with(|b| b.reads_alone.remove(&(id as u32)));
+            Err(error)
+        });
+
+}
+
+/// Sends read `id` alone, holding no place among the K calls: its response is passed through
+/// unread, as with batching off, and a failure is the caller's to retry or answer.
+fn send_read(id: u32, url: &str) -> Result<js_sys::Promise, Problem> {
+    let p = forward::send(url).map_err(|e| {
+        with(|b| b.reads_alone.remove(&id));
+        forward::fault("call", &e)
+    })?;
+    let on_answer = READ_BACK.with(|f| bind(f.as_ref(), id));
+    let on_fail = READ_FAILED.with(|f| bind(f.as_ref(), id));
+    Ok(p.unchecked_ref::<Thenable>().then2(&on_answer, &on_fail))
 }
 
 /// Sends request `id` alone as a call in flight: its own call as a plain request (`url`),

@@ -28,6 +28,9 @@ pub struct Config {
     /// `BATCH_MAX_IN_FLIGHT`: calls to the counter this isolate keeps in flight before
     /// requests wait and share the next call; 0 (`off`): every request is its own call.
     pub batch_in_flight: u32,
+    /// `BATCH_READS_FROM`: requests of this isolate waiting on the counter from which reads
+    /// share calls too (below it a read is sent alone at once); 0: reads always share.
+    pub batch_reads_from: u32,
     /// `RATE_LIMIT_PER_10S` > 0: the counter limits changes per client, so the edge's shield
     /// learns from its refusals ([`super::shield`]).
     pub changes_limited: bool,
@@ -58,6 +61,9 @@ impl Config {
                         .unwrap_or_default(),
                     batch_in_flight: batch_in_flight(
                         string_var(env, "BATCH_MAX_IN_FLIGHT").as_deref(),
+                    ),
+                    batch_reads_from: batch_reads_from(
+                        string_var(env, "BATCH_READS_FROM").as_deref(),
                     ),
                     changes_limited: count_var(env, "RATE_LIMIT_PER_10S") > 0,
                     history_reads: count_var(env, "HISTORY_READS_PER_10S"),
@@ -116,6 +122,20 @@ fn batch_in_flight(var: Option<&str>) -> u32 {
             },
         );
         crate::core::batch::DEFAULT_IN_FLIGHT
+    })
+}
+
+/// Parses `BATCH_READS_FROM`; a malformed value is reported and means the default.
+fn batch_reads_from(var: Option<&str>) -> u32 {
+    crate::core::batch::parse_reads_from(var).unwrap_or_else(|e| {
+        crate::log::log_event(
+            "error",
+            "invalid BATCH_READS_FROM; using the default",
+            |w| {
+                w.string("error", &e);
+            },
+        );
+        crate::core::batch::DEFAULT_READS_FROM
     })
 }
 

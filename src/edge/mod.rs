@@ -11,9 +11,9 @@
 //! 3. refuses a change from a client the counter refused lately, and history reads past their
 //!    per-client limit, without asking the counter ([`shield`]);
 //! 4. sends the call to the one counter object (retrying only errors the platform marks
-//!    retryable, see [`forward`]); with batching on, a read or change that finds
-//!    `BATCH_MAX_IN_FLIGHT` calls of this isolate in flight waits and shares the next call
-//!    with the others waiting (`batch.rs`); a read of history may be answered from this
+//!    retryable, see [`forward`]); with batching on, a change (or, while many wait, a read)
+//!    that finds `BATCH_MAX_IN_FLIGHT` calls of this isolate in flight waits and shares the
+//!    next call with the others waiting (`batch.rs`); a read of history may be answered from this
 //!    location's cache or completed from the archive (`history.rs`);
 //! 5. on the way out writes one structured log line and one metrics data point, adds CORS
 //!    headers when needed and lets the shield learn from a change's answer (`finish.rs`,
@@ -154,9 +154,7 @@ pub fn handle(req: Request, env: Env) -> Result<JsValue> {
             let origin = origin.map(String::from);
             return Ok(history::read(env, call, facts, origin, if_none_match).into());
         }
-        Ok(Plan::Call(call)) => {
-            batch::call(&env, &call, config.batch_in_flight).map(|(p, url)| (p, Some(url)))
-        }
+        Ok(Plan::Call(call)) => batch::call(&env, &call, &config).map(|(p, url)| (p, Some(url))),
         Ok(Plan::Connect(call)) => Ok((forward::connect(env, req, call), None)),
         Ok(Plan::Events(call)) => Ok((events::follow(env, call), None)),
         Ok(Plan::Badge(ask)) => Ok((badge::badge(env, req, ask), None)),
@@ -223,10 +221,7 @@ fn with_body(
             Ok(body) => mutation(pending, &body, &mut facts),
             Err(p) => Err(p),
         };
-        let reply = call.and_then(|call| {
-            let in_flight = Config::get(&env).batch_in_flight;
-            batch::call(&env, &call, in_flight)
-        });
+        let reply = call.and_then(|call| batch::call(&env, &call, &Config::get(&env)));
         let (arrival, start) = (facts.arrival(), facts.start());
         match reply {
             Ok((promise, url)) => Ok(settle(
