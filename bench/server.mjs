@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const COMPAT_DATE = '2026-04-01'; // the same date for every target, as in wrangler.toml
 
-// The targets, all under the same launcher, compatibility date and in-memory storage.
+// The targets, all under the same launcher, compatibility date and unpersisted storage.
 // Ours gets its per-client limits turned off explicitly: the load comes from one address, and
 // the benchmark measures capacity, not the limiter saying no. `ours-nolog` is the very same
 // build with its per-request log line sampled away (REQUEST_LOG_SAMPLE_RATE=0): the peers log
