@@ -266,9 +266,10 @@ fn submit(
 /// waiting is overtaken, as a read alone is only sent while no batch is open.
 fn reads_share(b: &mut Batcher, from: u32) -> bool {
     let waiting = |b: &Batcher| (b.calls.len() + b.waiting.len() + b.reads_alone.len()) as u32;
-    if !b.reads_sharing && waiting(b) >= from {
+    let mark = if b.reads_sharing { from / 2 } else { from };
+    if !b.reads_alone.is_empty() && waiting(b) >= mark {
         // A read whose sender was cancelled (its client went away) never comes back; after the
-        // keep-alive it no longer counts.
+        // keep-alive it no longer counts, so it cannot hold reads sharing calls.
         let now = js_sys::Date::now();
         b.reads_alone.retain(|_, sent| now - *sent < KEEP_ALIVE_MS);
     }
