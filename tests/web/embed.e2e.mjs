@@ -70,6 +70,16 @@ function waitForShown(p, n) {
   );
 }
 
+/** The audit trail once it holds `n` entries (or whatever it holds after 15 s). */
+async function auditOf(api, n) {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const { entries } = await api.audit(0);
+    if (entries.length >= n || Date.now() > deadline) return entries;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 test('read-only on a page the service does not admit: live over Server-Sent Events, buttons refused', { timeout: 240_000 }, async () => {
   const server = await startServer();
   try {
@@ -120,9 +130,11 @@ test('with the page admitted by ALLOWED_ORIGINS: live over the socket, each clic
     await inc.click();
     await inc.click();
     await dec.click();
+    // The shown value passes through 2 on the way (1, 2, 3, 2), so wait for the four changes
+    // in the audit trail first, then for the value they leave.
+    const entries = await auditOf(api, 4);
     await waitForShown(p, 2);
     // Exactly one change per click, each with its own key.
-    const { entries } = await api.audit(0);
     assert.deepEqual(entries.map((e) => e.operation), ['increment', 'increment', 'increment', 'decrement']);
     assert.equal(new Set(entries.map((e) => e.request_id)).size, 4);
     assert.equal(await p.locator('acid-counter [role="status"]').textContent(), '');
