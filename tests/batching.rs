@@ -162,19 +162,6 @@ fn version_tag(r: &Resp) -> u64 {
         .unwrap_or_else(|| panic!("no version etag: {r:?}"))
 }
 
-fn calls_in_batches(health: &Value) -> (u64, u64) {
-    let sizes = health["calls_by_size"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no calls_by_size in {health}"));
-    let single = sizes["1"].as_u64().unwrap();
-    let batched = sizes
-        .iter()
-        .filter(|(k, _)| k.as_str() != "1")
-        .map(|(_, v)| v.as_u64().unwrap())
-        .sum();
-    (single, batched)
-}
-
 #[test]
 fn requests_that_share_calls_get_exactly_what_they_get_alone() {
     let seed = seed("BATCHING_SEED");
@@ -281,7 +268,7 @@ fn requests_that_share_calls_get_exactly_what_they_get_alone() {
         start["version"].as_u64().unwrap(),
         start["value"].as_i64().unwrap(),
     );
-    let (single_before, batched_before) = calls_in_batches(&s.health());
+    let (single_before, batched_before) = s.calls_in_batches();
 
     // 2. The mix, from 64 clients at once.
     let plans: Vec<Vec<Req>> = (0..CLIENTS)
@@ -374,7 +361,7 @@ fn requests_that_share_calls_get_exactly_what_they_get_alone() {
 
     // 3. Batches really formed while the mix was sent.
     let end = s.value();
-    let (single, batched) = calls_in_batches(&s.health());
+    let (single, batched) = s.calls_in_batches();
     let health = s.health();
     println!(
         "calls during the mix: {} alone, {} batches; sizes since start {}",
@@ -535,7 +522,7 @@ fn with_batching_off_every_request_is_its_own_call() {
         vars: vec![("BATCH_MAX_IN_FLIGHT".into(), "off".into())],
         ..Options::default()
     });
-    let (single0, batched0) = calls_in_batches(&s.health());
+    let (single0, batched0) = s.calls_in_batches();
     let barrier = Arc::new(Barrier::new(32));
     let threads: Vec<_> = (0..32)
         .map(|i| {
@@ -556,7 +543,7 @@ fn with_batching_off_every_request_is_its_own_call() {
     for t in threads {
         t.join().expect("a client failed");
     }
-    let (single, batched) = calls_in_batches(&s.health());
+    let (single, batched) = s.calls_in_batches();
     assert_eq!(batched, batched0, "a batch was sent with batching off");
     assert_eq!(single - single0, 32 * 4 * 2, "one call per read and change");
     assert_eq!(s.value()["version"], 128);
@@ -565,7 +552,7 @@ fn with_batching_off_every_request_is_its_own_call() {
 /// `clients` clients at once, each reading the value `reads` times one after the other: the
 /// calls to the object alone and in batches it took.
 fn concurrent_reads(s: &Server, clients: usize, reads: usize) -> (u64, u64) {
-    let (single0, batched0) = calls_in_batches(&s.health());
+    let (single0, batched0) = s.calls_in_batches();
     let barrier = Arc::new(Barrier::new(clients));
     let threads: Vec<_> = (0..clients)
         .map(|_| {
@@ -583,7 +570,7 @@ fn concurrent_reads(s: &Server, clients: usize, reads: usize) -> (u64, u64) {
     for t in threads {
         t.join().expect("a client failed");
     }
-    let (single, batched) = calls_in_batches(&s.health());
+    let (single, batched) = s.calls_in_batches();
     (single - single0, batched - batched0)
 }
 
@@ -649,7 +636,7 @@ fn sustained_concurrent_changes_are_all_answered() {
     const CLIENTS: usize = 64;
     const PER_CLIENT: usize = 40;
     let s = Server::start(Options::default());
-    let (_, batched0) = calls_in_batches(&s.health());
+    let (_, batched0) = s.calls_in_batches();
     let barrier = Arc::new(Barrier::new(CLIENTS));
     let threads: Vec<_> = (0..CLIENTS)
         .map(|i| {
@@ -702,7 +689,7 @@ fn sustained_concurrent_changes_are_all_answered() {
     let value = s.value();
     assert_eq!(value["version"], n, "every change applied exactly once");
     assert_eq!(value["value"], sum, "the value is exact");
-    let (_, batched) = calls_in_batches(&s.health());
+    let (_, batched) = s.calls_in_batches();
     assert!(
         batched > batched0,
         "no call carried more than one request: the test proved nothing"

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use common::{key, seed, try_request, Options, Server};
+use common::{calls_in_batches, key, seed, try_request, Options, Server};
 
 const ADMIN: &str = "crash-admin-token-0123456789abcdef";
 use rand::rngs::StdRng;
@@ -237,17 +237,6 @@ fn nothing_acknowledged_is_lost_and_nothing_is_applied_twice_across_edge_panics(
     survives(Fault::EdgePanic);
 }
 
-/// The calls that carried more than one request since the object last started.
-fn batched_calls(health: &Value) -> u64 {
-    health["calls_by_size"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no calls_by_size in {health}"))
-        .iter()
-        .filter(|(k, _)| k.as_str() != "1")
-        .map(|(_, v)| v.as_u64().unwrap_or(0))
-        .sum()
-}
-
 /// Makes the edge panic; its own request gets a problem+json 500 (written by `src/entry.js`,
 /// since the instance that would have answered is gone).
 fn edge_panic(server: &Server) {
@@ -308,7 +297,7 @@ fn survives(fault: Fault) {
         wait_for_load(&shared);
         let load = Duration::from_millis(rng.random_range(300..=1500));
         std::thread::sleep(load);
-        batches += batched_calls(&server.health());
+        batches += server.calls_in_batches().1;
         let down = Instant::now();
         match fault {
             Fault::Kill => {
@@ -447,7 +436,7 @@ fn survives(fault: Fault) {
     // state can start again without a fault of the test's: after an edge panic it did, 30 s
     // later, as requests that had waited in a batch of the old instance failed on their
     // keep-alive timer; so the count is the whole run's.
-    batches += batched_calls(&health);
+    batches += calls_in_batches(&health).1;
     println!(
         "calls by size since the last restart: {}; calls carrying more than one request in the \
          whole run: {batches}",

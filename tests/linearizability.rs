@@ -440,12 +440,7 @@ fn a_history_of_64_clients_sharing_calls_is_linearizable() {
     let server = Server::start(Options::default());
     record_and_check(&server, 64, 6, linearizable_versioned, true);
     let health = server.health();
-    let sizes = health["calls_by_size"].as_object().expect("calls_by_size");
-    let batches: u64 = sizes
-        .iter()
-        .filter(|(k, _)| k.as_str() != "1")
-        .map(|(_, v)| v.as_u64().unwrap())
-        .sum();
+    let (_, batches) = common::calls_in_batches(&health);
     println!("calls by size: {}", health["calls_by_size"]);
     assert!(
         batches >= 5,

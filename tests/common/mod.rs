@@ -235,6 +235,12 @@ impl Server {
         r.json()
     }
 
+    /// The calls to the counter since it last started, from `/api/health`: how many carried one
+    /// request, and how many more than one (batches).
+    pub fn calls_in_batches(&self) -> (u64, u64) {
+        calls_in_batches(&self.health())
+    }
+
     /// The whole audit trail, page by page.
     pub fn audit_all(&self) -> Vec<Value> {
         let mut out = Vec::new();
@@ -665,4 +671,20 @@ pub fn seed(var: &str) -> u64 {
         });
     println!("seed: {seed} (repeat with {var}={seed})");
     seed
+}
+
+/// `calls_by_size` of a `/api/health` answer: the calls that carried one request, and those that
+/// carried more than one (batches). The object counts them since it last started.
+pub fn calls_in_batches(health: &Value) -> (u64, u64) {
+    let sizes = health["calls_by_size"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no calls_by_size in {health}"));
+    let count = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("a count in {health}"));
+    let single = sizes.get("1").map_or(0, count);
+    let batched = sizes
+        .iter()
+        .filter(|(k, _)| k.as_str() != "1")
+        .map(|(_, v)| count(v))
+        .sum();
+    (single, batched)
 }
