@@ -66,14 +66,7 @@ pub const MAX_READS_FROM: u32 = 4096;
 /// Parses `BATCH_READS_FROM`: absent or empty is [`DEFAULT_READS_FROM`]; `0`: reads always
 /// share calls like changes; otherwise 1 to [`MAX_READS_FROM`].
 pub fn parse_reads_from(var: Option<&str>) -> Result<u32, String> {
-    match var.map(str::trim) {
-        None | Some("") => Ok(DEFAULT_READS_FROM),
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n <= MAX_READS_FROM)
-            .ok_or_else(|| format!("expected an integer 0..={MAX_READS_FROM}, got {s:?}")),
-    }
+    super::setting::parse_setting(var, DEFAULT_READS_FROM, MAX_READS_FROM)
 }
 
 /// Whether reads share calls, given whether they did and `waiting`, the requests of the

@@ -35,7 +35,7 @@
 //! - [`metrics`]: the Analytics Engine data point each request becomes; [`prometheus`]: the
 //!   object's own metrics as Prometheus text (`GET /api/metrics`).
 //! - [`badge`]: `GET /api/badge.svg`, the value as an SVG badge.
-//! - [`query`], [`json`], [`time`], [`log`]: small helpers.
+//! - [`query`], [`json`], [`time`], [`log`], [`setting`]: small helpers.
 
 pub mod archive;
 pub mod audit;
@@ -59,6 +59,7 @@ pub mod relay;
 pub mod retry;
 pub mod routes;
 pub mod schema;
+pub mod setting;
 pub mod shield;
 pub mod sse;
 pub mod state;

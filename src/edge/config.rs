@@ -8,6 +8,7 @@ use worker::Env;
 
 use crate::bindings::binding;
 use crate::core::auth;
+use crate::core::batch;
 use crate::core::cors::Policy;
 use crate::core::problem::Problem;
 use crate::error::Result;
@@ -59,11 +60,17 @@ impl Config {
                         .and_then(|m| js_sys::Reflect::get(&m, &JsValue::from_str("id")).ok())
                         .and_then(|id| id.as_string())
                         .unwrap_or_default(),
-                    batch_in_flight: batch_in_flight(
-                        string_var(env, "BATCH_MAX_IN_FLIGHT").as_deref(),
+                    batch_in_flight: or_default(
+                        env,
+                        "BATCH_MAX_IN_FLIGHT",
+                        batch::parse_in_flight,
+                        batch::DEFAULT_IN_FLIGHT,
                     ),
-                    batch_reads_from: batch_reads_from(
-                        string_var(env, "BATCH_READS_FROM").as_deref(),
+                    batch_reads_from: or_default(
+                        env,
+                        "BATCH_READS_FROM",
+                        batch::parse_reads_from,
+                        batch::DEFAULT_READS_FROM,
                     ),
                     changes_limited: count_var(env, "RATE_LIMIT_PER_10S") > 0,
                     history_reads: count_var(env, "HISTORY_READS_PER_10S"),
@@ -111,31 +118,18 @@ fn log_rate(var: Option<&str>) -> f64 {
     }
 }
 
-/// Parses `BATCH_MAX_IN_FLIGHT`; a malformed value is reported and means the default.
-fn batch_in_flight(var: Option<&str>) -> u32 {
-    crate::core::batch::parse_in_flight(var).unwrap_or_else(|e| {
-        crate::log::log_event(
-            "error",
-            "invalid BATCH_MAX_IN_FLIGHT; using the default",
-            |w| {
-                w.string("error", &e);
-            },
-        );
-        crate::core::batch::DEFAULT_IN_FLIGHT
-    })
-}
-
-/// Parses `BATCH_READS_FROM`; a malformed value is reported and means the default.
-fn batch_reads_from(var: Option<&str>) -> u32 {
-    crate::core::batch::parse_reads_from(var).unwrap_or_else(|e| {
-        crate::log::log_event(
-            "error",
-            "invalid BATCH_READS_FROM; using the default",
-            |w| {
-                w.string("error", &e);
-            },
-        );
-        crate::core::batch::DEFAULT_READS_FROM
+/// Var `name` read with `parse`; a malformed value is reported and means `default`.
+fn or_default(
+    env: &Env,
+    name: &str,
+    parse: fn(Option<&str>) -> std::result::Result<u32, String>,
+    default: u32,
+) -> u32 {
+    parse(string_var(env, name).as_deref()).unwrap_or_else(|e| {
+        crate::log::log_event("error", "invalid setting; using the default", |w| {
+            w.string("var", name).string("error", &e);
+        });
+        default
     })
 }
 

@@ -33,6 +33,7 @@ mod report;
 mod settings;
 mod walk;
 
+pub use crate::core::setting::parse_setting;
 pub use call::{RelayCall, RELAY_ORIGIN, SEVER_ALARM_MS};
 pub use feed::{
     backoff_ms, parse_audit_page, parse_upstream, CatchUp, Feed, Known, Upstream, MAX_PENDING, RING,
@@ -48,8 +49,7 @@ pub use region::{
 };
 pub use report::{name_list, parse_report, report_message, stats_json, MAX_REPORTED};
 pub use settings::{
-    parse_setting, DEFAULT_IDLE_SECONDS, DEFAULT_SHARDS, DEFAULT_SOCKETS_PER_RELAY,
-    DEFAULT_WATCHDOG_SECONDS,
+    DEFAULT_IDLE_SECONDS, DEFAULT_SHARDS, DEFAULT_SOCKETS_PER_RELAY, DEFAULT_WATCHDOG_SECONDS,
 };
 pub use walk::{mark_key, Marks, Mode, Walk, FULL_HEADER, MARK_PREFIX, MARK_TTL_MS, ROOM_HEADER};
 
