@@ -17,6 +17,9 @@
 //   BENCH_PACED="get:250,get:1000,post:125,post:500"   steady-rate latency runs (empty: none)
 //   BENCH_PACED_TARGETS="js-counter,ours,ours-nolog,ours-unbatched"
 //   BENCH_CONNECTIONS="1,16,64,256"   wrk connection counts, each a run per target per round
+//   BENCH_EVEN="16,64"      keyed-POST runs of BENCH_DURATION s per round at these connection
+//                           counts from a client that serves its connections evenly
+//                           (bench/even.mjs), for js-counter and ours-nolog (empty: none)
 //   BENCH_CAPACITY="1,16,64"    the object's own capacity with calls of that many changes (empty: none)
 //   BENCH_CAPACITY_SECONDS=5
 //
@@ -32,6 +35,7 @@ import {
   ROOT, COMPAT_DATE, TARGETS, OUR_BUILDS, start, stop, cpuSeconds, workerdPeakRssMiB, fetchJson, tail, sleep,
   snapshotBuild, reapedChildrenCpuSeconds,
 } from './server.mjs';
+import { even } from './even.mjs';
 
 const env = process.env;
 const cfg = {
@@ -39,6 +43,7 @@ const cfg = {
   duration_s: Number(env.BENCH_DURATION ?? 10),
   wrk: { threads: 2 },
   connections: (env.BENCH_CONNECTIONS ?? '1,16,64,256').split(',').filter(Boolean).map(Number),
+  even: (env.BENCH_EVEN ?? '16,64').split(',').filter(Boolean).map(Number),
   capacity: (env.BENCH_CAPACITY ?? '1,16,64').split(',').filter(Boolean).map(Number),
   capacity_seconds: Number(env.BENCH_CAPACITY_SECONDS ?? 5),
   cold_runs: Number(env.BENCH_COLD_RUNS ?? 5),
@@ -64,6 +69,7 @@ for (const f of cfg.fanout) {
 }
 for (const t of cfg.paced_targets) if (!TARGETS[t]) throw new Error(`BENCH_PACED_TARGETS: unknown target ${t}`);
 if (!cfg.connections.length || cfg.connections.some((x) => !Number.isInteger(x) || x < 1)) throw new Error('BENCH_CONNECTIONS must list whole numbers ≥ 1');
+if (cfg.even.some((x) => !Number.isInteger(x) || x < 1)) throw new Error('BENCH_EVEN must list whole numbers ≥ 1');
 if (cfg.capacity.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) throw new Error('BENCH_CAPACITY must list sizes 1..64');
 /** Targets whose Worker alone (no object call) is also measured. */
 const EDGE_ALONE = ['noop', 'ours-nolog'];
@@ -86,10 +92,11 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 const build = snapshotBuild();
-const results = { meta: meta(), config: cfg, sizes: sizes(), http: [], paced: [], capacity: [], cold_start: [], fanout: [] };
+const results = { meta: meta(), config: cfg, sizes: sizes(), http: [], even: [], paced: [], capacity: [], cold_start: [], fanout: [] };
 const t0 = Date.now();
 try {
   await httpRounds();
+  await evenRounds();
   await pacedRuns();
   await capacityRuns();
   await coldStarts();
@@ -138,6 +145,33 @@ async function httpRounds() {
             (post.calls_by_size ? ` | POST calls by size ${JSON.stringify(post.calls_by_size)}` : ''));
         } catch (e) {
           throw new Error(`${target}, round ${round}, ${connections} connections: ${e.message}\nits log:\n${tail(server.log)}`);
+        } finally {
+          await stopServer(server);
+        }
+      }
+    }
+  }
+}
+
+// 1b. The keyed-POST tail from a client that serves its connections evenly (bench/even.mjs),
+// beside wrk's: the JavaScript counter and ours-nolog, interleaved, a fresh server each run.
+async function evenRounds() {
+  for (let round = 1; round <= cfg.rounds; round++) {
+    for (const connections of cfg.even) {
+      for (const target of ['js-counter', 'ours-nolog']) {
+        const server = await startServer(target);
+        try {
+          await fetchJson(`${server.url}/api/value`);
+          const c0 = cpuSeconds(server);
+          const r = await even(server.url, { connections, seconds: cfg.duration_s, post: true });
+          const c1 = cpuSeconds(server);
+          if (!r.ok || r.other) problems.push(`even ${target} c${connections} round ${round}: ${r.ok} changes, ${r.other} other answers`);
+          const rec = { round, connections, target, ...r, cpu_us_per_req: r.ok ? round1(((c1.total - c0.total) * 1e6) / r.ok) : null,
+            calls_by_size: await callsBySize(server), integrity: await checkIntegrity(server, r) };
+          results.even.push(rec);
+          console.log(`even round ${round} c${connections} ${target.padEnd(10)} ${Math.round(r.rps)} req/s p50 ${round1(r.latency_ms.p50)} p99 ${round1(r.latency_ms.p99)} p99.9 ${round1(r.latency_ms.p999)} ms, per connection ${r.per_connection.fewest}–${r.per_connection.most}`);
+        } catch (e) {
+          throw new Error(`even ${target}, round ${round}, ${connections} connections: ${e.message}\nits log:\n${tail(server.log)}`);
         } finally {
           await stopServer(server);
         }

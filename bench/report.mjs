@@ -155,6 +155,26 @@ const curveTable = table(['connections', ...TARGETS.flatMap((t) => [`${t} GET`, 
 const cpuCurveTable = table(['connections', ...TARGETS.flatMap((t) => [`${t} GET`, `${t} POST`])],
   CONNS.map((conns) => [`${conns}`, ...TARGETS.flatMap((t) => [n(summaries[conns][t].get.cpu), n(summaries[conns][t].post.cpu)])]));
 
+// The keyed-POST tail from a client that serves its connections evenly (bench/even.mjs).
+const EVEN = [...new Set((r.even ?? []).map((x) => x.connections))];
+const evenOf = (t, conns) => {
+  const runs = (r.even ?? []).filter((x) => x.target === t && x.connections === conns);
+  if (!runs.length) return null;
+  const med = (pick) => median(runs.map(pick));
+  return { rps: med((x) => x.rps), p50: med((x) => x.latency_ms.p50), p99: med((x) => x.latency_ms.p99), p999: med((x) => x.latency_ms.p999),
+    cpu: med((x) => x.cpu_us_per_req), spread: runs.map((x) => `${x.per_connection.fewest}–${x.per_connection.most}`).join(', '), rounds: runs.length };
+};
+const evenTable = table(['connections', 'target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'µs CPU/req', 'changes per connection (each round)'],
+  EVEN.flatMap((conns) => ['js-counter', 'ours-nolog'].map((t) => [t, evenOf(t, conns)]).filter(([, e]) => e)
+    .map(([t, e]) => [`${conns}`, t, n(e.rps), n(e.p50, 1), n(e.p99, 1), n(e.p999, 1), n(e.cpu), e.spread])));
+const evenGoals = EVEN.map((conns) => {
+  const A = evenOf('ours-nolog', conns);
+  const J = evenOf('js-counter', conns);
+  if (!A || !J) return null;
+  const p99 = A.p99 / J.p99;
+  return `at ${conns}, req/s ${(A.rps / J.rps).toFixed(2)}, POST p99 ${p99.toFixed(2)} ${p99 <= 1.5 ? 'met' : '**not met**'}, p99.9 ${(A.p999 / J.p999).toFixed(2)}`;
+}).filter(Boolean).join('; ');
+
 // What the per-request log line costs: ours (every request logged) against ours-nolog.
 const logCost = CONNS.map((conns) => {
   const a = summaries[conns].ours;
@@ -177,7 +197,11 @@ Goals for ours-nolog at 16 and 64 connections: GET and keyed POST req/s ≥ 1.00
   return `at ${c}, ${checks.map(([k, v, ok]) => `${k} ${v.toFixed(2)} ${ok(v) ? 'met' : '**not met**'}`).join(', ')}`;
 }).join('; ')}.
 
-The log line's cost, server CPU of ours minus ours-nolog: ${logCost}. Production writes it for one request in ten, decided before the line is built (\`REQUEST_LOG_SAMPLE_RATE=0.1\`), which leaves a tenth of that per request on average.
+${EVEN.length ? `The same keyed POSTs from a client that serves its connections evenly (\`bench/even.mjs\`: one keep-alive connection per loop, each sending its next request when its last is answered; ${c.duration_s} s per run, a fresh server each, medians of the rounds). At saturation wrk leaves some of its connections waiting for seconds while the rest cycle fast, whatever the target, which sets its p99 (see "The tail at saturation, by load client" below). Ours-nolog over the JavaScript counter with this client: ${evenGoals}.
+
+${evenTable}
+
+` : ''}The log line's cost, server CPU of ours minus ours-nolog: ${logCost}. Production writes it for one request in ten, decided before the line is built (\`REQUEST_LOG_SAMPLE_RATE=0.1\`), which leaves a tenth of that per request on average.
 
 The curve, req/s:
 
