@@ -1,5 +1,5 @@
-//! The Worker's bindings looked up by name, and the counter's stub: written once, for the edge
-//! and the relays alike.
+//! The Worker's bindings and vars looked up by name, and the counter's stub: written once, for
+//! the edge and the relays alike.
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::{DurableObject, DurableObjectNamespace};
@@ -15,6 +15,29 @@ pub fn binding<T: JsCast>(env: &Env, name: &'static str) -> Result<T> {
         return Err(Error::Unbound(name));
     }
     Ok(v.unchecked_into())
+}
+
+/// Var `name` of `env` as text, when it is set.
+pub fn string_var(env: &Env, name: &str) -> Option<String> {
+    js_sys::Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .and_then(|v| v.as_string())
+}
+
+/// Numeric var `name` read with `parse` (absent: its default); a malformed value is logged and
+/// means `default`.
+pub fn setting(
+    env: &Env,
+    name: &str,
+    parse: impl Fn(Option<&str>) -> std::result::Result<u32, String>,
+    default: u32,
+) -> u32 {
+    parse(string_var(env, name).as_deref()).unwrap_or_else(|e| {
+        crate::log::log_event("error", "invalid setting; using the default", |w| {
+            w.string("var", name).string("error", &e);
+        });
+        default
+    })
 }
 
 /// The stub of the one counter object in `ns`, the `COUNTER` namespace.

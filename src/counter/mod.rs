@@ -359,13 +359,5 @@ fn reply(body: Result<String, Problem>) -> Result<Response> {
 
 /// A numeric limit var (absent or `0` = off). A malformed value is logged and treated as off.
 fn limit_var(env: &Env, name: &str) -> u32 {
-    let raw = js_sys::Reflect::get(env, &JsValue::from_str(name))
-        .ok()
-        .and_then(|v| v.as_string());
-    limits::parse_limit(raw.as_deref()).unwrap_or_else(|e| {
-        log_event("error", "invalid limit setting; limit is off", |w| {
-            w.string("var", name).string("error", &e);
-        });
-        0
-    })
+    crate::bindings::setting(env, name, limits::parse_limit, 0)
 }

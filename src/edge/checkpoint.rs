@@ -18,13 +18,14 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::Response;
 use worker::Env;
 
+use crate::bindings::string_var;
 use crate::core::ledger::checkpoint;
 use crate::core::problem::Problem;
 use crate::core::wire::ObjectCall;
 use crate::error::{Context, Error, Result};
 use crate::http;
 
-use super::{config, forward};
+use super::forward;
 
 /// The origin line of checkpoints when no signing key is set.
 pub const UNSIGNED_ORIGIN: &str = "number-acidizer/unsigned";
@@ -71,7 +72,7 @@ async fn signer(env: &Env) -> Rc<Signer> {
     if let Some(s) = SIGNER.with(|c| c.get().cloned()) {
         return s;
     }
-    let loaded = Rc::new(load(config::string_var(env, "AUDIT_SIGNING_KEY")).await);
+    let loaded = Rc::new(load(string_var(env, "AUDIT_SIGNING_KEY")).await);
     SIGNER.with(|c| c.get_or_init(|| loaded.clone()).clone())
 }
 

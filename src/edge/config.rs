@@ -6,7 +6,7 @@ use wasm_bindgen::JsValue;
 use worker::worker_sys::Fetcher;
 use worker::Env;
 
-use crate::bindings::binding;
+use crate::bindings::{binding, setting, string_var};
 use crate::core::auth;
 use crate::core::batch;
 use crate::core::cors::Policy;
@@ -60,13 +60,13 @@ impl Config {
                         .and_then(|m| js_sys::Reflect::get(&m, &JsValue::from_str("id")).ok())
                         .and_then(|id| id.as_string())
                         .unwrap_or_default(),
-                    batch_in_flight: or_default(
+                    batch_in_flight: setting(
                         env,
                         "BATCH_MAX_IN_FLIGHT",
                         batch::parse_in_flight,
                         batch::DEFAULT_IN_FLIGHT,
                     ),
-                    batch_reads_from: or_default(
+                    batch_reads_from: setting(
                         env,
                         "BATCH_READS_FROM",
                         batch::parse_reads_from,
@@ -118,37 +118,10 @@ fn log_rate(var: Option<&str>) -> f64 {
     }
 }
 
-/// Var `name` read with `parse`; a malformed value is reported and means `default`.
-fn or_default(
-    env: &Env,
-    name: &str,
-    parse: fn(Option<&str>) -> std::result::Result<u32, String>,
-    default: u32,
-) -> u32 {
-    parse(string_var(env, name).as_deref()).unwrap_or_else(|e| {
-        crate::log::log_event("error", "invalid setting; using the default", |w| {
-            w.string("var", name).string("error", &e);
-        });
-        default
-    })
-}
-
 /// A per-client limit var, read as the counter reads its own ([`crate::core::limits::parse_limit`]):
 /// absent or 0 is off, and a malformed one is logged and off.
 fn count_var(env: &Env, name: &str) -> u32 {
-    crate::core::limits::parse_limit(string_var(env, name).as_deref()).unwrap_or_else(|e| {
-        crate::log::log_event("error", "invalid limit setting; limit is off", |w| {
-            w.string("var", name).string("error", &e);
-        });
-        0
-    })
-}
-
-/// A string var or secret, if set.
-pub fn string_var(env: &Env, name: &str) -> Option<String> {
-    js_sys::Reflect::get(env, &JsValue::from_str(name))
-        .ok()
-        .and_then(|v| v.as_string())
+    setting(env, name, crate::core::limits::parse_limit, 0)
 }
 
 /// The static assets binding (`ASSETS`).

@@ -23,7 +23,7 @@ use web_sys::{Request, RequestInit, Response};
 use worker::worker_sys::{DurableObject, DurableObjectNamespace};
 use worker::Env;
 
-use crate::bindings::{binding, counter_stub};
+use crate::bindings::{binding, counter_stub, setting, string_var};
 use crate::core::json::JsonWriter;
 use crate::core::problem::Problem;
 use crate::core::relay::{self, Mode, RelayCall, Walk, FULL_HEADER, ROOM_HEADER};
@@ -32,8 +32,6 @@ use crate::core::wire::ObjectCall;
 use crate::error::{Context, Result};
 use crate::http;
 use crate::log::log_event;
-
-use super::config::string_var;
 
 /// The relay settings of this isolate.
 #[derive(Clone, Copy, Debug)]
@@ -58,13 +56,11 @@ pub fn settings(env: &Env) -> Settings {
     SETTINGS.with(|s| {
         *s.get_or_init(|| {
             let read = |name: &str, default: u32, max: u32| {
-                relay::parse_setting(string_var(env, name).as_deref(), default, max).unwrap_or_else(
-                    |e| {
-                        log_event("error", "invalid relay setting; default used", |w| {
-                            w.string("var", name).string("error", &e);
-                        });
-                        default
-                    },
+                setting(
+                    env,
+                    name,
+                    |v| relay::parse_setting(v, default, max),
+                    default,
                 )
             };
             let mut per_relay = read(

@@ -354,13 +354,10 @@ fn setting(env: &Env, name: &str, default: u32) -> u32 {
 
 /// [`setting`] with its own largest value (above it: logged, `default`).
 fn setting_up_to(env: &Env, name: &str, default: u32, max: u32) -> u32 {
-    let raw = js_sys::Reflect::get(env, &JsValue::from_str(name))
-        .ok()
-        .and_then(|v| v.as_string());
-    relay::parse_setting(raw.as_deref(), default, max).unwrap_or_else(|e| {
-        log_event("error", "invalid relay setting; default used", |w| {
-            w.string("var", name).string("error", &e);
-        });
-        default
-    })
+    crate::bindings::setting(
+        env,
+        name,
+        |v| relay::parse_setting(v, default, max),
+        default,
+    )
 }
