@@ -12,7 +12,11 @@
 // the catch below); a request that finds the mark goes through the class once, whose
 // constructor resets the instance. A request the Rust handler fails (it throws, a trap among
 // others, or its promise rejects) still gets a problem+json 500 with the same type and title
-// as the Rust `Problem::Internal`, written here since the instance may be gone.
+// as the Rust `Problem::Internal`, written here since the instance may be gone. Requests that
+// wait in a batch when the instance traps would wait for their keep-alive timer (30 s), or
+// until the runtime cancels them as hung: every waiter also races `state.trapped`, which
+// settles here at the trap, so each wakes at once into its old instance's code, fails, and
+// gets that 500; its client retries with its key.
 // `POST /api/admin/edge/panic`, a test hook, traps on purpose (tests/crash.rs).
 //
 // The classes. wasm-bindgen exports the Rust objects as plain classes, which can be called
@@ -34,8 +38,20 @@ const FAILED = JSON.stringify({
   detail: 'Something failed on our side; retry with the same idempotency key, which applies a change at most once.',
 });
 
+let trap;
+function untrapped() {
+  state.trapped = new Promise((resolve) => {
+    trap = resolve;
+  });
+}
+untrapped();
+
 function failed(e) {
-  if (e instanceof WebAssembly.RuntimeError) state.criticalError = true;
+  if (e instanceof WebAssembly.RuntimeError) {
+    state.criticalError = true;
+    trap();
+    untrapped();
+  }
   console.error('the edge failed a request', e);
   return new Response(FAILED, {
     status: 500,

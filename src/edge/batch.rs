@@ -36,7 +36,9 @@
 //! waits on nothing of its own); it decides nothing unless a request waited [`KEEP_ALIVE_MS`]:
 //! then a member whose batch is in flight sends itself alone (with its key: a change the
 //! batch applied is answered from its stored response), and a call that has not come back by
-//! then (its sender was cancelled) no longer holds a place in flight.
+//! then (its sender was cancelled) no longer holds a place in flight. And every waiter races
+//! the instance's trap ([`TRAPPED`]): after a panic the waiters of the dead instance fail at
+//! once (a problem+json 500 from `src/entry.js`) instead of waiting out the timer.
 //!
 //! A request sent alone (nobody waiting, or a leader whose batch is itself) is its own call as a
 //! plain request (its URL, [`ObjectCall::encode`]), whose response is passed through unread,
@@ -138,6 +140,11 @@ struct Batcher {
 thread_local! {
     static BATCHER: RefCell<Batcher> = RefCell::default();
 
+    /// Settles when this instance traps (`globalThis.__worker_init_state.trapped`, kept by
+    /// `src/entry.js`): a request waiting in a batch then wakes into code that is gone and
+    /// fails at once, instead of waiting for its keep-alive timer.
+    static TRAPPED: Option<js_sys::Promise> = trapped();
+
     /// `(id)`: a waiting request was woken, in its own context.
     static ON_WAKE: Closure<dyn Fn(f64) -> Result<JsValue, JsValue>> =
         Closure::new(|id: f64| on_wake(id as u32));
@@ -163,6 +170,13 @@ extern "C" {
 
     #[wasm_bindgen(method, js_name = bind)]
     fn bind_num_num(this: &Callback, this_arg: &JsValue, a: f64, b: f64) -> JsValue;
+}
+
+/// The promise `src/entry.js` settles when this instance traps, read when the instance starts.
+fn trapped() -> Option<js_sys::Promise> {
+    let state = js_sys::Reflect::get(&js_sys::global(), &"__worker_init_state".into()).ok()?;
+    let p = js_sys::Reflect::get(&state, &"trapped".into()).ok()?;
+    p.dyn_into::<js_sys::Promise>().ok()
 }
 
 fn with<R>(f: impl FnOnce(&mut Batcher) -> R) -> R {
@@ -290,12 +304,18 @@ fn in_flight() -> Vec<js_sys::Promise> {
 }
 
 /// Request `id` waits, in its own context, for the first of `others` (other requests'
-/// promises) or its own keep-alive timer; then [`on_wake`] runs in its context.
+/// promises), its own keep-alive timer, or a trap of this instance ([`TRAPPED`]); then
+/// [`on_wake`] runs in its context.
 fn wait(id: u32, url: &str, others: Vec<js_sys::Promise>) -> js_sys::Promise {
     let race = js_sys::Array::new();
     for p in others {
         race.push(&p);
     }
+    TRAPPED.with(|t| {
+        if let Some(t) = t {
+            race.push(t);
+        }
+    });
     let mut timer = JsValue::UNDEFINED;
     let alarm = js_sys::Promise::new(&mut |resolve, _| {
         timer = ffi::set_timeout(&resolve, KEEP_ALIVE_MS);
