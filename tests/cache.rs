@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Options, Resp, Server};
@@ -114,18 +113,6 @@ fn proofs_for_fixed_sizes_and_past_versions_are_kept_and_nothing_mutable_is() {
     assert_eq!(later.json()["tree_size"], 12);
 }
 
-/// The R2 bucket's object bodies, under the server's state folder.
-fn blobs(state: &Path) -> PathBuf {
-    let r2 = state.join("v3/r2");
-    let bucket = std::fs::read_dir(&r2)
-        .unwrap_or_else(|e| panic!("{}: {e}", r2.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.is_dir() && p.join("blobs").is_dir())
-        .unwrap_or_else(|| panic!("no bucket with blobs under {}", r2.display()));
-    bucket.join("blobs")
-}
-
 #[test]
 fn archived_pages_are_kept_and_answer_while_r2_fails() {
     const HOT: u64 = 16;
@@ -151,7 +138,7 @@ fn archived_pages_are_kept_and_answer_while_r2_fails() {
     not_kept(&s, "/api/audit?after=1030&limit=5");
 
     // R2 fails: what is kept still answers, byte for byte; what is not answers 503.
-    let blobs = blobs(&s.state);
+    let blobs = s.r2_blobs();
     let aside = blobs.with_extension("aside");
     std::fs::rename(&blobs, &aside).unwrap();
     std::fs::write(&blobs, b"not a folder").unwrap();

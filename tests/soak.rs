@@ -39,7 +39,7 @@ mod load;
 mod sockets;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -324,17 +324,6 @@ fn admin_post(
     }
 }
 
-/// The bucket's folder of object bodies in the runtime's R2 emulation, once the first
-/// segment was written.
-fn blobs(state: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(state.join("v3/r2"))
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.is_dir() && p.join("blobs").is_dir())
-        .map(|b| b.join("blobs"))
-}
-
 fn health(shared: &Shared) -> Option<Value> {
     let r = try_request(&shared.base(), "GET", "/api/health", &[], None).ok()?;
     (r.status == 200).then(|| r.json())
@@ -481,7 +470,7 @@ fn nemesis(
                 let hot = health(shared).and_then(|h| h["hot_entries"].as_u64());
                 let near = hot.is_some_and(|h| h + 300 >= HOT + SEGMENT);
                 let only = queue.iter().all(|f| *f == Fault::R2Failing);
-                let b = match blobs(&server.state) {
+                let b = match Server::r2_blobs_in(&server.state) {
                     Some(b) if near || only => b,
                     _ => {
                         queue.push_back(fault);

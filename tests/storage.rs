@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,18 +154,6 @@ fn check_segments(s: &Server, through: u64) {
             "the hot rows start where the archive ends"
         );
     }
-}
-
-/// The folder where the local runtime keeps the archive bucket's object bodies.
-fn blobs(state: &Path) -> PathBuf {
-    let r2 = state.join("v3/r2");
-    let bucket = std::fs::read_dir(&r2)
-        .unwrap_or_else(|e| panic!("{}: {e}", r2.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.is_dir() && p.join("blobs").is_dir())
-        .unwrap_or_else(|| panic!("no bucket with blobs under {}", r2.display()));
-    bucket.join("blobs")
 }
 
 #[test]
@@ -623,7 +610,7 @@ fn r2_failing_during_archival_leaves_mutations_alone_and_archival_resumes() {
     assert_eq!(s.value()["version"], 1_500, "nothing applied");
     // Break the bucket: its object bodies' folder becomes a file, so every R2 read and write
     // of a body fails inside the runtime, as a storage fault would.
-    let blobs = blobs(&s.state);
+    let blobs = s.r2_blobs();
     let aside = blobs.with_extension("aside");
     std::fs::rename(&blobs, &aside).unwrap();
     std::fs::write(&blobs, b"not a folder").unwrap();
@@ -738,7 +725,7 @@ fn a_crash_after_the_r2_write_before_its_record_resumes_without_loss_or_duplicat
         "{h}"
     );
     keys.extend(load(&s, 3, 1, "window-during"));
-    let in_r2 = std::fs::read_dir(blobs(&s.state)).unwrap().count();
+    let in_r2 = std::fs::read_dir(s.r2_blobs()).unwrap().count();
     assert!(in_r2 >= 1, "the segment is in R2");
     s.crash();
     let rows = segments(&s);

@@ -169,6 +169,23 @@ impl Server {
         self.start_again();
     }
 
+    /// The folder where the local runtime keeps the archive bucket's object bodies under
+    /// state folder `state`, once the first segment was written.
+    pub fn r2_blobs_in(state: &Path) -> Option<PathBuf> {
+        std::fs::read_dir(state.join("v3/r2"))
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.is_dir() && p.join("blobs").is_dir())
+            .map(|b| b.join("blobs"))
+    }
+
+    /// [`Server::r2_blobs_in`] this server's state folder, which must hold them by now.
+    pub fn r2_blobs(&self) -> PathBuf {
+        Self::r2_blobs_in(&self.state)
+            .unwrap_or_else(|| panic!("no bucket with blobs under {}", self.state.display()))
+    }
+
     /// The server's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
