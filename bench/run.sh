@@ -3,7 +3,8 @@
 # a no-op Worker (the runtime's ceiling), the object floor (every request through one Durable
 # Object doing the least it can) and the same counter written in JavaScript, then writes
 # BENCHMARKS.md and bench/results/latest.json.
-# A full run takes about 12 minutes, plus the storage benchmark (bench/storage.mjs: 200,000 changes
+# Its HTTP, capacity, cold-start and fan-out runs take about 15 minutes with bench/bench.mjs's
+# default settings (BENCHMARKS.md heads with the settings it was made with), plus the storage benchmark (bench/storage.mjs: 200,000 changes
 # twice and a 50,000-entry backlog; 20-40 minutes on 2 shared cores) and the ledger benchmark
 # (bench/export.mjs: a 1,000,000-entry trail upgraded and exported; 2-4 minutes). Settings: see bench/bench.mjs (BENCH_ROUNDS, BENCH_DURATION,
 # BENCH_COLD_RUNS, BENCH_FANOUT, BENCH_FANOUT_CHANGES) and BENCH_TIMEOUT (seconds, whole run).
