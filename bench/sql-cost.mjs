@@ -16,7 +16,7 @@ const { values: opt } = parseArgs({
   },
 });
 TARGETS['sql-cost'] = { script: 'bench/peers/sql-cost/worker.js', args: ['--do', 'Counter', '--binding', 'COUNTER'] };
-const MODES = ['none', 'ours', 'slim-key', 'trigger'];
+const MODES = ['none', 'ours', 'ours-decoded', 'slim-key', 'trigger'];
 const n = Number(opt.changes);
 const groups = opt.groups.split(',').map(Number);
 const server = await start('sql-cost');

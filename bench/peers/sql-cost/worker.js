@@ -24,6 +24,14 @@ const SCHEMA = [
    END`,
 ];
 
+const dec = new TextDecoder();
+const Q = [
+  'UPDATE counter SET value = ?, version = ?, updated_at = ? WHERE id = 1',
+  'INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)',
+  'INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?)',
+  'INSERT INTO merkle VALUES (?, ?)',
+].map((q) => new TextEncoder().encode(q));
+
 export class Counter extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
@@ -43,7 +51,13 @@ export class Counter extends DurableObject {
           v++;
           const key = `run.${v}`;
           storage.transactionSync(() => {
-            if (mode === 'ours') {
+            if (mode === 'ours-decoded') {
+              // As from Wasm: every query text decoded from bytes at each call.
+              sql.exec(dec.decode(Q[0]), v, v, at);
+              sql.exec(dec.decode(Q[1]), v, 'increment', 1, v - 1, v, key, at);
+              sql.exec(dec.decode(Q[2]), v, key, 'increment', 1, v - 1, v, at);
+              sql.exec(dec.decode(Q[3]), v, hashes);
+            } else if (mode === 'ours') {
               sql.exec('UPDATE counter SET value = ?, version = ?, updated_at = ? WHERE id = 1', v, v, at);
               sql.exec('INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)', v, 'increment', 1, v - 1, v, key, at);
               sql.exec('INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?)', v, key, 'increment', 1, v - 1, v, at);
@@ -71,7 +85,7 @@ export default {
     const mode = u.searchParams.get('mode');
     const n = Number(u.searchParams.get('n'));
     const group = Number(u.searchParams.get('group'));
-    if (!['none', 'ours', 'slim-key', 'trigger'].includes(mode) || !(n > 0) || !(group > 0)) return new Response('bad', { status: 400 });
+    if (!['none', 'ours', 'ours-decoded', 'slim-key', 'trigger'].includes(mode) || !(n > 0) || !(group > 0)) return new Response('bad', { status: 400 });
     const stub = env.COUNTER.get(env.COUNTER.idFromName(`${mode}.${Math.random()}`));
     return Response.json(await stub.run(mode, n, group));
   },
