@@ -38,7 +38,10 @@ const FAILED = JSON.stringify({
   detail: 'Something failed on our side; retry with the same idempotency key, which applies a change at most once.',
 });
 
+// The instance whose trap settled `state.trapped`: a live instance's waiters race a promise
+// that never settles while it lives (settled, it would wake them over and over).
 let trap;
+let trappedInstance = -1;
 function untrapped() {
   state.trapped = new Promise((resolve) => {
     trap = resolve;
@@ -49,8 +52,11 @@ untrapped();
 function failed(e) {
   if (e instanceof WebAssembly.RuntimeError) {
     state.criticalError = true;
-    trap();
-    untrapped();
+    if (trappedInstance !== state.instanceId) {
+      trappedInstance = state.instanceId;
+      trap();
+      untrapped();
+    }
   }
   console.error('the edge failed a request', e);
   return new Response(FAILED, {
