@@ -12,11 +12,7 @@
 // the catch below); a request that finds the mark goes through the class once, whose
 // constructor resets the instance. A request the Rust handler fails (it throws, a trap among
 // others, or its promise rejects) still gets a problem+json 500 with the same type and title
-// as the Rust `Problem::Internal`, written here since the instance may be gone. Requests that
-// wait in a batch when the instance traps would wait for their keep-alive timer (30 s), or
-// until the runtime cancels them as hung: every waiter also races `state.trapped`, which
-// settles here at the trap, so each wakes at once into its old instance's code, fails, and
-// gets that 500; its client retries with its key.
+// as the Rust `Problem::Internal`, written here since the instance may be gone.
 // `POST /api/admin/edge/panic`, a test hook, traps on purpose (tests/crash.rs).
 //
 // The classes. wasm-bindgen exports the Rust objects as plain classes, which can be called
@@ -38,26 +34,8 @@ const FAILED = JSON.stringify({
   detail: 'Something failed on our side; retry with the same idempotency key, which applies a change at most once.',
 });
 
-// The instance whose trap settled `state.trapped`: a live instance's waiters race a promise
-// that never settles while it lives (settled, it would wake them over and over).
-let trap;
-let trappedInstance = -1;
-function untrapped() {
-  state.trapped = new Promise((resolve) => {
-    trap = resolve;
-  });
-}
-untrapped();
-
 function failed(e) {
-  if (e instanceof WebAssembly.RuntimeError) {
-    state.criticalError = true;
-    if (trappedInstance !== state.instanceId) {
-      trappedInstance = state.instanceId;
-      trap();
-      untrapped();
-    }
-  }
+  if (e instanceof WebAssembly.RuntimeError) state.criticalError = true;
   console.error('the edge failed a request', e);
   return new Response(FAILED, {
     status: 500,

@@ -488,9 +488,9 @@ fn survives(fault: Fault) {
     assert_eq!(server.value(), value, "a replay changed the counter");
 
     if fault == Fault::EdgePanic {
-        // No request hung: one waiting in a batch of the instance that trapped wakes at once
-        // and fails (src/entry.js, `state.trapped`), instead of holding its client until the
-        // client's 30 s timeout.
+        // No request hung: one waiting in a batch of the instance that trapped wakes on its
+        // own timer within a second and fails into src/entry.js's 500 (src/edge/batch.rs,
+        // `TICK_MS`), instead of holding its client until the client's 30 s timeout.
         let failures = shared.failures.lock().unwrap();
         assert!(
             !failures.contains_key("connection error"),

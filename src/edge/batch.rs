@@ -32,13 +32,15 @@
 //!
 //! Each woken request then reads what it should do from the shared state and does it in its
 //! own context: build its response from its reply, send its own batch, or send itself alone.
-//! Every waiter also races a keep-alive timer of its own (the runtime cancels a request that
-//! waits on nothing of its own); it decides nothing unless a request waited [`KEEP_ALIVE_MS`]:
-//! then a member whose batch is in flight sends itself alone (with its key: a change the
-//! batch applied is answered from its stored response), and a call that has not come back by
-//! then (its sender was cancelled) no longer holds a place in flight. And every waiter races
-//! the instance's trap ([`TRAPPED`]): after a panic the waiters of the dead instance fail at
-//! once (a problem+json 500 from `src/entry.js`) instead of waiting out the timer.
+//! Every waiter also races a timer of its own (the runtime cancels a request that waits on
+//! nothing of its own), which wakes it every [`TICK_MS`] to look again. It decides nothing
+//! unless a request waited [`KEEP_ALIVE_MS`]: then a member whose batch is in flight sends
+//! itself alone (with its key: a change the batch applied is answered from its stored
+//! response), and a call that has not come back by then (its sender was cancelled) no longer
+//! holds a place in flight. The tick is also how a waiter learns that this Wasm instance
+//! trapped (a panic): its wake, code of the dead instance, fails, and the request gets the
+//! problem+json 500 of `src/entry.js` within a tick, its client retrying with its key. (A
+//! promise settled at the trap would have to be made by a request that is still alive.)
 //!
 //! A request sent alone (nobody waiting, or a leader whose batch is itself) is its own call as a
 //! plain request (its URL, [`ObjectCall::encode`]), whose response is passed through unread,
@@ -77,9 +79,14 @@ use crate::log::log_event;
 use super::config::Config;
 use super::forward;
 
-/// How long a request waits before its keep-alive timer wakes it: far beyond any call's
+/// How long a request waits before it stops waiting for a batch: far beyond any call's
 /// duration, only a guard.
 const KEEP_ALIVE_MS: f64 = 30_000.0;
+
+/// How often a waiting request wakes on its own timer to look again (waits are far shorter
+/// under any load, so it rarely fires): after a trap, the longest a waiter of the dead
+/// instance waits for its 500.
+const TICK_MS: f64 = 1_000.0;
 
 /// A request waiting in an open batch.
 struct Waiter {
@@ -104,6 +111,8 @@ struct Call {
     done: js_sys::Promise,
     /// For a leader's call: its members and the leader's outcome resolver.
     batch: Option<(Vec<Waiter>, js_sys::Function)>,
+    /// For a batch's call: the leader's outcome promise, which its members wait for.
+    outcome: Option<js_sys::Promise>,
     /// When it was sent (`Date.now()`).
     sent_at: f64,
 }
@@ -127,8 +136,9 @@ struct Batcher {
     open: VecDeque<Open>,
     /// Outcomes not yet picked up, by request.
     outcomes: HashMap<u32, Outcome>,
-    /// Waiting requests' keep-alive timers and the URL to send them alone.
-    waiting: HashMap<u32, (JsValue, String)>,
+    /// Waiting requests' timers, the URL to send them alone, and since when they wait
+    /// (`Date.now()`).
+    waiting: HashMap<u32, (JsValue, String, f64)>,
     /// Reads sent alone while reads do not share calls (they hold no place among the K), by
     /// request, with when each was sent (`Date.now()`).
     reads_alone: HashMap<u32, f64>,
@@ -139,11 +149,6 @@ struct Batcher {
 
 thread_local! {
     static BATCHER: RefCell<Batcher> = RefCell::default();
-
-    /// Settles when this instance traps (`globalThis.__worker_init_state.trapped`, kept by
-    /// `src/entry.js`): a request waiting in a batch then wakes into code that is gone and
-    /// fails at once, instead of waiting for its keep-alive timer.
-    static TRAPPED: Option<js_sys::Promise> = trapped();
 
     /// `(id)`: a waiting request was woken, in its own context.
     static ON_WAKE: Closure<dyn Fn(f64) -> Result<JsValue, JsValue>> =
@@ -170,13 +175,6 @@ extern "C" {
 
     #[wasm_bindgen(method, js_name = bind)]
     fn bind_num_num(this: &Callback, this_arg: &JsValue, a: f64, b: f64) -> JsValue;
-}
-
-/// The promise `src/entry.js` settles when this instance traps, read when the instance starts.
-fn trapped() -> Option<js_sys::Promise> {
-    let state = js_sys::Reflect::get(&js_sys::global(), &"__worker_init_state".into()).ok()?;
-    let p = js_sys::Reflect::get(&state, &"trapped".into()).ok()?;
-    p.dyn_into::<js_sys::Promise>().ok()
 }
 
 fn with<R>(f: impl FnOnce(&mut Batcher) -> R) -> R {
@@ -266,9 +264,9 @@ fn submit(
     let promise = match place {
         Place::Read(id) => return send_read(id, &url).map(|p| (p, url)),
         Place::Now(id) => return send_single(id, &url, None).map(|p| (p, url)),
-        Place::Member(id, outcome) => wait(id, &url, vec![outcome]),
-        Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead]),
-        Place::Leader(id, None) => wait(id, &url, in_flight()),
+        Place::Member(id, outcome) => wait(id, &url, vec![outcome], js_sys::Date::now()),
+        Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead], js_sys::Date::now()),
+        Place::Leader(id, None) => wait(id, &url, in_flight(), js_sys::Date::now()),
     };
     Ok((promise, url))
 }
@@ -303,25 +301,20 @@ fn in_flight() -> Vec<js_sys::Promise> {
     with(|b| b.calls.iter().map(|c| c.done.clone()).collect())
 }
 
-/// Request `id` waits, in its own context, for the first of `others` (other requests'
-/// promises), its own keep-alive timer, or a trap of this instance ([`TRAPPED`]); then
-/// [`on_wake`] runs in its context.
-fn wait(id: u32, url: &str, others: Vec<js_sys::Promise>) -> js_sys::Promise {
+/// Request `id`, waiting since `since`, waits in its own context for the first of `others`
+/// (other requests' promises) or its own timer ([`TICK_MS`]); then [`on_wake`] runs in its
+/// context.
+fn wait(id: u32, url: &str, others: Vec<js_sys::Promise>, since: f64) -> js_sys::Promise {
     let race = js_sys::Array::new();
     for p in others {
         race.push(&p);
     }
-    TRAPPED.with(|t| {
-        if let Some(t) = t {
-            race.push(t);
-        }
-    });
     let mut timer = JsValue::UNDEFINED;
     let alarm = js_sys::Promise::new(&mut |resolve, _| {
-        timer = ffi::set_timeout(&resolve, KEEP_ALIVE_MS);
+        timer = ffi::set_timeout(&resolve, TICK_MS);
     });
     race.push(&alarm);
-    with(|b| b.waiting.insert(id, (timer, url.to_owned())));
+    with(|b| b.waiting.insert(id, (timer, url.to_owned(), since)));
     let woken = promise_race(&race);
     // A settled or failed call wakes the waiter alike: what to do is read from the state.
     ON_WAKE.with(|f| {
@@ -391,6 +384,7 @@ fn send_single(
             id,
             done: p.clone(),
             batch: resolve.map(|r| (Vec::new(), r)),
+            outcome: None,
             sent_at: js_sys::Date::now(),
         })
     });
@@ -434,7 +428,7 @@ fn take_call(id: u32) -> Option<Call> {
 fn on_wake(id: u32) -> Result<JsValue, JsValue> {
     let outcome = with(|b| b.outcomes.remove(&id));
     if let Some(o) = outcome {
-        let url = stop_waiting(id);
+        let (url, _) = stop_waiting(id);
         return match o {
             Outcome::Reply(r) => out(http::reply_response(&r)),
             Outcome::Alone => out(forward::send(&url)),
@@ -468,13 +462,26 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
                 return Next::Wait(vec![o.outcome.clone()]);
             }
         }
-        // In a batch in flight and woken by the keep-alive timer: go alone.
+        // In a batch in flight: keep waiting for its leader's outcome, and after the
+        // keep-alive go alone.
+        let now = js_sys::Date::now();
+        let since = b.waiting.get(&id).map_or(now, |w| w.2);
+        if now - since < KEEP_ALIVE_MS {
+            let mine = |c: &&Call| {
+                c.batch
+                    .as_ref()
+                    .is_some_and(|(m, _)| m.iter().any(|w| w.id == id))
+            };
+            if let Some(outcome) = b.calls.iter().find(mine).and_then(|c| c.outcome.clone()) {
+                return Next::Wait(vec![outcome]);
+            }
+        }
         Next::Alone
     });
-    let url = stop_waiting(id);
+    let (url, since) = stop_waiting(id);
     match next {
         Next::Send => out(lead(id)),
-        Next::Wait(others) => Ok(wait(id, &url, others).into()),
+        Next::Wait(others) => Ok(wait(id, &url, others, since).into()),
         Next::Alone => {
             log_event(
                 "error",
@@ -486,14 +493,14 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
     }
 }
 
-/// Clears request `id`'s keep-alive timer; its URL.
-fn stop_waiting(id: u32) -> String {
+/// Clears request `id`'s timer; its URL and since when it waits.
+fn stop_waiting(id: u32) -> (String, f64) {
     match with(|b| b.waiting.remove(&id)) {
-        Some((timer, url)) => {
+        Some((timer, url, since)) => {
             ffi::clear_timeout(&timer);
-            url
+            (url, since)
         }
-        None => String::new(),
+        None => (String::new(), js_sys::Date::now()),
     }
 }
 
@@ -506,7 +513,7 @@ fn lead(leader: u32) -> Result<js_sys::Promise> {
         members,
         builder,
         resolve,
-        ..
+        outcome,
     } = open;
     if members.len() == 1 {
         return Ok(send_single(leader, &members[0].url, Some(resolve))?);
@@ -519,6 +526,7 @@ fn lead(leader: u32) -> Result<js_sys::Promise> {
                     id: call,
                     done: p.clone(),
                     batch: Some((members, resolve)),
+                    outcome: Some(outcome),
                     sent_at: js_sys::Date::now(),
                 })
             });
