@@ -522,48 +522,38 @@ fn with_batching_off_every_request_is_its_own_call() {
         vars: vec![("BATCH_MAX_IN_FLIGHT".into(), "off".into())],
         ..Options::default()
     });
-    let (single0, batched0) = s.calls_in_batches();
-    let barrier = Arc::new(Barrier::new(32));
-    let threads: Vec<_> = (0..32)
-        .map(|i| {
-            let base = s.base.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                for j in 0..4 {
-                    let key = format!("off-{i}-{j}");
-                    let r = change(Kind::Valid, "/api/increment", &key, "10.5.0.1", 1).send(&base);
-                    assert_eq!(r.status, 200, "{}", r.body);
-                    let r = try_request(&base, "GET", "/api/value", &[], None).unwrap();
-                    assert_eq!(r.status, 200, "{}", r.body);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("a client failed");
-    }
-    let (single, batched) = s.calls_in_batches();
-    assert_eq!(batched, batched0, "a batch was sent with batching off");
-    assert_eq!(single - single0, 32 * 4 * 2, "one call per read and change");
+    let (single, batched) = at_once(&s, 32, |base, i| {
+        for j in 0..4 {
+            let key = format!("off-{i}-{j}");
+            let r = change(Kind::Valid, "/api/increment", &key, "10.5.0.1", 1).send(base);
+            assert_eq!(r.status, 200, "{}", r.body);
+            let r = try_request(base, "GET", "/api/value", &[], None).unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    });
+    assert_eq!(batched, 0, "a batch was sent with batching off");
+    assert_eq!(single, 32 * 4 * 2, "one call per read and change");
     assert_eq!(s.value()["version"], 128);
 }
 
-/// `clients` clients at once, each reading the value `reads` times one after the other: the
-/// calls to the object alone and in batches it took.
-fn concurrent_reads(s: &Server, clients: usize, reads: usize) -> (u64, u64) {
+/// `clients` clients at once (client `i` runs `client(base, i)`): the calls to the object
+/// alone and in batches they took.
+fn at_once(
+    s: &Server,
+    clients: usize,
+    client: impl Fn(&str, usize) + Send + Sync + 'static,
+) -> (u64, u64) {
     let (single0, batched0) = s.calls_in_batches();
     let barrier = Arc::new(Barrier::new(clients));
+    let client = Arc::new(client);
     let threads: Vec<_> = (0..clients)
-        .map(|_| {
+        .map(|i| {
             let base = s.base.clone();
             let barrier = barrier.clone();
+            let client = client.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                for _ in 0..reads {
-                    let r = try_request(&base, "GET", "/api/value", &[], None).unwrap();
-                    assert_eq!(r.status, 200, "{}", r.body);
-                }
+                client(&base, i);
             })
         })
         .collect();
@@ -572,6 +562,17 @@ fn concurrent_reads(s: &Server, clients: usize, reads: usize) -> (u64, u64) {
     }
     let (single, batched) = s.calls_in_batches();
     (single - single0, batched - batched0)
+}
+
+/// `clients` clients at once, each reading the value `reads` times one after the other: the
+/// calls to the object alone and in batches it took.
+fn concurrent_reads(s: &Server, clients: usize, reads: usize) -> (u64, u64) {
+    at_once(s, clients, move |base, _| {
+        for _ in 0..reads {
+            let r = try_request(base, "GET", "/api/value", &[], None).unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    })
 }
 
 /// Reads share calls only while many requests of the isolate wait on the object
