@@ -32,8 +32,13 @@ const PER_CLIENT: usize = 8;
 /// Locally `request.cf` has no continent: every caller's region is `enam`.
 const REGION: &str = "enam";
 
+/// The suite's one server, shared by its tests one at a time.
 fn server() -> std::sync::MutexGuard<'static, Server> {
-    shared(|| Options {
+    shared(options)
+}
+
+fn options() -> Options {
+    Options {
         vars: vec![
             ("RELAY_SOCKETS_PER_RELAY".into(), PER_RELAY.to_string()),
             ("RELAY_SHARDS".into(), SHARDS.to_string()),
@@ -44,7 +49,7 @@ fn server() -> std::sync::MutexGuard<'static, Server> {
             ("RELAY_IDLE_SECONDS".into(), "4".into()),
         ],
         ..Options::default()
-    })
+    }
 }
 
 fn auth() -> String {
@@ -493,7 +498,9 @@ fn the_watchdog_resumes_a_silent_upstream_and_browsers_see_no_gap() {
 
 #[test]
 fn a_relay_rebuilt_without_its_memory_closes_its_browsers_with_1012_and_they_resume() {
-    let s = server();
+    // A server of its own: the relay it severs stays without an upstream until the runtime
+    // evicts it, which no other test's clients should meet.
+    let s = Server::start(options());
     let who = ip(7100);
     let name = home(&who);
     let mut socks: Vec<(Socket, u64)> = (0..3)
