@@ -426,9 +426,9 @@ fn take_call(id: u32) -> Option<Call> {
 
 /// A waiting request, woken in its own context: its answer, or a promise of it.
 fn on_wake(id: u32) -> Result<JsValue, JsValue> {
+    let (url, since) = stop_waiting(id);
     let outcome = with(|b| b.outcomes.remove(&id));
     if let Some(o) = outcome {
-        let (url, _) = stop_waiting(id);
         return match o {
             Outcome::Reply(r) => out(http::reply_response(&r)),
             Outcome::Alone => out(forward::send(&url)),
@@ -464,9 +464,7 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
         }
         // In a batch in flight: keep waiting for its leader's outcome, and after the
         // keep-alive go alone.
-        let now = js_sys::Date::now();
-        let since = b.waiting.get(&id).map_or(now, |w| w.2);
-        if now - since < KEEP_ALIVE_MS {
+        if js_sys::Date::now() - since < KEEP_ALIVE_MS {
             let mine = |c: &&Call| {
                 c.batch
                     .as_ref()
@@ -478,7 +476,6 @@ fn on_wake(id: u32) -> Result<JsValue, JsValue> {
         }
         Next::Alone
     });
-    let (url, since) = stop_waiting(id);
     match next {
         Next::Send => out(lead(id)),
         Next::Wait(others) => Ok(wait(id, &url, others, since).into()),
