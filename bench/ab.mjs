@@ -15,10 +15,9 @@
 // when the Worker was two scripts), optionally followed by vars for it:
 // `/tmp/b/build,REQUEST_LOG_SAMPLE_RATE=0`.
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, TARGETS, buildEntry, start, stop, cpuSeconds } from './server.mjs';
+import { ROOT, targetOf, start, stop, cpuSeconds } from './server.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -32,19 +31,7 @@ const { values: opt, positionals } = parseArgs({
 const connections = opt.connections.split(',').map(Number);
 const modes = opt.modes.split(',');
 const runs = connections.flatMap((c) => modes.map((m) => `${m}@${c}`));
-const targets = positionals.map((p, i) => {
-  if (TARGETS[p]) return { name: p, key: p };
-  const [given, ...vars] = p.split(',');
-  const dir = given === 'build' ? path.join(ROOT, 'build') : given;
-  const key = `build${i}`;
-  TARGETS[key] = {
-    ...TARGETS.ours,
-    ...buildEntry(path.resolve(dir)),
-    // NAME=VALUE is a var; a launcher flag (`--metrics`) is passed as it is.
-    args: [...TARGETS.ours.args, ...vars.flatMap((v) => (v.startsWith('--') ? [v] : ['--var', v]))],
-  };
-  return { name: p, key };
-});
+const targets = positionals.map((p, i) => targetOf(p, i));
 const results = new Map(targets.map((t) => [t.name, Object.fromEntries(runs.map((r) => [r, []]))]));
 
 const PATHS = { get: 'value', post: 'increment', miss: 'nothing' };

@@ -21,7 +21,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { even } from './even.mjs';
-import { ROOT, TARGETS, buildEntry, start, stop } from './server.mjs';
+import { ROOT, targetOf, start, stop } from './server.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,17 +37,7 @@ const conns = Number(opt.connections);
 const secs = Number(opt.duration);
 const post = opt.mode === 'post';
 const route = post ? '/api/increment' : '/api/value';
-const targets = (positionals.length ? positionals : ['js-counter', 'build']).map((p, i) => {
-  if (TARGETS[p]) return { name: p, key: p };
-  const [given, ...vars] = p.split(',');
-  const key = `build${i}`;
-  TARGETS[key] = {
-    ...TARGETS['ours-nolog'],
-    ...buildEntry(path.resolve(given === 'build' ? path.join(ROOT, 'build') : given)),
-    args: [...TARGETS['ours-nolog'].args, ...vars.flatMap((v) => ['--var', v])],
-  };
-  return { name: p, key };
-});
+const targets = (positionals.length ? positionals : ['js-counter', 'build']).map((p, i) => targetOf(p, i, 'ours-nolog'));
 
 function wrk(url, threads) {
   const out = execFileSync('wrk', [`-t${threads}`, `-c${conns}`, `-d${secs}s`, '--timeout', '5s', '-s', path.join(ROOT, 'bench/wrk.lua'),

@@ -85,6 +85,24 @@ export function buildEntry(dir) {
   return { script: path.join(dir, edge), objects: path.join(dir, objects) };
 }
 
+/**
+ * A target named on a command line (bench/ab.mjs, bench/clients.mjs): a bench target's name,
+ * or a build folder (`build`: this checkout's build/) run as `base` runs ours, optionally
+ * followed by vars (`/tmp/b/build,BATCH_MAX_IN_FLIGHT=off`; a launcher flag such as
+ * `--metrics` is passed as it is). Registers it in TARGETS; `{ name, key }`.
+ */
+export function targetOf(given, i, base = 'ours') {
+  if (TARGETS[given]) return { name: given, key: given };
+  const [dir, ...vars] = given.split(',');
+  const key = `build${i}`;
+  TARGETS[key] = {
+    ...TARGETS[base],
+    ...buildEntry(dir === 'build' ? path.join(ROOT, 'build') : path.resolve(dir)),
+    args: [...TARGETS[base].args, ...vars.flatMap((v) => (v.startsWith('--') ? [v] : ['--var', v]))],
+  };
+  return { name: given, key };
+}
+
 /** A port nobody listens on right now. */
 async function freePort() {
   return new Promise((resolve, reject) => {
