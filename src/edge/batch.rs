@@ -2,7 +2,8 @@
 //!
 //! A read or change that finds fewer than K calls of this isolate in flight, and nobody
 //! waiting, is sent at once, alone, exactly as without batching: at low load nothing ever
-//! waits. Otherwise it joins the *open batch* (no timer decides when it leaves): the first
+//! waits. (While members of a batch just answered have not yet woken, it lets them go first:
+//! see "The woken go first" at [`submit`].) Otherwise it joins the *open batch* (no timer decides when it leaves): the first
 //! request of an open batch is its *leader*, the others its members. When a call in flight
 //! comes back, the leader sends the open batch as the next call: itself alone, or up to
 //! [`batch::MAX_CALLS`] requests ([`batch::MAX_BYTES`]). So under load batches grow by
@@ -134,8 +135,13 @@ struct Batcher {
     limit: u32,
     calls: Vec<Call>,
     open: VecDeque<Open>,
-    /// Outcomes not yet picked up, by request.
-    outcomes: HashMap<u32, Outcome>,
+    /// Outcomes not yet picked up, by request, with when each was stored (`Date.now()`).
+    outcomes: HashMap<u32, (Outcome, f64)>,
+    /// Requests letting the woken pick up their outcomes first ([`submit`]): their URL, batch
+    /// item and whether each is a read.
+    yielding: HashMap<u32, (String, String, bool)>,
+    /// `BATCH_READS_FROM`.
+    reads_from: u32,
     /// Waiting requests' timers, the URL to send them alone, and since when they wait
     /// (`Date.now()`).
     waiting: HashMap<u32, (JsValue, String, f64)>,
@@ -153,6 +159,10 @@ thread_local! {
     /// `(id)`: a waiting request was woken, in its own context.
     static ON_WAKE: Closure<dyn Fn(f64) -> Result<JsValue, JsValue>> =
         Closure::new(|id: f64| on_wake(id as u32));
+
+    /// `(id)`: a request that let the woken go first decides again, in its own context.
+    static RESUME: Closure<dyn Fn(f64) -> Result<JsValue, JsValue>> =
+        Closure::new(|id: f64| resume(id as u32));
 
     /// `(call id, leader id, answer)`: a batch call answered (the leader's context).
     static ANSWERED: Closure<dyn Fn(f64, f64, JsValue) -> Result<JsValue, JsValue>> =
@@ -207,16 +217,43 @@ pub fn call(
 
 /// Sends the call whose URL is `url` and batch item is `item` (a read if `read`), now or with a
 /// later call: the response's promise, and the URL for [`forward::retry`] should it fail.
+///
+/// # The woken go first
+///
+/// Members of a batch that was answered wake in their own contexts, which the runtime only
+/// runs once it has nothing else to run (it looks for their wake-ups, as for timers, between
+/// turns of its event loop). A request that finds no batch open and a place among the K would
+/// be sent at once, and while such requests keep coming, the runtime stays busy with them and
+/// those members wait (0.1 to 0.7 s at 16 connections, BENCHMARKS.md, "Late wakes"). So while
+/// outcomes of the last [`TICK_MS`] wait to be picked up, such a request first waits for a timer
+/// of its own of 0 ms (the runtime's next look), then decides again, at most once.
 fn submit(
     url: String,
     item: String,
     read: bool,
     config: &Config,
 ) -> Result<(js_sys::Promise, String), Problem> {
+    with(|b| {
+        b.limit = config.batch_in_flight;
+        b.reads_from = config.batch_reads_from;
+    });
+    place(url, item, read, true)
+}
+
+/// [`submit`] after the settings are stored; `may_yield` is false once the request has let the
+/// woken go first.
+fn place(
+    url: String,
+    item: String,
+    read: bool,
+    may_yield: bool,
+) -> Result<(js_sys::Promise, String), Problem> {
     enum Place {
         /// A read, alone while reads do not share calls.
         Read(u32),
         Now(u32),
+        /// Lets the woken pick up their outcomes first.
+        Yield(u32),
         /// Joined an open batch: wait for this promise (another request's).
         Member(u32, js_sys::Promise),
         /// Leads a new open batch, behind another one (wait for its outcome) or at the front
@@ -224,14 +261,16 @@ fn submit(
         Leader(u32, Option<js_sys::Promise>),
     }
     let place = with(|b| {
-        b.limit = config.batch_in_flight;
         let id = new_id(b);
         if b.open.is_empty() {
-            if read && !reads_share(b, config.batch_reads_from) {
+            if read && !reads_share(b, b.reads_from) {
                 b.reads_alone.insert(id, js_sys::Date::now());
                 return Ok(Place::Read(id));
             }
             if (b.calls.len() as u32) < b.limit {
+                if may_yield && outcomes_waiting(b) {
+                    return Ok(Place::Yield(id));
+                }
                 return Ok(Place::Now(id));
             }
         }
@@ -264,11 +303,37 @@ fn submit(
     let promise = match place {
         Place::Read(id) => return send_read(id, &url).map(|p| (p, url)),
         Place::Now(id) => return send_single(id, &url, None).map(|p| (p, url)),
+        Place::Yield(id) => {
+            with(|b| b.yielding.insert(id, (url.clone(), item, read)));
+            let next_look = js_sys::Promise::new(&mut |resolve, _| {
+                ffi::set_timeout(&resolve, 0.0);
+            });
+            let resume = RESUME.with(|f| bind(f.as_ref(), id));
+            next_look.unchecked_ref::<Thenable>().then2(&resume, &resume)
+        }
         Place::Member(id, outcome) => wait(id, &url, vec![outcome], js_sys::Date::now()),
         Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead], js_sys::Date::now()),
         Place::Leader(id, None) => wait(id, &url, in_flight(), js_sys::Date::now()),
     };
     Ok((promise, url))
+}
+
+/// Whether outcomes stored in the last [`TICK_MS`] wait to be picked up (an older one belongs to
+/// a request the runtime cancelled, which never wakes).
+fn outcomes_waiting(b: &Batcher) -> bool {
+    let now = js_sys::Date::now();
+    b.outcomes.values().any(|(_, at)| now - *at < TICK_MS)
+}
+
+/// A request that let the woken go first decides again (its own context), without yielding.
+fn resume(id: u32) -> Result<JsValue, JsValue> {
+    let Some((url, item, read)) = with(|b| b.yielding.remove(&id)) else {
+        return Err(Error::Invariant("a yielding request lost its place").into());
+    };
+    match place(url, item, read, false) {
+        Ok((promise, _)) => Ok(promise.into()),
+        Err(p) => Err(Error::from(p).into()),
+    }
 }
 
 /// Whether reads share calls now: from `BATCH_READS_FROM` requests of this isolate waiting on
@@ -428,7 +493,7 @@ fn take_call(id: u32) -> Option<Call> {
 fn on_wake(id: u32) -> Result<JsValue, JsValue> {
     let (url, since) = stop_waiting(id);
     let outcome = with(|b| b.outcomes.remove(&id));
-    if let Some(o) = outcome {
+    if let Some((o, _)) = outcome {
         return match o {
             Outcome::Reply(r) => out(http::reply_response(&r)),
             Outcome::Alone => out(forward::send(&url)),
@@ -625,7 +690,7 @@ fn finish_batch(
             let outcome = each(m);
             // A member that gave up waiting (keep-alive) was sent alone already.
             if b.waiting.contains_key(&m.id) {
-                b.outcomes.insert(m.id, outcome);
+                b.outcomes.insert(m.id, (outcome, js_sys::Date::now()));
             }
         }
     });
