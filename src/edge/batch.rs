@@ -309,7 +309,9 @@ fn place(
                 ffi::set_timeout(&resolve, 0.0);
             });
             let resume = RESUME.with(|f| bind(f.as_ref(), id));
-            next_look.unchecked_ref::<Thenable>().then2(&resume, &resume)
+            next_look
+                .unchecked_ref::<Thenable>()
+                .then2(&resume, &resume)
         }
         Place::Member(id, outcome) => wait(id, &url, vec![outcome], js_sys::Date::now()),
         Place::Leader(id, Some(ahead)) => wait(id, &url, vec![ahead], js_sys::Date::now()),
