@@ -84,6 +84,9 @@ use super::forward;
 /// duration, only a guard.
 const KEEP_ALIVE_MS: f64 = 30_000.0;
 
+/// After how long an entry of a request that never woke is forgotten ([`forget_the_cancelled`]).
+const FORGET_AFTER_MS: f64 = 10.0 * KEEP_ALIVE_MS;
+
 /// How often a waiting request wakes on its own timer to look again (waits are far shorter
 /// under any load, so it rarely fires): after a trap, the longest a waiter of the dead
 /// instance waits for its 500.
@@ -138,8 +141,8 @@ struct Batcher {
     /// Outcomes not yet picked up, by request, with when each was stored (`Date.now()`).
     outcomes: HashMap<u32, (Outcome, f64)>,
     /// Requests letting the woken pick up their outcomes first ([`submit`]): their URL, batch
-    /// item and whether each is a read.
-    yielding: HashMap<u32, (String, String, bool)>,
+    /// item, whether each is a read, and since when it waits (`Date.now()`).
+    yielding: HashMap<u32, (String, String, bool, f64)>,
     /// `BATCH_READS_FROM`.
     reads_from: u32,
     /// Waiting requests' timers, the URL to send them alone, and since when they wait
@@ -220,13 +223,14 @@ pub fn call(
 ///
 /// # The woken go first
 ///
-/// Members of a batch that was answered wake in their own contexts, which the runtime only
-/// runs once it has nothing else to run (it looks for their wake-ups, as for timers, between
-/// turns of its event loop). A request that finds no batch open and a place among the K would
-/// be sent at once, and while such requests keep coming, the runtime stays busy with them and
-/// those members wait (0.1 to 0.7 s at 16 connections, BENCHMARKS.md, "Late wakes"). So while
-/// outcomes of the last [`TICK_MS`] wait to be picked up, such a request first waits for a timer
-/// of its own of 0 ms (the runtime's next look), then decides again, at most once.
+/// Members of a batch that was answered wake in their own contexts. The runtime delivers such a
+/// wake-up (like a timer) only when its event loop has nothing else to run. A request that
+/// finds no batch open and a place among the K would be sent at once; while such requests keep
+/// coming, their calls and their clients' next requests keep the loop busy, and those members
+/// wait (0.1 to 0.7 s at 16 connections, BENCHMARKS.md, "Late wakes: the
+/// runtime's event loop"). So while outcomes of the last [`TICK_MS`] wait to be picked up, such
+/// a request (or a read that would go alone) first waits for a timer of its own of 0 ms (the
+/// runtime's next look), then decides again, at most once.
 fn submit(
     url: String,
     item: String,
@@ -263,14 +267,16 @@ fn place(
     let place = with(|b| {
         let id = new_id(b);
         if b.open.is_empty() {
-            if read && !reads_share(b, b.reads_from) {
+            let read_alone = read && !reads_share(b, b.reads_from);
+            let at_once = read_alone || (b.calls.len() as u32) < b.limit;
+            if at_once && may_yield && outcomes_waiting(b) {
+                return Ok(Place::Yield(id));
+            }
+            if read_alone {
                 b.reads_alone.insert(id, js_sys::Date::now());
                 return Ok(Place::Read(id));
             }
-            if (b.calls.len() as u32) < b.limit {
-                if may_yield && outcomes_waiting(b) {
-                    return Ok(Place::Yield(id));
-                }
+            if at_once {
                 return Ok(Place::Now(id));
             }
         }
@@ -304,7 +310,11 @@ fn place(
         Place::Read(id) => return send_read(id, &url).map(|p| (p, url)),
         Place::Now(id) => return send_single(id, &url, None).map(|p| (p, url)),
         Place::Yield(id) => {
-            with(|b| b.yielding.insert(id, (url.clone(), item, read)));
+            with(|b| {
+                forget_the_cancelled(b);
+                let now = js_sys::Date::now();
+                b.yielding.insert(id, (url.clone(), item, read, now))
+            });
             let next_look = js_sys::Promise::new(&mut |resolve, _| {
                 ffi::set_timeout(&resolve, 0.0);
             });
@@ -327,9 +337,21 @@ fn outcomes_waiting(b: &Batcher) -> bool {
     b.outcomes.values().any(|(_, at)| now - *at < TICK_MS)
 }
 
+/// Forgets what requests that the runtime cancelled (their clients went away) left behind, which
+/// they never wake to take: their waiting entries, outcomes and places while yielding. A living
+/// request goes alone after [`KEEP_ALIVE_MS`] and picks up its outcome or decides again within a
+/// tick, so anything [`FORGET_AFTER_MS`] old is a cancelled request's.
+fn forget_the_cancelled(b: &mut Batcher) {
+    let now = js_sys::Date::now();
+    let kept = |at: f64| now - at < FORGET_AFTER_MS;
+    b.waiting.retain(|_, (_, _, since)| kept(*since));
+    b.outcomes.retain(|_, (_, at)| kept(*at));
+    b.yielding.retain(|_, (.., at)| kept(*at));
+}
+
 /// A request that let the woken go first decides again (its own context), without yielding.
 fn resume(id: u32) -> Result<JsValue, JsValue> {
-    let Some((url, item, read)) = with(|b| b.yielding.remove(&id)) else {
+    let Some((url, item, read, _)) = with(|b| b.yielding.remove(&id)) else {
         return Err(Error::Invariant("a yielding request lost its place").into());
     };
     match place(url, item, read, false) {
@@ -688,6 +710,7 @@ fn finish_batch(
     mut each: impl FnMut(&Waiter) -> Outcome,
 ) {
     with(|b| {
+        forget_the_cancelled(b);
         for m in members.iter().skip(1) {
             let outcome = each(m);
             // A member that gave up waiting (keep-alive) was sent alone already.
