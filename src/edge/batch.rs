@@ -3,12 +3,12 @@
 //! A read or change that finds fewer than K calls of this isolate in flight, and nobody
 //! waiting, is sent at once, alone, exactly as without batching: at low load nothing ever
 //! waits. (While members of a batch just answered have not yet woken, it lets them go first:
-//! see "The woken go first" at [`submit`].) Otherwise it joins the *open batch* (no timer decides when it leaves): the first
-//! request of an open batch is its *leader*, the others its members. When a call in flight
-//! comes back, the leader sends the open batch as the next call: itself alone, or up to
-//! [`batch::MAX_CALLS`] requests ([`batch::MAX_BYTES`]). So under load batches grow by
-//! themselves, and a queued read only ever shares a call issued after it arrived, which keeps
-//! reads linearizable.
+//! see "The woken go first" at [`submit`].) Otherwise it joins the *open batch* (no timer
+//! decides when it leaves): the first request of an open batch is its *leader*, the others its
+//! members. When a call in flight comes back, the leader sends the open batch as the next call:
+//! itself alone, or up to [`batch::MAX_CALLS`] requests ([`batch::MAX_BYTES`]). So under load
+//! batches grow by themselves, and a queued read only ever shares a call issued after it
+//! arrived, which keeps reads linearizable.
 //!
 //! Reads share calls only while many requests wait ([`reads_share`], `BATCH_READS_FROM`): below
 //! that, a read that finds no batch open is sent at once, alone, holding no place among the K.
@@ -311,8 +311,8 @@ fn place(
         Place::Now(id) => return send_single(id, &url, None).map(|p| (p, url)),
         Place::Yield(id) => {
             with(|b| {
-                forget_the_cancelled(b);
                 let now = js_sys::Date::now();
+                forget_the_cancelled(b, now);
                 b.yielding.insert(id, (url.clone(), item, read, now))
             });
             let next_look = js_sys::Promise::new(&mut |resolve, _| {
@@ -331,8 +331,12 @@ fn place(
 }
 
 /// Whether outcomes stored in the last [`TICK_MS`] wait to be picked up (an older one belongs to
-/// a request the runtime cancelled, which never wakes).
+/// a request the runtime cancelled, which never wakes). With none stored, as at low load, it
+/// does not ask the runtime for the time.
 fn outcomes_waiting(b: &Batcher) -> bool {
+    if b.outcomes.is_empty() {
+        return false;
+    }
     let now = js_sys::Date::now();
     b.outcomes.values().any(|(_, at)| now - *at < TICK_MS)
 }
@@ -340,9 +344,8 @@ fn outcomes_waiting(b: &Batcher) -> bool {
 /// Forgets what requests that the runtime cancelled (their clients went away) left behind, which
 /// they never wake to take: their waiting entries, outcomes and places while yielding. A living
 /// request goes alone after [`KEEP_ALIVE_MS`] and picks up its outcome or decides again within a
-/// tick, so anything [`FORGET_AFTER_MS`] old is a cancelled request's.
-fn forget_the_cancelled(b: &mut Batcher) {
-    let now = js_sys::Date::now();
+/// tick, so anything [`FORGET_AFTER_MS`] old at `now` is a cancelled request's.
+fn forget_the_cancelled(b: &mut Batcher, now: f64) {
     let kept = |at: f64| now - at < FORGET_AFTER_MS;
     b.waiting.retain(|_, (_, _, since)| kept(*since));
     b.outcomes.retain(|_, (_, at)| kept(*at));
@@ -710,12 +713,13 @@ fn finish_batch(
     mut each: impl FnMut(&Waiter) -> Outcome,
 ) {
     with(|b| {
-        forget_the_cancelled(b);
+        let now = js_sys::Date::now();
+        forget_the_cancelled(b, now);
         for m in members.iter().skip(1) {
             let outcome = each(m);
             // A member that gave up waiting (keep-alive) was sent alone already.
             if b.waiting.contains_key(&m.id) {
-                b.outcomes.insert(m.id, (outcome, js_sys::Date::now()));
+                b.outcomes.insert(m.id, (outcome, now));
             }
         }
     });
