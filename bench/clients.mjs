@@ -17,11 +17,10 @@
 // A target is a bench target (`js-counter`, `ours-nolog`, …) or a folder holding
 // scripts/build.sh's output (`build`: this checkout's build/), without log lines, optionally
 // followed by vars for it: `build,BATCH_CHANGES_FROM=0`.
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { even } from './even.mjs';
-import { ROOT, targetOf, start, stop } from './server.mjs';
+import { wrk } from './wrk.mjs';
+import { targetOf, start, stop } from './server.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -36,15 +35,7 @@ const { values: opt, positionals } = parseArgs({
 const conns = Number(opt.connections);
 const secs = Number(opt.duration);
 const post = opt.mode === 'post';
-const route = post ? '/api/increment' : '/api/value';
 const targets = (positionals.length ? positionals : ['js-counter', 'build']).map((p, i) => targetOf(p, i, 'ours-nolog'));
-
-function wrk(url, threads) {
-  const out = execFileSync('wrk', [`-t${threads}`, `-c${conns}`, `-d${secs}s`, '--timeout', '5s', '-s', path.join(ROOT, 'bench/wrk.lua'),
-    url + route, '--', post ? 'post' : 'get', `wrk${Date.now()}`], { encoding: 'utf8' });
-  const m = JSON.parse(/BENCH_JSON (.*)/.exec(out)[1]);
-  return { rps: m.ok / (m.duration_us / 1e6), latency_ms: { p50: m.latency_us.p50 / 1000, p99: m.latency_us.p99 / 1000, p999: m.latency_us.p999 / 1000 } };
-}
 
 console.log(`${opt.mode} at ${conns} connections, ${secs} s per run, ${opt.rounds} rounds`);
 console.log('| round | client | target | req/s | p50 ms | p99 ms | p99.9 ms | Little\'s-law mean ms | requests per connection |');
@@ -55,7 +46,7 @@ for (let r = 1; r <= Number(opt.rounds); r++) {
       const s = await start(t.key);
       try {
         await fetch(s.url + '/api/value'); // the object is up
-        const m = client === 'even' ? await even(s.url, { connections: conns, seconds: secs, post }) : wrk(s.url, client === 'wrk-t1' ? 1 : 2);
+        const m = client === 'even' ? await even(s.url, { connections: conns, seconds: secs, post }) : await wrk(s.url, { threads: client === 'wrk-t1' ? 1 : 2, connections: conns, seconds: secs, post });
         const f = (x) => (x === undefined || x === null ? '–' : x.toFixed(1));
         const spread = m.per_connection ? `${m.per_connection.fewest}–${m.per_connection.most}` : '–';
         const l = m.latency_ms;

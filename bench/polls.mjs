@@ -20,7 +20,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { even } from './even.mjs';
-import { ROOT, TMP, groupPids, sleep, start, stop, targetOf } from './server.mjs';
+import { wrk } from './wrk.mjs';
+import { TMP, groupPids, sleep, start, stop, targetOf } from './server.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -63,21 +64,6 @@ function looks(file) {
   return [...byThread.values()].sort((a, b) => b.length - a.length)[0] ?? [];
 }
 
-function wrk(url) {
-  const route = post ? '/api/increment' : '/api/value';
-  return new Promise((resolve, reject) => {
-    const w = spawn('wrk', ['-t2', `-c${conns}`, `-d${secs}s`, '--timeout', '5s', '-s', path.join(ROOT, 'bench/wrk.lua'), url + route, '--', post ? 'post' : 'get', `polls${Date.now()}`]);
-    let out = '';
-    w.stdout.on('data', (d) => (out += d));
-    w.on('exit', (code) => {
-      const line = /BENCH_JSON (.*)/.exec(out);
-      if (code !== 0 || !line) return reject(new Error(`wrk failed (${code})`));
-      const m = JSON.parse(line[1]);
-      resolve({ rps: m.ok / (m.duration_us / 1e6), latency_ms: { p99: m.latency_us.p99 / 1000, p999: m.latency_us.p999 / 1000 } });
-    });
-  });
-}
-
 console.log(`${opt.mode} at ${conns} connections from ${opt.client}, ${secs} s per run, epoll calls over ${window} s in the middle, ${opt.rounds} rounds`);
 console.log('| round | target | req/s | p99 ms | p99.9 ms | requests per connection | looks | longest stretches without one, ms | time in stretches > 50 ms |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
@@ -89,7 +75,7 @@ for (let r = 1; r <= Number(opt.rounds); r++) {
       const workerd = groupPids(s.pgid).find((p) => p.comm === 'workerd');
       if (!workerd) throw new Error('no workerd process in the server\'s group');
       const file = path.join(TMP, `polls-${s.port}.data`);
-      const load = opt.client === 'wrk' ? wrk(s.url) : even(s.url, { connections: conns, seconds: secs, post });
+      const load = opt.client === 'wrk' ? wrk(s.url, { connections: conns, seconds: secs, post }) : even(s.url, { connections: conns, seconds: secs, post });
       const [m] = await Promise.all([load, record(workerd.pid, ((secs - window) / 2) * 1000, file)]);
       const ts = looks(file);
       fs.rmSync(file, { force: true });

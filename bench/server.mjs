@@ -86,9 +86,9 @@ export function buildEntry(dir) {
 }
 
 /**
- * A target named on a command line (bench/ab.mjs, bench/clients.mjs): a bench target's name,
- * or a build folder (`build`: this checkout's build/) run as `base` runs ours, optionally
- * followed by vars (`/tmp/b/build,BATCH_MAX_IN_FLIGHT=off`; a launcher flag such as
+ * A target named on a command line (bench/ab.mjs, bench/clients.mjs, bench/polls.mjs): a bench
+ * target's name, or a build folder (`build`: this checkout's build/) run as `base` runs ours,
+ * optionally followed by vars (`/tmp/b/build,BATCH_MAX_IN_FLIGHT=off`; a launcher flag such as
  * `--metrics` is passed as it is). Registers it in TARGETS; `{ name, key }`.
  */
 export function targetOf(given, i, base = 'ours') {
